@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what `make demo`, `make test` and `make bench` need beyond the Rust
+# toolchain, from Debian's packages, only when it is missing. Safe to run again.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have cc || have gcc || need+=(gcc libc6-dev)
+have make || need+=(make)
+have valgrind || need+=(valgrind)
+have pkg-config || need+=(pkg-config)
+have python3 || need+=(python3)
+# AddressSanitizer's runtime for the C tests.
+if have gcc && ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address -o /dev/null - >/dev/null 2>&1; then
+  need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")
+fi
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${need[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if have sudo; then sudo="sudo"; else
+    echo "setup: need root (or sudo) to install: ${need[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

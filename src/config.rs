@@ -1,0 +1,631 @@
+//! The TOML configuration: parsing, validation and lints.
+//!
+//! The schema is part of the product's contract (see `examples/seats.toml`). Every
+//! error names the file, the line and the problem; lints are warnings that never stop
+//! a load but are shown in the report and through the C API.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::types::{MAX_LICENSE_TYPES, MAX_NAME_LEN, TypeSet};
+
+/// How a license type counts its seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountMode {
+    /// One seat per user, however many sessions (devices, logins) the user holds.
+    User,
+    /// One seat per session handle (concurrent-session licenses such as 1C integration).
+    Session,
+}
+
+impl CountMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CountMode::User => "user",
+            CountMode::Session => "session",
+        }
+    }
+}
+
+/// A calendar date (`support_until`), kept as a proleptic Gregorian Y-M-D.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+}
+
+impl Date {
+    /// Parses `YYYY-MM-DD`, rejecting impossible days such as 2027-02-30.
+    pub fn parse(s: &str) -> Option<Date> {
+        let b = s.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let part = &s[r];
+            if part.bytes().all(|c| c.is_ascii_digit()) {
+                part.parse().ok()
+            } else {
+                None
+            }
+        };
+        let (year, month, day) = (num(0..4)? as i32, num(5..7)?, num(8..10)?);
+        let date = Date { year, month, day };
+        ((1..=12).contains(&month) && day >= 1 && day <= date.days_in_month()).then_some(date)
+    }
+
+    fn days_in_month(&self) -> u32 {
+        match self.month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            _ if (self.year % 4 == 0 && self.year % 100 != 0) || self.year % 400 == 0 => 29,
+            _ => 28,
+        }
+    }
+
+    /// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
+    pub fn days_since_epoch(&self) -> i64 {
+        let y = i64::from(self.year) - i64::from(self.month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = i64::from(self.month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// Who the license was issued to; shown at the top of every report.
+#[derive(Debug, Clone, Default)]
+pub struct Licensee {
+    pub name: Option<String>,
+    pub support_until: Option<Date>,
+}
+
+/// One license type (`[licenses.NAME]`).
+#[derive(Debug, Clone)]
+pub struct LicenseType {
+    pub name: Arc<str>,
+    pub limit: u32,
+    pub description: Option<String>,
+    pub count: CountMode,
+    /// Line of the `[licenses.NAME]` header, for messages.
+    pub line: usize,
+}
+
+/// One profile (`[profiles.NAME]`): the license types a login with it takes.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub consumes: TypeSet,
+    pub description: Option<String>,
+    pub line: usize,
+}
+
+/// A warning about a configuration that loads but is probably not what the admin meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lint {
+    /// A stable, machine-readable name such as `zero-limit-consumed`.
+    pub code: &'static str,
+    /// The human sentence.
+    pub message: String,
+    /// `file:line` where the problem sits.
+    pub location: String,
+    /// The line alone (1-based), for sorting and for programs.
+    pub line: usize,
+}
+
+impl fmt::Display for Lint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: warning[{}]: {}",
+            self.location, self.code, self.message
+        )
+    }
+}
+
+/// A configuration that failed to load: the file, the line and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based; 0 when the problem is not tied to a line (an unreadable file).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated configuration. Cheap to share (`Arc<Config>`), never mutated after load.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (or the name given to [`Config::from_toml_str`]).
+    pub source: String,
+    pub licensee: Licensee,
+    /// License types in file order; a type's index is its bit in a [`TypeSet`].
+    pub licenses: Vec<LicenseType>,
+    /// Profiles in file order.
+    pub profiles: Vec<Profile>,
+    pub lints: Vec<Lint>,
+    /// Every name a request may use, profiles and bare license types, to its seat set.
+    names: HashMap<Box<str>, TypeSet>,
+    user_count_types: TypeSet,
+}
+
+// ---- raw schema, exactly as written in TOML ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    licensee: Option<RawLicensee>,
+    #[serde(default)]
+    licenses: BTreeMap<Spanned<String>, RawLicense>,
+    #[serde(default)]
+    profiles: BTreeMap<Spanned<String>, RawProfile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLicensee {
+    name: Option<String>,
+    support_until: Option<Spanned<RawDate>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDate {
+    Text(String),
+    Toml(toml::value::Datetime),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLicense {
+    limit: Spanned<toml::Value>,
+    description: Option<String>,
+    #[serde(default = "default_count")]
+    count: CountMode,
+}
+
+fn default_count() -> CountMode {
+    CountMode::User
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    consumes: Spanned<Vec<Spanned<String>>>,
+    description: Option<String>,
+}
+
+/// Maps byte offsets to 1-based line/column for messages.
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+        let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+        (line, col)
+    }
+
+    fn error(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        let (line, column) = self.line_col(offset);
+        ConfigError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn location(&self, line: usize) -> String {
+        format!("{}:{}", self.file, line)
+    }
+}
+
+/// Names must survive being written in a comma-separated profile list and in reports.
+fn check_name(loc: &Locator<'_>, what: &str, name: &Spanned<String>) -> Result<(), ConfigError> {
+    let n = name.get_ref();
+    let ok_chars = n
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if n.is_empty() || n.len() > MAX_NAME_LEN || !ok_chars {
+        return Err(loc.error(
+            name.span().start,
+            format!(
+                "{what} name '{n}' is invalid: use 1 to {MAX_NAME_LEN} characters from A-Z a-z 0-9 _ - ."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_limit(
+    loc: &Locator<'_>,
+    type_name: &str,
+    raw: &Spanned<toml::Value>,
+) -> Result<u32, ConfigError> {
+    let problem = match raw.get_ref() {
+        toml::Value::Integer(n) if *n < 0 => {
+            format!("limit of license type '{type_name}' is negative ({n}); use 0 or more")
+        }
+        toml::Value::Integer(n) => match u32::try_from(*n) {
+            Ok(v) => return Ok(v),
+            Err(_) => format!(
+                "limit of license type '{type_name}' is too large ({n}); the maximum is {}",
+                u32::MAX
+            ),
+        },
+        other => format!(
+            "limit of license type '{type_name}' must be a whole number, not {} `{other}`",
+            other.type_str()
+        ),
+    };
+    Err(loc.error(raw.span().start, problem))
+}
+
+fn parse_date(loc: &Locator<'_>, raw: &Spanned<RawDate>) -> Result<Date, ConfigError> {
+    let text = match raw.get_ref() {
+        RawDate::Text(s) => s.clone(),
+        RawDate::Toml(dt) => dt.to_string(),
+    };
+    Date::parse(&text).ok_or_else(|| {
+        loc.error(
+            raw.span().start,
+            format!("'{text}' is not a date; write it as YYYY-MM-DD, for example \"2027-10-31\""),
+        )
+    })
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: shown.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read config file: {e}"),
+        })?;
+        Config::from_toml_str(&text, &shown)
+    }
+
+    /// Validates config text; `source` names it in messages (usually the file path).
+    pub fn from_toml_str(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let loc = Locator { file: source, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let mut err = loc.error(offset, e.message().trim_end().to_string());
+            if e.span().is_none() {
+                err.line = 0;
+            }
+            err
+        })?;
+
+        let licensee = match raw.licensee {
+            None => Licensee::default(),
+            Some(l) => Licensee {
+                name: l.name,
+                support_until: l
+                    .support_until
+                    .as_ref()
+                    .map(|d| parse_date(&loc, d))
+                    .transpose()?,
+            },
+        };
+
+        // License types, in file order (map keys carry their spans).
+        let mut raw_licenses: Vec<_> = raw.licenses.into_iter().collect();
+        raw_licenses.sort_by_key(|(name, _)| name.span().start);
+        if raw_licenses.len() > MAX_LICENSE_TYPES {
+            let (name, _) = &raw_licenses[MAX_LICENSE_TYPES];
+            return Err(loc.error(
+                name.span().start,
+                format!("too many license types: at most {MAX_LICENSE_TYPES} are supported"),
+            ));
+        }
+        let mut licenses = Vec::with_capacity(raw_licenses.len());
+        let mut names: HashMap<Box<str>, TypeSet> = HashMap::new();
+        let mut user_count_types = TypeSet::EMPTY;
+        for (index, (name, lic)) in raw_licenses.iter().enumerate() {
+            check_name(&loc, "license type", name)?;
+            let limit = parse_limit(&loc, name.get_ref(), &lic.limit)?;
+            if lic.count == CountMode::User {
+                user_count_types.insert(index);
+            }
+            names.insert(name.get_ref().as_str().into(), TypeSet::single(index));
+            licenses.push(LicenseType {
+                name: Arc::from(name.get_ref().as_str()),
+                limit,
+                description: lic.description.clone(),
+                count: lic.count,
+                line: loc.line_col(name.span().start).0,
+            });
+        }
+
+        let mut raw_profiles: Vec<_> = raw.profiles.into_iter().collect();
+        raw_profiles.sort_by_key(|(name, _)| name.span().start);
+        let mut profiles = Vec::with_capacity(raw_profiles.len());
+        for (name, prof) in &raw_profiles {
+            check_name(&loc, "profile", name)?;
+            if names.contains_key(name.get_ref().as_str()) {
+                return Err(loc.error(
+                    name.span().start,
+                    format!(
+                        "profile '{0}' has the same name as license type '{0}'; a bare license type already acts as a profile of one type, so rename the profile",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            let mut consumes = TypeSet::EMPTY;
+            for entry in prof.consumes.get_ref() {
+                // Only license types are in `names` yet: profiles are added below.
+                let Some(&set) = names.get(entry.get_ref().as_str()) else {
+                    let known: Vec<&str> = licenses.iter().map(|l| &*l.name).collect();
+                    return Err(loc.error(
+                        entry.span().start,
+                        format!(
+                            "profile '{}' consumes unknown license type '{}' (known types: {})",
+                            name.get_ref(),
+                            entry.get_ref(),
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                };
+                if consumes.contains_all(set) {
+                    return Err(loc.error(
+                        entry.span().start,
+                        format!(
+                            "profile '{}' lists license type '{}' twice",
+                            name.get_ref(),
+                            entry.get_ref()
+                        ),
+                    ));
+                }
+                consumes = consumes.union(set);
+            }
+            profiles.push(Profile {
+                name: name.get_ref().clone(),
+                consumes,
+                description: prof.description.clone(),
+                line: loc.line_col(name.span().start).0,
+            });
+        }
+        for p in &profiles {
+            names.insert(p.name.as_str().into(), p.consumes);
+        }
+
+        let mut config = Config {
+            source: source.to_string(),
+            licensee,
+            licenses,
+            profiles,
+            lints: Vec::new(),
+            names,
+            user_count_types,
+        };
+        config.lints = lint(&config, &loc, &raw_profiles);
+        Ok(config)
+    }
+
+    /// The seat set for one profile or bare license-type name.
+    #[inline]
+    pub fn resolve_name(&self, name: &str) -> Option<TypeSet> {
+        self.names.get(name).copied()
+    }
+
+    /// Index of a license type by name.
+    pub fn license_index(&self, name: &str) -> Option<usize> {
+        self.licenses.iter().position(|l| &*l.name == name)
+    }
+
+    /// The license types counted per user (the rest are counted per session).
+    #[inline]
+    pub fn user_count_types(&self) -> TypeSet {
+        self.user_count_types
+    }
+
+    /// Names of the types in a set, in config order.
+    pub fn type_names(&self, set: TypeSet) -> Vec<Arc<str>> {
+        set.iter().map(|i| self.licenses[i].name.clone()).collect()
+    }
+}
+
+/// The lints a careful admin wants to hear about at load time, not after a day of
+/// failed logins.
+fn lint(
+    config: &Config,
+    loc: &Locator<'_>,
+    raw_profiles: &[(Spanned<String>, RawProfile)],
+) -> Vec<Lint> {
+    let mut lints = Vec::new();
+    let consumed_by = |index: usize| -> Vec<&Profile> {
+        config
+            .profiles
+            .iter()
+            .filter(|p| p.consumes.contains(index))
+            .collect()
+    };
+
+    // The product's common case: a team role with the chat flag on a server without chat
+    // seats. Every login with that profile is refused.
+    for (profile, (_, raw)) in config.profiles.iter().zip(raw_profiles) {
+        for entry in raw.consumes.get_ref() {
+            let Some(index) = config.license_index(entry.get_ref()) else {
+                continue;
+            };
+            let lic = &config.licenses[index];
+            if lic.limit == 0 {
+                lints.push(Lint {
+                    code: "zero-limit-consumed",
+                    message: format!(
+                        "profile '{}' consumes license type '{}' whose limit is 0: every login with this profile will be refused",
+                        profile.name, lic.name
+                    ),
+                    location: loc.location(loc.line_col(entry.span().start).0),
+                    line: loc.line_col(entry.span().start).0,
+                });
+            }
+        }
+        if profile.consumes.is_empty() {
+            lints.push(Lint {
+                code: "empty-profile",
+                message: format!("profile '{}' consumes no license type: its logins take no seat and are never limited", profile.name),
+                location: loc.location(profile.line),
+                    line: profile.line,
+            });
+        }
+    }
+
+    for (index, lic) in config.licenses.iter().enumerate() {
+        let users = consumed_by(index);
+        if users.is_empty() {
+            if !config.profiles.is_empty() {
+                lints.push(Lint {
+                    code: "unused-license",
+                    message: format!(
+                        "license type '{}' is consumed by no profile: only requests naming '{}' directly can take it",
+                        lic.name, lic.name
+                    ),
+                    location: loc.location(lic.line),
+                    line: lic.line,
+                });
+            }
+            continue;
+        }
+        // A type whose every profile also takes a smaller user-counted type can never
+        // fill: the smaller one runs out first, so part of what was bought sits idle.
+        if lic.count != CountMode::User {
+            continue;
+        }
+        let ceiling = config
+            .licenses
+            .iter()
+            .enumerate()
+            .filter(|&(other, o)| {
+                other != index && o.count == CountMode::User && o.limit < lic.limit
+            })
+            .filter(|&(other, _)| users.iter().all(|p| p.consumes.contains(other)))
+            .min_by_key(|(_, o)| o.limit);
+        if let Some((_, other)) = ceiling {
+            let names: Vec<&str> = users.iter().map(|p| p.name.as_str()).collect();
+            lints.push(Lint {
+                code: "unreachable-seats",
+                message: format!(
+                    "license type '{}' has limit {}, but every profile that takes it ({}) also takes '{}' with limit {}: at most {} '{}' seats can be used through profiles",
+                    lic.name, lic.limit, names.join(", "), other.name, other.limit, other.limit, lic.name
+                ),
+                location: loc.location(lic.line),
+                    line: lic.line,
+            });
+        }
+    }
+
+    // Profiles that differ only by name are usually a copy-paste mistake.
+    for (i, a) in config.profiles.iter().enumerate() {
+        if let Some(b) = config.profiles[..i]
+            .iter()
+            .find(|b| b.consumes == a.consumes && !a.consumes.is_empty())
+        {
+            lints.push(Lint {
+                code: "duplicate-profile",
+                message: format!(
+                    "profiles '{}' and '{}' consume exactly the same license types",
+                    b.name, a.name
+                ),
+                location: loc.location(a.line),
+                line: a.line,
+            });
+        }
+    }
+
+    if config.licenses.is_empty() {
+        lints.push(Lint {
+            code: "no-licenses",
+            message:
+                "no license types are configured: every request naming a profile or type is refused"
+                    .into(),
+            location: loc.location(1),
+            line: 1,
+        });
+    }
+    lints.sort_by_key(|l| l.line);
+    lints
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_validated() {
+        assert_eq!(
+            Date::parse("2027-10-31"),
+            Some(Date {
+                year: 2027,
+                month: 10,
+                day: 31
+            })
+        );
+        assert_eq!(Date::parse("2028-02-29").map(|d| d.day), Some(29));
+        assert_eq!(Date::parse("2027-02-29"), None);
+        assert_eq!(Date::parse("2027-13-01"), None);
+        assert_eq!(Date::parse("27-10-31"), None);
+        assert_eq!(
+            Date {
+                year: 1970,
+                month: 1,
+                day: 1
+            }
+            .days_since_epoch(),
+            0
+        );
+        assert_eq!(
+            Date {
+                year: 2000,
+                month: 3,
+                day: 1
+            }
+            .days_since_epoch(),
+            11_017
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! seatgate: per-type license seat limits for telephony and call-center servers.
+//!
+//! The engine ([`Engine`]) is safe Rust: load a [`Config`], call
+//! [`Engine::try_acquire`] at login and [`Engine::release`] at logout, read
+//! [`Engine::report`]. The C ABI in [`ffi`] (`include/seatgate.h`) is a thin layer
+//! over one global engine.
+
+pub mod backend;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod ffi;
+pub mod report;
+pub mod types;
+
+pub use config::{Config, ConfigError, CountMode, Lint};
+pub use engine::{Engine, Request, Usage};
+pub use error::{Denial, Error};
+pub use report::{Page, Report};
+pub use types::{SeatId, TypeSet};

@@ -1,0 +1,102 @@
+//! Small value types shared by the engine and every backend.
+
+/// Most license types one configuration may declare (a type is one bit of a [`TypeSet`]).
+pub const MAX_LICENSE_TYPES: usize = 64;
+/// Longest license-type or profile name, in bytes.
+pub const MAX_NAME_LEN: usize = 63;
+/// Longest user name, extension label or session label, in bytes.
+pub const MAX_LABEL_LEN: usize = 255;
+/// Longest comma-separated profile list in one request, in bytes.
+pub const MAX_PROFILES_LEN: usize = 1023;
+
+/// A set of license types by index, as one machine word: bundles are unions of bits, so
+/// resolving and comparing them never allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TypeSet(u64);
+
+impl TypeSet {
+    pub const EMPTY: TypeSet = TypeSet(0);
+
+    #[inline]
+    pub fn single(index: usize) -> TypeSet {
+        debug_assert!(index < MAX_LICENSE_TYPES);
+        TypeSet(1u64 << index)
+    }
+    #[inline]
+    pub fn from_bits(bits: u64) -> TypeSet {
+        TypeSet(bits)
+    }
+    #[inline]
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+    #[inline]
+    pub fn insert(&mut self, index: usize) {
+        self.0 |= 1u64 << index;
+    }
+    #[inline]
+    pub fn contains(self, index: usize) -> bool {
+        index < MAX_LICENSE_TYPES && self.0 & (1u64 << index) != 0
+    }
+    #[inline]
+    pub fn contains_all(self, other: TypeSet) -> bool {
+        self.0 & other.0 == other.0
+    }
+    #[inline]
+    pub fn union(self, other: TypeSet) -> TypeSet {
+        TypeSet(self.0 | other.0)
+    }
+    #[inline]
+    pub fn intersect(self, other: TypeSet) -> TypeSet {
+        TypeSet(self.0 & other.0)
+    }
+    #[inline]
+    pub fn minus(self, other: TypeSet) -> TypeSet {
+        TypeSet(self.0 & !other.0)
+    }
+    #[inline]
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    #[inline]
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+    /// Indices in ascending order (config order).
+    #[inline]
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            Some(i)
+        })
+    }
+}
+
+/// A seat handle. Never 0, never reused while the library is loaded.
+pub type SeatId = u64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typeset_ops() {
+        let mut a = TypeSet::EMPTY;
+        a.insert(0);
+        a.insert(5);
+        a.insert(63);
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![0, 5, 63]);
+        assert_eq!(a.len(), 3);
+        assert!(a.contains(63) && !a.contains(64) && !a.contains(1));
+        let b = TypeSet::single(5);
+        assert!(a.contains_all(b));
+        assert_eq!(a.minus(b).iter().collect::<Vec<_>>(), vec![0, 63]);
+        assert_eq!(a.intersect(b), b);
+        assert_eq!(TypeSet::EMPTY.union(b), b);
+    }
+}
