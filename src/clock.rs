@@ -29,9 +29,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// Starts at `unix_seconds` after the epoch.
     pub fn at_unix(unix_seconds: u64) -> ManualClock {
-        ManualClock {
-            now: Mutex::new(UNIX_EPOCH + Duration::from_secs(unix_seconds)),
-        }
+        ManualClock { now: Mutex::new(UNIX_EPOCH + Duration::from_secs(unix_seconds)) }
     }
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());

@@ -50,11 +50,7 @@ impl Date {
         }
         let num = |r: std::ops::Range<usize>| -> Option<u32> {
             let part = &s[r];
-            if part.bytes().all(|c| c.is_ascii_digit()) {
-                part.parse().ok()
-            } else {
-                None
-            }
+            if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
         };
         let (year, month, day) = (num(0..4)? as i32, num(5..7)?, num(8..10)?);
         let date = Date { year, month, day };
@@ -130,11 +126,7 @@ pub struct Lint {
 
 impl fmt::Display for Lint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: warning[{}]: {}",
-            self.location, self.code, self.message
-        )
+        write!(f, "{}: warning[{}]: {}", self.location, self.code, self.message)
     }
 }
 
@@ -153,11 +145,7 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, self.column, self.message
-            )
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
         }
     }
 }
@@ -243,25 +231,18 @@ impl Locator<'_> {
 
     fn error(&self, offset: usize, message: impl Into<String>) -> ConfigError {
         let (line, column) = self.line_col(offset);
-        ConfigError {
-            file: self.file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
+        ConfigError { file: self.file.to_string(), line, column, message: message.into() }
     }
 
-    fn location(&self, line: usize) -> String {
-        format!("{}:{}", self.file, line)
+    fn lint(&self, code: &'static str, line: usize, message: String) -> Lint {
+        Lint { code, message, location: format!("{}:{}", self.file, line), line }
     }
 }
 
 /// Names must survive being written in a comma-separated profile list and in reports.
 fn check_name(loc: &Locator<'_>, what: &str, name: &Spanned<String>) -> Result<(), ConfigError> {
     let n = name.get_ref();
-    let ok_chars = n
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    let ok_chars = n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if n.is_empty() || n.len() > MAX_NAME_LEN || !ok_chars {
         return Err(loc.error(
             name.span().start,
@@ -273,21 +254,16 @@ fn check_name(loc: &Locator<'_>, what: &str, name: &Spanned<String>) -> Result<(
     Ok(())
 }
 
-fn parse_limit(
-    loc: &Locator<'_>,
-    type_name: &str,
-    raw: &Spanned<toml::Value>,
-) -> Result<u32, ConfigError> {
+fn parse_limit(loc: &Locator<'_>, type_name: &str, raw: &Spanned<toml::Value>) -> Result<u32, ConfigError> {
     let problem = match raw.get_ref() {
         toml::Value::Integer(n) if *n < 0 => {
             format!("limit of license type '{type_name}' is negative ({n}); use 0 or more")
         }
         toml::Value::Integer(n) => match u32::try_from(*n) {
             Ok(v) => return Ok(v),
-            Err(_) => format!(
-                "limit of license type '{type_name}' is too large ({n}); the maximum is {}",
-                u32::MAX
-            ),
+            Err(_) => {
+                format!("limit of license type '{type_name}' is too large ({n}); the maximum is {}", u32::MAX)
+            }
         },
         other => format!(
             "limit of license type '{type_name}' must be a whole number, not {} `{other}`",
@@ -340,11 +316,7 @@ impl Config {
             None => Licensee::default(),
             Some(l) => Licensee {
                 name: l.name,
-                support_until: l
-                    .support_until
-                    .as_ref()
-                    .map(|d| parse_date(&loc, d))
-                    .transpose()?,
+                support_until: l.support_until.as_ref().map(|d| parse_date(&loc, d)).transpose()?,
             },
         };
 
@@ -402,11 +374,7 @@ impl Config {
                             "profile '{}' consumes unknown license type '{}' (known types: {})",
                             name.get_ref(),
                             entry.get_ref(),
-                            if known.is_empty() {
-                                "none".to_string()
-                            } else {
-                                known.join(", ")
-                            }
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
                         ),
                     ));
                 };
@@ -471,18 +439,10 @@ impl Config {
 
 /// The lints a careful admin wants to hear about at load time, not after a day of
 /// failed logins.
-fn lint(
-    config: &Config,
-    loc: &Locator<'_>,
-    raw_profiles: &[(Spanned<String>, RawProfile)],
-) -> Vec<Lint> {
+fn lint(config: &Config, loc: &Locator<'_>, raw_profiles: &[(Spanned<String>, RawProfile)]) -> Vec<Lint> {
     let mut lints = Vec::new();
     let consumed_by = |index: usize| -> Vec<&Profile> {
-        config
-            .profiles
-            .iter()
-            .filter(|p| p.consumes.contains(index))
-            .collect()
+        config.profiles.iter().filter(|p| p.consumes.contains(index)).collect()
     };
 
     // The product's common case: a team role with the chat flag on a server without chat
@@ -494,24 +454,21 @@ fn lint(
             };
             let lic = &config.licenses[index];
             if lic.limit == 0 {
-                lints.push(Lint {
-                    code: "zero-limit-consumed",
-                    message: format!(
+                lints.push(loc.lint("zero-limit-consumed", loc.line_col(entry.span().start).0, format!(
                         "profile '{}' consumes license type '{}' whose limit is 0: every login with this profile will be refused",
                         profile.name, lic.name
-                    ),
-                    location: loc.location(loc.line_col(entry.span().start).0),
-                    line: loc.line_col(entry.span().start).0,
-                });
+                    )));
             }
         }
         if profile.consumes.is_empty() {
-            lints.push(Lint {
-                code: "empty-profile",
-                message: format!("profile '{}' consumes no license type: its logins take no seat and are never limited", profile.name),
-                location: loc.location(profile.line),
-                    line: profile.line,
-            });
+            lints.push(loc.lint(
+                "empty-profile",
+                profile.line,
+                format!(
+                    "profile '{}' consumes no license type: its logins take no seat and are never limited",
+                    profile.name
+                ),
+            ));
         }
     }
 
@@ -519,15 +476,10 @@ fn lint(
         let users = consumed_by(index);
         if users.is_empty() {
             if !config.profiles.is_empty() {
-                lints.push(Lint {
-                    code: "unused-license",
-                    message: format!(
+                lints.push(loc.lint("unused-license", lic.line, format!(
                         "license type '{}' is consumed by no profile: only requests naming '{}' directly can take it",
                         lic.name, lic.name
-                    ),
-                    location: loc.location(lic.line),
-                    line: lic.line,
-                });
+                    )));
             }
             continue;
         }
@@ -540,52 +492,37 @@ fn lint(
             .licenses
             .iter()
             .enumerate()
-            .filter(|&(other, o)| {
-                other != index && o.count == CountMode::User && o.limit < lic.limit
-            })
+            .filter(|&(other, o)| other != index && o.count == CountMode::User && o.limit < lic.limit)
             .filter(|&(other, _)| users.iter().all(|p| p.consumes.contains(other)))
             .min_by_key(|(_, o)| o.limit);
         if let Some((_, other)) = ceiling {
             let names: Vec<&str> = users.iter().map(|p| p.name.as_str()).collect();
-            lints.push(Lint {
-                code: "unreachable-seats",
-                message: format!(
+            lints.push(loc.lint("unreachable-seats", lic.line, format!(
                     "license type '{}' has limit {}, but every profile that takes it ({}) also takes '{}' with limit {}: at most {} '{}' seats can be used through profiles",
                     lic.name, lic.limit, names.join(", "), other.name, other.limit, other.limit, lic.name
-                ),
-                location: loc.location(lic.line),
-                    line: lic.line,
-            });
+                )));
         }
     }
 
     // Profiles that differ only by name are usually a copy-paste mistake.
     for (i, a) in config.profiles.iter().enumerate() {
-        if let Some(b) = config.profiles[..i]
-            .iter()
-            .find(|b| b.consumes == a.consumes && !a.consumes.is_empty())
+        if let Some(b) =
+            config.profiles[..i].iter().find(|b| b.consumes == a.consumes && !a.consumes.is_empty())
         {
-            lints.push(Lint {
-                code: "duplicate-profile",
-                message: format!(
-                    "profiles '{}' and '{}' consume exactly the same license types",
-                    b.name, a.name
-                ),
-                location: loc.location(a.line),
-                line: a.line,
-            });
+            lints.push(loc.lint(
+                "duplicate-profile",
+                a.line,
+                format!("profiles '{}' and '{}' consume exactly the same license types", b.name, a.name),
+            ));
         }
     }
 
     if config.licenses.is_empty() {
-        lints.push(Lint {
-            code: "no-licenses",
-            message:
-                "no license types are configured: every request naming a profile or type is refused"
-                    .into(),
-            location: loc.location(1),
-            line: 1,
-        });
+        lints.push(loc.lint(
+            "no-licenses",
+            1,
+            "no license types are configured: every request naming a profile or type is refused".into(),
+        ));
     }
     lints.sort_by_key(|l| l.line);
     lints
@@ -597,35 +534,12 @@ mod tests {
 
     #[test]
     fn dates_are_validated() {
-        assert_eq!(
-            Date::parse("2027-10-31"),
-            Some(Date {
-                year: 2027,
-                month: 10,
-                day: 31
-            })
-        );
+        assert_eq!(Date::parse("2027-10-31"), Some(Date { year: 2027, month: 10, day: 31 }));
         assert_eq!(Date::parse("2028-02-29").map(|d| d.day), Some(29));
         assert_eq!(Date::parse("2027-02-29"), None);
         assert_eq!(Date::parse("2027-13-01"), None);
         assert_eq!(Date::parse("27-10-31"), None);
-        assert_eq!(
-            Date {
-                year: 1970,
-                month: 1,
-                day: 1
-            }
-            .days_since_epoch(),
-            0
-        );
-        assert_eq!(
-            Date {
-                year: 2000,
-                month: 3,
-                day: 1
-            }
-            .days_since_epoch(),
-            11_017
-        );
+        assert_eq!(Date { year: 1970, month: 1, day: 1 }.days_since_epoch(), 0);
+        assert_eq!(Date { year: 2000, month: 3, day: 1 }.days_since_epoch(), 11_017);
     }
 }

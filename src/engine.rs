@@ -26,12 +26,7 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     pub fn new(user: &'a str, profiles: &'a str) -> Request<'a> {
-        Request {
-            user,
-            profiles,
-            extension: None,
-            session: None,
-        }
+        Request { user, profiles, extension: None, session: None }
     }
     pub fn extension(mut self, extension: &'a str) -> Request<'a> {
         self.extension = Some(extension);
@@ -77,9 +72,7 @@ fn check_label(what: &str, value: &str) -> Result<(), Error> {
         )));
     }
     if value.chars().any(char::is_control) {
-        return Err(Error::InvalidArgument(format!(
-            "{what} contains a control character"
-        )));
+        return Err(Error::InvalidArgument(format!("{what} contains a control character")));
     }
     Ok(())
 }
@@ -93,11 +86,7 @@ impl Engine {
     /// An engine over an already validated config, with the memory backend.
     pub fn new(config: Config) -> Engine {
         let backend = Box::new(MemoryBackend::new(config.licenses.len()));
-        Engine {
-            config: Arc::new(config),
-            backend,
-            clock: Arc::new(SystemClock),
-        }
+        Engine { config: Arc::new(config), backend, clock: Arc::new(SystemClock) }
     }
 
     /// Replaces the clock (tests use [`crate::clock::ManualClock`]).
@@ -135,9 +124,7 @@ impl Engine {
                 )));
             }
             set = set.union(
-                self.config
-                    .resolve_name(name)
-                    .ok_or_else(|| Error::UnknownProfile(name.to_string()))?,
+                self.config.resolve_name(name).ok_or_else(|| Error::UnknownProfile(name.to_string()))?,
             );
         }
         Ok(set)
@@ -179,11 +166,7 @@ impl Engine {
             .licenses
             .iter()
             .enumerate()
-            .map(|(i, l)| Usage {
-                name: l.name.clone(),
-                used: self.backend.used(i),
-                limit: l.limit,
-            })
+            .map(|(i, l)| Usage { name: l.name.clone(), used: self.backend.used(i), limit: l.limit })
             .collect()
     }
 
@@ -191,11 +174,7 @@ impl Engine {
     pub fn usage_of(&self, license: &str) -> Option<Usage> {
         let i = self.config.license_index(license)?;
         let l = &self.config.licenses[i];
-        Some(Usage {
-            name: l.name.clone(),
-            used: self.backend.used(i),
-            limit: l.limit,
-        })
+        Some(Usage { name: l.name.clone(), used: self.backend.used(i), limit: l.limit })
     }
 
     /// A snapshot report: counts, holders (one page of them) and warnings.

@@ -19,11 +19,7 @@ pub struct Denial {
 
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "license type '{}' is full ({}/{})",
-            self.license, self.used, self.limit
-        )
+        write!(f, "license type '{}' is full ({}/{})", self.license, self.used, self.limit)
     }
 }
 

@@ -93,10 +93,7 @@ pub const LICENSE_MAX_PATH_LEN: usize = 4095;
 const _: () = assert!(LICENSE_MAX_LABEL_LEN == types::MAX_LABEL_LEN);
 const _: () = assert!(LICENSE_MAX_PROFILES_LEN == types::MAX_PROFILES_LEN);
 const _: () = assert!(LICENSE_MAX_NAME_LEN == types::MAX_NAME_LEN);
-const _: () = assert!(
-    LICENSE_MAX_NAME_LEN < 64,
-    "license_denial.license_type holds the name and its NUL"
-);
+const _: () = assert!(LICENSE_MAX_NAME_LEN < 64, "license_denial.license_type holds the name and its NUL");
 
 /// An extended login request for `license_try_acquire_ex`.
 ///
@@ -236,10 +233,7 @@ macro_rules! try_c {
 /// `ptr` is NULL or points to memory readable up to its NUL or `max + 1` bytes.
 unsafe fn c_bytes<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a [u8], i32> {
     if ptr.is_null() {
-        return Err(fail(
-            license_status::LICENSE_ERR_INVALID_ARGUMENT,
-            format!("{what} is NULL"),
-        ));
+        return Err(fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is NULL")));
     }
     // SAFETY: strnlen reads at most max + 1 bytes, within the caller's promise.
     let len = unsafe { libc::strnlen(ptr, max + 1) };
@@ -250,10 +244,7 @@ unsafe fn c_bytes<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a 
         ));
     }
     if len == 0 {
-        return Err(fail(
-            license_status::LICENSE_ERR_INVALID_ARGUMENT,
-            format!("{what} is empty"),
-        ));
+        return Err(fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is empty")));
     }
     // SAFETY: the `len` bytes before the NUL were just measured.
     Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
@@ -265,28 +256,16 @@ unsafe fn c_bytes<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a 
 /// As for [`c_bytes`].
 unsafe fn c_str<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a str, i32> {
     let bytes = unsafe { c_bytes(ptr, what, max)? };
-    std::str::from_utf8(bytes).map_err(|_| {
-        fail(
-            license_status::LICENSE_ERR_INVALID_ARGUMENT,
-            format!("{what} is not valid UTF-8"),
-        )
-    })
+    std::str::from_utf8(bytes)
+        .map_err(|_| fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is not valid UTF-8")))
 }
 
 /// An optional UTF-8 C string: NULL is `None`.
 ///
 /// # Safety
 /// As for [`c_bytes`].
-unsafe fn c_str_opt<'a>(
-    ptr: *const c_char,
-    what: &str,
-    max: usize,
-) -> Result<Option<&'a str>, i32> {
-    if ptr.is_null() {
-        Ok(None)
-    } else {
-        unsafe { c_str(ptr, what, max).map(Some) }
-    }
+unsafe fn c_str_opt<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<Option<&'a str>, i32> {
+    if ptr.is_null() { Ok(None) } else { unsafe { c_str(ptr, what, max).map(Some) } }
 }
 
 /// Copies `text` into a caller buffer: the `(buf, len, needed)` convention.
@@ -303,10 +282,7 @@ unsafe fn write_out(text: &str, buf: *mut c_char, len: usize, needed: *mut usize
         return if len == 0 {
             license_status::LICENSE_OK as i32 // a size query
         } else {
-            fail(
-                license_status::LICENSE_ERR_INVALID_ARGUMENT,
-                "buf is NULL but len is not 0",
-            )
+            fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "buf is NULL but len is not 0")
         };
     }
     if len == 0 {
@@ -329,10 +305,7 @@ unsafe fn write_out(text: &str, buf: *mut c_char, len: usize, needed: *mut usize
     if n < bytes.len() {
         fail(
             license_status::LICENSE_ERR_BUFFER_TOO_SMALL,
-            format!(
-                "buffer of {len} bytes is too small: {} needed",
-                bytes.len() + 1
-            ),
+            format!("buffer of {len} bytes is too small: {} needed", bytes.len() + 1),
         )
     } else {
         license_status::LICENSE_OK as i32
@@ -351,17 +324,9 @@ unsafe fn write_opt<T>(out: *mut T, value: T) {
 }
 
 fn denial_to_c(denial: &Denial) -> license_denial {
-    let mut out = license_denial {
-        license_type: [0; 64],
-        used: denial.used,
-        limit: denial.limit,
-    };
+    let mut out = license_denial { license_type: [0; 64], used: denial.used, limit: denial.limit };
     // Names are at most LICENSE_MAX_NAME_LEN (63) bytes, checked at config load.
-    for (dst, &src) in out
-        .license_type
-        .iter_mut()
-        .zip(denial.license.as_bytes().iter().take(63))
-    {
+    for (dst, &src) in out.license_type.iter_mut().zip(denial.license.as_bytes().iter().take(63)) {
         *dst = src as c_char;
     }
     out
@@ -475,11 +440,7 @@ pub unsafe extern "C" fn license_try_acquire(
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
         let user = try_c!(unsafe { c_str(user, "user", LICENSE_MAX_LABEL_LEN) });
         let profiles = try_c!(unsafe { c_str(profiles, "profiles", LICENSE_MAX_PROFILES_LEN) });
-        acquire(
-            &Request::new(user, profiles),
-            seat_out,
-            std::ptr::null_mut(),
-        )
+        acquire(&Request::new(user, profiles), seat_out, std::ptr::null_mut())
     })
 }
 
@@ -509,8 +470,7 @@ pub unsafe extern "C" fn license_try_acquire_ex(
         // SAFETY: checked non-NULL. Read `size` alone first: an older caller's struct
         // may be shorter than ours.
         let size = unsafe { std::ptr::addr_of!((*req).size).read() };
-        let need =
-            std::mem::offset_of!(license_request, profiles) + std::mem::size_of::<*const c_char>();
+        let need = std::mem::offset_of!(license_request, profiles) + std::mem::size_of::<*const c_char>();
         if size < need {
             return fail(
                 license_status::LICENSE_ERR_INVALID_ARGUMENT,
@@ -526,11 +486,7 @@ pub unsafe extern "C" fn license_try_acquire_ex(
             }
         };
         let user = try_c!(unsafe {
-            c_str(
-                field(std::mem::offset_of!(license_request, user)),
-                "req->user",
-                LICENSE_MAX_LABEL_LEN,
-            )
+            c_str(field(std::mem::offset_of!(license_request, user)), "req->user", LICENSE_MAX_LABEL_LEN)
         });
         let profiles = try_c!(unsafe {
             c_str(
@@ -553,26 +509,14 @@ pub unsafe extern "C" fn license_try_acquire_ex(
                 LICENSE_MAX_LABEL_LEN,
             )
         });
-        let request = Request {
-            user,
-            profiles,
-            extension,
-            session,
-        };
+        let request = Request { user, profiles, extension, session };
         acquire(&request, seat_out, denial_out)
     })
 }
 
-fn acquire(
-    request: &Request<'_>,
-    seat_out: *mut license_seat,
-    denial_out: *mut license_denial,
-) -> i32 {
+fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut license_denial) -> i32 {
     if seat_out.is_null() {
-        return fail(
-            license_status::LICENSE_ERR_INVALID_ARGUMENT,
-            "seat_out is NULL",
-        );
+        return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "seat_out is NULL");
     }
     with_engine(|engine| match engine.try_acquire(request) {
         Ok(seat) => {
@@ -647,10 +591,9 @@ pub unsafe extern "C" fn license_usage(
                 }
                 license_status::LICENSE_OK as i32
             }
-            None => fail(
-                license_status::LICENSE_ERR_UNKNOWN_PROFILE,
-                format!("unknown license type '{name}'"),
-            ),
+            None => {
+                fail(license_status::LICENSE_ERR_UNKNOWN_PROFILE, format!("unknown license type '{name}'"))
+            }
         })
     })
 }
@@ -703,29 +646,18 @@ pub unsafe extern "C" fn license_report_page(
     needed: *mut usize,
 ) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        let page = Page {
-            offset: first_row,
-            max_rows: (max_rows > 0).then_some(max_rows),
-        };
+        let page = Page { offset: first_row, max_rows: (max_rows > 0).then_some(max_rows) };
         unsafe { report_page(format, page, buf, len, needed) }
     })
 }
 
 /// # Safety
 /// As for [`write_out`].
-unsafe fn report_page(
-    format: u32,
-    page: Page,
-    buf: *mut c_char,
-    len: usize,
-    needed: *mut usize,
-) -> i32 {
+unsafe fn report_page(format: u32, page: Page, buf: *mut c_char, len: usize, needed: *mut usize) -> i32 {
     let Ok(format) = license_report_format::try_from(format) else {
         return fail(
             license_status::LICENSE_ERR_INVALID_ARGUMENT,
-            format!(
-                "unknown report format {format}: use LICENSE_REPORT_TEXT or LICENSE_REPORT_JSON"
-            ),
+            format!("unknown report format {format}: use LICENSE_REPORT_TEXT or LICENSE_REPORT_JSON"),
         );
     };
     // Render outside the engine guard: only the snapshot needs the engine.
@@ -756,10 +688,7 @@ unsafe fn report_page(
 pub unsafe extern "C" fn license_lint_count(count_out: *mut u32) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
         if count_out.is_null() {
-            return fail(
-                license_status::LICENSE_ERR_INVALID_ARGUMENT,
-                "count_out is NULL",
-            );
+            return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "count_out is NULL");
         }
         with_engine(|engine| {
             let count = u32::try_from(engine.lints().len()).unwrap_or(u32::MAX);
@@ -781,21 +710,13 @@ pub unsafe extern "C" fn license_lint_count(count_out: *mut u32) -> i32 {
 /// # Safety
 /// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn license_lint(
-    index: u32,
-    buf: *mut c_char,
-    len: usize,
-    needed: *mut usize,
-) -> i32 {
+pub unsafe extern "C" fn license_lint(index: u32, buf: *mut c_char, len: usize, needed: *mut usize) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
         with_engine(|engine| match engine.lints().get(index as usize) {
             Some(lint) => unsafe { write_out(&lint.to_string(), buf, len, needed) },
             None => fail(
                 license_status::LICENSE_ERR_INVALID_ARGUMENT,
-                format!(
-                    "lint index {index} is out of range ({} lints)",
-                    engine.lints().len()
-                ),
+                format!("lint index {index} is out of range ({} lints)", engine.lints().len()),
             ),
         })
     })
@@ -842,15 +763,9 @@ pub extern "C" fn license_strerror(code: i32) -> *const c_char {
 /// # Safety
 /// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn license_last_error(
-    buf: *mut c_char,
-    len: usize,
-    needed: *mut usize,
-) -> i32 {
+pub unsafe extern "C" fn license_last_error(buf: *mut c_char, len: usize, needed: *mut usize) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        let message = LAST_ERROR
-            .try_with(|slot| slot.borrow().clone())
-            .unwrap_or_default();
+        let message = LAST_ERROR.try_with(|slot| slot.borrow().clone()).unwrap_or_default();
         // A too-small buffer must not replace the detail the caller is trying to read.
         let code = unsafe { write_out(&message, buf, len, needed) };
         set_last_error(message);
@@ -876,13 +791,8 @@ mod tests {
 
     fn last_error() -> String {
         let mut buf = [0 as c_char; 512];
-        assert_eq!(
-            unsafe { license_last_error(buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) },
-            0
-        );
-        unsafe { CStr::from_ptr(buf.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
+        assert_eq!(unsafe { license_last_error(buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) }, 0);
+        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
     }
 
     fn write_config(text: &str) -> (tempdir::Dir, CString) {
@@ -933,18 +843,11 @@ mod tests {
         assert_eq!(code, license_status::LICENSE_ERR_INTERNAL as i32);
         assert_eq!(release, license_status::LICENSE_ERR_INTERNAL as i32);
         assert_eq!(seat, 0, "out-parameter written on failure");
-        assert!(
-            last_error().contains("forced panic for testing"),
-            "{}",
-            last_error()
-        );
+        assert!(last_error().contains("forced panic for testing"), "{}", last_error());
         // The library still works after the panic: the panic left no lock poisoned.
         license_shutdown();
         assert_eq!(unsafe { license_init(path.as_ptr()) }, 0);
-        assert_eq!(
-            unsafe { license_try_acquire(c"alice".as_ptr(), c"user".as_ptr(), &mut seat) },
-            0
-        );
+        assert_eq!(unsafe { license_try_acquire(c"alice".as_ptr(), c"user".as_ptr(), &mut seat) }, 0);
         assert_eq!(license_release(seat), 0);
         license_shutdown();
     }
@@ -954,33 +857,18 @@ mod tests {
         let mut needed = 0usize;
         let text = "héllo";
         // size query
-        assert_eq!(
-            unsafe { write_out(text, std::ptr::null_mut(), 0, &mut needed) },
-            0
-        );
+        assert_eq!(unsafe { write_out(text, std::ptr::null_mut(), 0, &mut needed) }, 0);
         assert_eq!(needed, text.len() + 1);
         // NULL buf with len > 0
-        assert_eq!(
-            unsafe { write_out(text, std::ptr::null_mut(), 4, &mut needed) },
-            -3
-        );
+        assert_eq!(unsafe { write_out(text, std::ptr::null_mut(), 4, &mut needed) }, -3);
         // too small: NUL-terminated prefix, never half a character
         let mut buf = [b'#' as c_char; 3];
-        assert_eq!(
-            unsafe { write_out(text, buf.as_mut_ptr(), buf.len(), &mut needed) },
-            -8
-        );
+        assert_eq!(unsafe { write_out(text, buf.as_mut_ptr(), buf.len(), &mut needed) }, -8);
         assert_eq!(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_bytes(), b"h");
         // exact fit
         let mut buf = [0 as c_char; 7];
-        assert_eq!(
-            unsafe { write_out(text, buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) },
-            0
-        );
-        assert_eq!(
-            unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap(),
-            text
-        );
+        assert_eq!(unsafe { write_out(text, buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) }, 0);
+        assert_eq!(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap(), text);
     }
 
     #[test]
@@ -988,16 +876,9 @@ mod tests {
         let codes = -9..=0;
         let names: std::collections::HashSet<_> = codes
             .clone()
-            .map(|c| {
-                unsafe { CStr::from_ptr(license_strerror(c)) }
-                    .to_bytes()
-                    .to_vec()
-            })
+            .map(|c| unsafe { CStr::from_ptr(license_strerror(c)) }.to_bytes().to_vec())
             .collect();
         assert_eq!(names.len(), codes.count());
-        assert_eq!(
-            unsafe { CStr::from_ptr(license_strerror(-1000)) }.to_bytes(),
-            b"unknown status code"
-        );
+        assert_eq!(unsafe { CStr::from_ptr(license_strerror(-1000)) }.to_bytes(), b"unknown status code");
     }
 }

@@ -27,10 +27,7 @@ pub struct Page {
 }
 
 impl Page {
-    pub const ALL: Page = Page {
-        offset: 0,
-        max_rows: None,
-    };
+    pub const ALL: Page = Page { offset: 0, max_rows: None };
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,9 +93,7 @@ pub struct Paging {
 }
 
 fn names(config: &Config, set: TypeSet) -> Vec<String> {
-    set.iter()
-        .map(|i| config.licenses[i].name.to_string())
-        .collect()
+    set.iter().map(|i| config.licenses[i].name.to_string()).collect()
 }
 
 fn status(used: u32, limit: u32) -> &'static str {
@@ -148,24 +143,18 @@ impl Report {
         }
         let total = order.len();
         let offset = page.offset.min(total);
-        let end = page
-            .max_rows
-            .map_or(total, |n| offset.saturating_add(n).min(total));
+        let end = page.max_rows.map_or(total, |n| offset.saturating_add(n).min(total));
         let holders = order[offset..end]
             .iter()
             .map(|user| {
                 let handles = &by_user[user];
-                let union = handles
-                    .iter()
-                    .fold(TypeSet::EMPTY, |acc, s| acc.union(s.types));
+                let union = handles.iter().fold(TypeSet::EMPTY, |acc, s| acc.union(s.types));
                 HolderRow {
                     user: user.to_string(),
                     licenses: names(config, union),
                     sessions: handles.len(),
                     since: rfc3339(handles[0].since),
-                    extension: handles
-                        .iter()
-                        .find_map(|s| s.extension.as_deref().map(str::to_string)),
+                    extension: handles.iter().find_map(|s| s.extension.as_deref().map(str::to_string)),
                     seats: handles
                         .iter()
                         .map(|s| SeatRow {
@@ -181,13 +170,12 @@ impl Report {
             .collect();
 
         let mut warnings: Vec<String> = config.lints.iter().map(|l| l.to_string()).collect();
-        let support_days_left = config
-            .licensee
-            .support_until
-            .map(|d| d.days_since_epoch() - unix_day(now));
+        let support_days_left = config.licensee.support_until.map(|d| d.days_since_epoch() - unix_day(now));
         if let (Some(date), Some(left)) = (config.licensee.support_until, support_days_left) {
             if left < 0 {
-                warnings.push(format!("support ended on {date}: logins are not affected, renew to keep updates and help"));
+                warnings.push(format!(
+                    "support ended on {date}: logins are not affected, renew to keep updates and help"
+                ));
             } else if left <= SUPPORT_WARNING_DAYS {
                 warnings.push(format!("support ends on {date}, in {left} days"));
             }
@@ -205,10 +193,10 @@ impl Report {
             licenses,
             holders,
             warnings,
-            paging: Paging {
-                first: if end > offset { offset + 1 } else { 0 },
-                last: end,
-                total,
+            paging: if end > offset {
+                Paging { first: offset + 1, last: end, total }
+            } else {
+                Paging { first: 0, last: 0, total }
             },
         }
     }
@@ -220,40 +208,20 @@ impl Report {
     /// The admin's view: summary per type, warnings, then the online-licenses table.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "seatgate license report, generated {}",
-            self.generated_at
-        );
+        let _ = writeln!(out, "seatgate license report, generated {}", self.generated_at);
         if let Some(name) = &self.licensee.name {
             let _ = writeln!(out, "Licensee: {name}");
         }
-        if let (Some(until), Some(left)) = (
-            &self.licensee.support_until,
-            self.licensee.support_days_left,
-        ) {
-            let when = if left >= 0 {
-                format!("{left} days left")
-            } else {
-                format!("ended {} days ago", -left)
-            };
+        if let (Some(until), Some(left)) = (&self.licensee.support_until, self.licensee.support_days_left) {
+            let when =
+                if left >= 0 { format!("{left} days left") } else { format!("ended {} days ago", -left) };
             let _ = writeln!(out, "Support until: {until} ({when})");
         }
         let _ = writeln!(out, "Config: {} (backend: {})", self.config, self.backend);
 
         let _ = writeln!(out, "\nLicenses");
-        let name_w = self
-            .licenses
-            .iter()
-            .map(|l| l.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(4);
-        let ratio: Vec<String> = self
-            .licenses
-            .iter()
-            .map(|l| format!("{}/{}", l.used, l.limit))
-            .collect();
+        let name_w = self.licenses.iter().map(|l| l.name.len()).max().unwrap_or(0).max(4);
+        let ratio: Vec<String> = self.licenses.iter().map(|l| format!("{}/{}", l.used, l.limit)).collect();
         let ratio_w = ratio.iter().map(String::len).max().unwrap_or(0).max(10);
         let _ = writeln!(
             out,
@@ -281,13 +249,7 @@ impl Report {
         }
 
         let _ = writeln!(out, "\nOnline licenses");
-        let user_w = self
-            .holders
-            .iter()
-            .map(|h| h.user.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(4);
+        let user_w = self.holders.iter().map(|h| h.user.chars().count()).max().unwrap_or(0).max(4);
         let ext_w = self
             .holders
             .iter()
@@ -315,11 +277,7 @@ impl Report {
                 let cell = if !h.licenses.contains(&l.name) {
                     "-".to_string()
                 } else if l.count == CountMode::Session.as_str() {
-                    h.seats
-                        .iter()
-                        .filter(|s| s.licenses.contains(&l.name))
-                        .count()
-                        .to_string()
+                    h.seats.iter().filter(|s| s.licenses.contains(&l.name)).count().to_string()
                 } else {
                     "x".to_string()
                 };
@@ -327,11 +285,8 @@ impl Report {
             }
             let _ = writeln!(out, "{}", row.trim_end());
         }
-        let _ = writeln!(
-            out,
-            "showing {} to {} of {}",
-            self.paging.first, self.paging.last, self.paging.total
-        );
+        let _ =
+            writeln!(out, "showing {} to {} of {}", self.paging.first, self.paging.last, self.paging.total);
         out
     }
 }

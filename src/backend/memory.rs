@@ -32,9 +32,7 @@ impl Counter {
     #[inline]
     fn try_take(&self, limit: u32) -> Result<(), u32> {
         self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                (used < limit).then(|| used + 1)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used < limit).then(|| used + 1))
             .map(|_| ())
     }
 
@@ -206,17 +204,14 @@ impl Backend for MemoryBackend {
         };
         if last_handle {
             // Re-checked under the shard lock: a login may have come in meanwhile.
-            self.users
-                .remove_if(&*record.user, |_, state| state.handles == 0);
+            self.users.remove_if(&*record.user, |_, state| state.handles == 0);
         }
         Ok(())
     }
 
     #[inline]
     fn used(&self, index: usize) -> u32 {
-        self.counters
-            .get(index)
-            .map_or(0, |c| c.0.load(Ordering::Acquire))
+        self.counters.get(index).map_or(0, |c| c.0.load(Ordering::Acquire))
     }
 
     fn holders(&self) -> Vec<HeldSeat> {
