@@ -100,6 +100,11 @@ enum license_status
    * no effect that the caller must undo.
    */
   LICENSE_ERR_INTERNAL = -9,
+  /**
+   * The name is not a license type of the running configuration (the queries
+   * that take one type, such as `license_usage`).
+   */
+  LICENSE_ERR_UNKNOWN_LICENSE_TYPE = -10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -259,6 +264,11 @@ void license_shutdown(void);
  *
  * `*seat_out` is written only on success.
  *
+ * A type is reported full only when its seats are really held: a seat that a
+ * concurrent bundle holds for an instant and then gives back (because another of its
+ * types was full) never causes a refusal, and no type ever has more holders than its
+ * limit, not even for an instant.
+ *
  * Thread safety: safe from any thread, concurrently with every other call. It takes
  * no lock that is held across a call into C and never blocks for long.
  *
@@ -309,7 +319,7 @@ int32_t license_release(license_seat seat);
  * Writes the usage of one license type: seats in use and its limit.
  *
  * Returns `LICENSE_OK`; `LICENSE_ERR_INVALID_ARGUMENT` for a NULL or malformed
- * argument; `LICENSE_ERR_UNKNOWN_PROFILE` if `license_type` is not a license type;
+ * argument; `LICENSE_ERR_UNKNOWN_LICENSE_TYPE` if `license_type` is not a license type;
  * `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`. Outputs are written only on
  * success. Thread safety: safe from any thread; lock-free.
  *
@@ -319,6 +329,37 @@ int32_t license_release(license_seat seat);
 int32_t license_usage(const char *license_type,
                       uint32_t *used_out,
                       uint32_t *limit_out);
+
+/**
+ * Writes the number of license types in the running configuration to `*count_out`.
+ * Types are numbered 0 to count - 1 in config-file order (see `license_type_name`).
+ *
+ * Returns `LICENSE_OK`, `LICENSE_ERR_INVALID_ARGUMENT` (NULL `count_out`),
+ * `LICENSE_ERR_NOT_INITIALIZED` or `LICENSE_ERR_INTERNAL`. Thread safety: safe from
+ * any thread.
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+ */
+int32_t license_type_count(uint32_t *count_out);
+
+/**
+ * Writes the name of license type number `index` (0-based, config-file order), with
+ * the buffer convention of `license_report`. Names are at most `LICENSE_MAX_NAME_LEN`
+ * bytes, so a buffer of `LICENSE_MAX_NAME_LEN + 1` always suffices. Pass the name to
+ * `license_usage` for its counts.
+ *
+ * Returns `LICENSE_OK`, `LICENSE_ERR_BUFFER_TOO_SMALL`, `LICENSE_ERR_INVALID_ARGUMENT`
+ * (index out of range, or `buf == NULL` with `len > 0`), `LICENSE_ERR_NOT_INITIALIZED`
+ * or `LICENSE_ERR_INTERNAL`. Thread safety: safe from any thread.
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+ */
+int32_t license_type_name(uint32_t index,
+                          char *buf,
+                          size_t len,
+                          size_t *needed);
 
 /**
  * Writes the whole report (every holder) in `format` (`LICENSE_REPORT_TEXT` or

@@ -164,7 +164,7 @@ pub struct Config {
     pub profiles: Vec<Profile>,
     pub lints: Vec<Lint>,
     /// Every name a request may use, profiles and bare license types, to its seat set.
-    names: HashMap<Box<str>, TypeSet>,
+    names: HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
     user_count_types: TypeSet,
 }
 
@@ -331,7 +331,7 @@ impl Config {
             ));
         }
         let mut licenses = Vec::with_capacity(raw_licenses.len());
-        let mut names: HashMap<Box<str>, TypeSet> = HashMap::new();
+        let mut names: HashMap<Box<str>, TypeSet, _> = HashMap::with_hasher(Default::default());
         let mut user_count_types = TypeSet::EMPTY;
         for (index, (name, lic)) in raw_licenses.iter().enumerate() {
             check_name(&loc, "license type", name)?;

@@ -57,6 +57,9 @@ pub enum license_status {
     /// A bug inside seatgate (a caught panic). The host keeps running; the call had
     /// no effect that the caller must undo.
     LICENSE_ERR_INTERNAL = -9,
+    /// The name is not a license type of the running configuration (the queries
+    /// that take one type, such as `license_usage`).
+    LICENSE_ERR_UNKNOWN_LICENSE_TYPE = -10,
 }
 
 /// Formats for `license_report`.
@@ -426,6 +429,11 @@ pub extern "C" fn license_shutdown() {
 ///
 /// `*seat_out` is written only on success.
 ///
+/// A type is reported full only when its seats are really held: a seat that a
+/// concurrent bundle holds for an instant and then gives back (because another of its
+/// types was full) never causes a refusal, and no type ever has more holders than its
+/// limit, not even for an instant.
+///
 /// Thread safety: safe from any thread, concurrently with every other call. It takes
 /// no lock that is held across a call into C and never blocks for long.
 ///
@@ -562,7 +570,7 @@ pub extern "C" fn license_release(seat: license_seat) -> i32 {
 /// Writes the usage of one license type: seats in use and its limit.
 ///
 /// Returns `LICENSE_OK`; `LICENSE_ERR_INVALID_ARGUMENT` for a NULL or malformed
-/// argument; `LICENSE_ERR_UNKNOWN_PROFILE` if `license_type` is not a license type;
+/// argument; `LICENSE_ERR_UNKNOWN_LICENSE_TYPE` if `license_type` is not a license type;
 /// `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`. Outputs are written only on
 /// success. Thread safety: safe from any thread; lock-free.
 ///
@@ -594,6 +602,54 @@ pub unsafe extern "C" fn license_usage(
             None => {
                 fail(license_status::LICENSE_ERR_UNKNOWN_PROFILE, format!("unknown license type '{name}'"))
             }
+        })
+    })
+}
+
+/// Writes the number of license types in the running configuration to `*count_out`.
+/// Types are numbered 0 to count - 1 in config-file order (see `license_type_name`).
+///
+/// Returns `LICENSE_OK`, `LICENSE_ERR_INVALID_ARGUMENT` (NULL `count_out`),
+/// `LICENSE_ERR_NOT_INITIALIZED` or `LICENSE_ERR_INTERNAL`. Thread safety: safe from
+/// any thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_type_count(count_out: *mut u32) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        if count_out.is_null() {
+            return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "count_out is NULL");
+        }
+        with_engine(|engine| {
+            let count = u32::try_from(engine.config().licenses.len()).unwrap_or(u32::MAX);
+            // SAFETY: checked non-NULL.
+            unsafe { count_out.write(count) };
+            license_status::LICENSE_OK as i32
+        })
+    })
+}
+
+/// Writes the name of license type number `index` (0-based, config-file order), with
+/// the buffer convention of `license_report`. Names are at most `LICENSE_MAX_NAME_LEN`
+/// bytes, so a buffer of `LICENSE_MAX_NAME_LEN + 1` always suffices. Pass the name to
+/// `license_usage` for its counts.
+///
+/// Returns `LICENSE_OK`, `LICENSE_ERR_BUFFER_TOO_SMALL`, `LICENSE_ERR_INVALID_ARGUMENT`
+/// (index out of range, or `buf == NULL` with `len > 0`), `LICENSE_ERR_NOT_INITIALIZED`
+/// or `LICENSE_ERR_INTERNAL`. Thread safety: safe from any thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_type_name(index: u32, buf: *mut c_char, len: usize, needed: *mut usize) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        with_engine(|engine| match engine.config().licenses.get(index as usize) {
+            Some(license) => unsafe { write_out(&license.name, buf, len, needed) },
+            None => fail(
+                license_status::LICENSE_ERR_INVALID_ARGUMENT,
+                format!("license type index {index} is out of range ({} types)", engine.config().licenses.len()),
+            ),
         })
     })
 }
@@ -743,6 +799,7 @@ pub extern "C" fn license_strerror(code: i32) -> *const c_char {
             -7 => c"invalid configuration",
             -8 => c"buffer too small",
             -9 => c"internal error",
+            -10 => c"unknown license type",
             _ => c"unknown status code",
         };
         text.as_ptr()
@@ -873,7 +930,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_distinct_name() {
-        let codes = -9..=0;
+        let codes = -10..=0;
         let names: std::collections::HashSet<_> = codes
             .clone()
             .map(|c| unsafe { CStr::from_ptr(license_strerror(c)) }.to_bytes().to_vec())

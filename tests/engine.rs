@@ -333,3 +333,50 @@ fn concurrent_same_user_logins_take_one_seat() {
     }
     assert_eq!(e.usage_of("agent").unwrap().used, 0);
 }
+
+/// A bundle that is refused holds the seats it took first only tentatively: a
+/// concurrent login must never be refused because of them while a seat is free.
+#[test]
+fn refused_bundles_never_refuse_a_free_seat() {
+    let e = Arc::new(engine_with("[licenses.callcenter]\nlimit = 1\n[licenses.chat]\nlimit = 1\n"));
+    e.try_acquire(&Request::new("chat-holder", "chat")).unwrap(); // chat stays full
+    let stop = Arc::new(AtomicBool::new(false));
+    let doomed: Vec<_> = (0..2)
+        .map(|t| {
+            let (e, stop) = (e.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let user = format!("bob{t}");
+                let mut refusals = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // Takes callcenter first (unless an operator holds it), then finds
+                    // chat full and gives callcenter back.
+                    let err = e.try_acquire(&Request::new(&user, "callcenter,chat")).unwrap_err();
+                    if matches!(err, Error::LimitReached(ref d) if &*d.license == "chat") {
+                        refusals += 1;
+                    }
+                }
+                refusals
+            })
+        })
+        .collect();
+    // One operator at a time: the callcenter seat is always free for them.
+    for i in 0..100_000 {
+        let user = ["alice", "carol", "dave", "erin"][i % 4];
+        let seat = e
+            .try_acquire(&Request::new(user, "callcenter"))
+            .unwrap_or_else(|err| panic!("login {i} refused while the seat was free: {err}"));
+        e.release(seat).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let refusals: u64 = doomed.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(refusals > 0, "the competing bundles never ran");
+    assert_eq!(used(&e, "callcenter"), 0);
+}
+
+#[test]
+fn a_type_with_no_seats_is_named_first() {
+    let e = engine_with("[licenses.callcenter]\nlimit = 1\n[licenses.chat]\nlimit = 0\n");
+    e.try_acquire(&Request::new("a", "callcenter")).unwrap();
+    let err = e.try_acquire(&Request::new("b", "callcenter,chat")).unwrap_err();
+    assert_eq!(err.to_string(), "license type 'chat' is full (0/0)", "the type that can never be had");
+}

@@ -11,11 +11,13 @@
 //! maps cannot deadlock. No guard is ever held across a call into C.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
+use foldhash::fast::RandomState;
+use smallvec::SmallVec;
 
 use super::{Backend, HeldSeat, SeatRequest, next_seat_id};
 use crate::config::Config;
@@ -23,31 +25,92 @@ use crate::error::{Denial, Error};
 use crate::types::{SeatId, TypeSet};
 
 /// One type's seat count on its own cache line, so that types don't slow each other.
+///
+/// Low 32 bits: committed seats. High 32 bits: seats held *tentatively* by multi-type
+/// bundles still in flight, which may yet give them back. Their sum never exceeds the
+/// limit, so the type is never over-subscribed, not even for an instant. A request is
+/// refused only when the *committed* seats fill the limit: when the type is full just
+/// because a bundle in flight holds a seat it may return, the request waits the few
+/// nanoseconds until that bundle commits or rolls back. Without this, a refused bundle
+/// could make a concurrent login fail while a seat was in fact free.
+///
+/// Deadlock freedom: a bundle takes its types in ascending index order and holds only
+/// lower-indexed tentative seats while it waits, so every chain of waits climbs the
+/// index and cannot close into a cycle. No lock is taken while tentative seats are held.
 #[repr(align(64))]
 #[derive(Default)]
-struct Counter(AtomicU32);
+struct Counter(AtomicU64);
+
+const TENTATIVE: u64 = 1 << 32;
+
+/// How a seat is taken: at once for good, or tentatively as one part of a bundle.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Committed,
+    Tentative,
+}
 
 impl Counter {
-    /// Takes one seat if fewer than `limit` are used; on refusal returns the count seen.
+    /// Takes one seat if the limit allows; on refusal returns the committed count.
     #[inline]
-    fn try_take(&self, limit: u32) -> Result<(), u32> {
-        self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used < limit).then(|| used + 1))
-            .map(|_| ())
+    fn try_take(&self, limit: u32, hold: Hold) -> Result<(), u32> {
+        let add = if hold == Hold::Committed { 1 } else { TENTATIVE };
+        let mut current = self.0.load(Ordering::Acquire);
+        let mut spins = 0u32;
+        loop {
+            let (committed, tentative) = (current as u32, (current >> 32) as u32);
+            if u64::from(committed) + u64::from(tentative) < u64::from(limit) {
+                match self.0.compare_exchange_weak(current, current + add, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => return Ok(()),
+                    Err(now) => current = now,
+                }
+                continue;
+            }
+            if committed >= limit {
+                return Err(committed);
+            }
+            // Full only because of bundles in flight: wait for them to settle.
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            current = self.0.load(Ordering::Acquire);
+        }
     }
 
+    /// Turns a tentative seat into a committed one.
+    #[inline]
+    fn commit(&self) {
+        self.0.fetch_sub(TENTATIVE - 1, Ordering::AcqRel);
+    }
+
+    /// Gives back a tentative seat.
+    #[inline]
+    fn cancel(&self) {
+        self.0.fetch_sub(TENTATIVE, Ordering::AcqRel);
+    }
+
+    /// Gives back a committed seat.
     #[inline]
     fn give_back(&self) {
         let previous = self.0.fetch_sub(1, Ordering::AcqRel);
-        debug_assert!(previous > 0, "seat counter underflow");
+        debug_assert!(previous as u32 > 0, "seat counter underflow");
+    }
+
+    #[inline]
+    fn committed(&self) -> u32 {
+        self.0.load(Ordering::Acquire) as u32
     }
 }
 
 /// What one user holds across all of their handles.
 #[derive(Default)]
 struct UserState {
-    /// `count = "user"` types held, each with the number of handles that reference it.
-    refs: Vec<(u8, u32)>,
+    /// `count = "user"` types held, each with the number of handles that reference it
+    /// (inline: a login allocates nothing here).
+    refs: SmallVec<[(u8, u32); 6]>,
     held: TypeSet,
     handles: u32,
 }
@@ -93,8 +156,8 @@ struct SeatRecord {
 /// The in-process seat table.
 pub struct MemoryBackend {
     counters: Box<[Counter]>,
-    users: DashMap<Arc<str>, UserState>,
-    seats: DashMap<SeatId, SeatRecord>,
+    users: DashMap<Arc<str>, UserState, RandomState>,
+    seats: DashMap<SeatId, SeatRecord, RandomState>,
 }
 
 impl MemoryBackend {
@@ -102,8 +165,10 @@ impl MemoryBackend {
     pub fn new(license_types: usize) -> MemoryBackend {
         MemoryBackend {
             counters: (0..license_types).map(|_| Counter::default()).collect(),
-            users: DashMap::new(),
-            seats: DashMap::new(),
+            // foldhash: a per-process random seed, and several times cheaper than SipHash
+            // on short keys such as user names and seat handles.
+            users: DashMap::with_hasher(RandomState::default()),
+            seats: DashMap::with_hasher(RandomState::default()),
         }
     }
 
@@ -119,20 +184,35 @@ impl MemoryBackend {
         let session_types = req.types.minus(user_types);
         let needed = user_types.minus(state.held).union(session_types);
 
-        let mut taken = TypeSet::EMPTY;
-        for index in needed.iter() {
+        let refuse = |index: usize, used: u32| {
             let license = &config.licenses[index];
-            if let Err(used) = self.counters[index].try_take(license.limit) {
-                for undo in taken.iter() {
-                    self.counters[undo].give_back();
-                }
-                return Err(Error::LimitReached(Denial {
-                    license: license.name.clone(),
-                    used,
-                    limit: license.limit,
-                }));
+            Err(Error::LimitReached(Denial { license: license.name.clone(), used, limit: license.limit }))
+        };
+        // A type with no seats at all can never be had: name it rather than whichever
+        // other type happens to be full right now.
+        if let Some(index) = needed.iter().find(|&i| config.licenses[i].limit == 0) {
+            return refuse(index, self.counters[index].committed());
+        }
+
+        if needed.len() == 1 {
+            let index = needed.iter().next().unwrap_or_default();
+            if let Err(used) = self.counters[index].try_take(config.licenses[index].limit, Hold::Committed) {
+                return refuse(index, used);
             }
-            taken.insert(index);
+        } else {
+            let mut taken = TypeSet::EMPTY;
+            for index in needed.iter() {
+                if let Err(used) = self.counters[index].try_take(config.licenses[index].limit, Hold::Tentative) {
+                    for undo in taken.iter() {
+                        self.counters[undo].cancel();
+                    }
+                    return refuse(index, used);
+                }
+                taken.insert(index);
+            }
+            for index in taken.iter() {
+                self.counters[index].commit();
+            }
         }
 
         for index in user_types.iter() {
@@ -189,11 +269,9 @@ impl Backend for MemoryBackend {
         for index in record.session_types.iter() {
             self.counters[index].give_back();
         }
-        let last_handle = {
-            let Some(mut state) = self.users.get_mut(&*record.user) else {
-                debug_assert!(false, "seat without user state");
-                return Ok(());
-            };
+        // One shard lock: update the user's state, and forget the user with their last
+        // handle.
+        self.users.remove_if_mut(&*record.user, |_, state| {
             for index in record.user_types.iter() {
                 if state.drop_ref(index) {
                     self.counters[index].give_back();
@@ -201,17 +279,13 @@ impl Backend for MemoryBackend {
             }
             state.handles -= 1;
             state.handles == 0
-        };
-        if last_handle {
-            // Re-checked under the shard lock: a login may have come in meanwhile.
-            self.users.remove_if(&*record.user, |_, state| state.handles == 0);
-        }
+        });
         Ok(())
     }
 
     #[inline]
     fn used(&self, index: usize) -> u32 {
-        self.counters.get(index).map_or(0, |c| c.0.load(Ordering::Acquire))
+        self.counters.get(index).map_or(0, Counter::committed)
     }
 
     fn holders(&self) -> Vec<HeldSeat> {
