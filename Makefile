@@ -56,7 +56,7 @@ test: deps test-rust test-c
 	@echo "make test: all tests passed"
 
 test-rust:
-	$(CARGO) test --release --quiet
+	$(CARGO) test --quiet
 
 test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/asan/,$(C_TESTS))
 	@set -e; for t in $(C_TESTS); do \

@@ -33,7 +33,7 @@ fn main() {
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("seatgate.h");
     bindings.write_to_file(&out);
-    if env::var_os("SEATGATE_FROZEN_HEADER").is_none() {
+    if env::var("SEATGATE_FROZEN_HEADER").map_or(true, |v| v.is_empty() || v == "0") {
         bindings.write_to_file(root.join("include/seatgate.h"));
     }
 }

@@ -16,7 +16,8 @@
  *    is LICENSE_ERR_NOT_INITIALIZED after shutdown and LICENSE_ERR_UNKNOWN_SEAT after
  *    a new init;
  *  - license_report (TEXT and JSON, size query then real call) and license_report_page;
- *  - lints (license_lint_count / license_lint).
+ *  - lints (license_lint_count / license_lint);
+ *  - license_type_count / license_type_name list the types in config order.
  */
 #include "common.h"
 
@@ -223,7 +224,8 @@ static void test_version_and_strerror(void) {
                              LICENSE_ERR_UNKNOWN_SEAT,
                              LICENSE_ERR_CONFIG,
                              LICENSE_ERR_BUFFER_TOO_SMALL,
-                             LICENSE_ERR_INTERNAL};
+                             LICENSE_ERR_INTERNAL,
+                             LICENSE_ERR_UNKNOWN_LICENSE_TYPE};
     const size_t n = sizeof codes / sizeof codes[0];
     const char *names[sizeof codes / sizeof codes[0]];
     for (size_t i = 0; i < n; i++) {
@@ -244,7 +246,7 @@ static void test_version_and_strerror(void) {
     }
     CHECK(strcmp(license_strerror(LICENSE_ERR_LIMIT_REACHED), "license type is full") == 0,
           "license_strerror(LIMIT_REACHED) is \"%s\"", license_strerror(LICENSE_ERR_LIMIT_REACHED));
-    const int32_t unknown[] = {1, -10, 42, -1000, INT32_MIN, INT32_MAX};
+    const int32_t unknown[] = {1, 2, -11, 42, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *s = license_strerror(unknown[i]);
         CHECK(s != NULL && strcmp(s, "unknown status code") == 0,
@@ -337,6 +339,28 @@ static void test_config_errors(void) {
     }
 }
 
+/* ---- license types by index ---- */
+
+/* license_type_count and license_type_name list exactly `types`, in config order. */
+static void check_type_listing(const char *const *types, size_t n) {
+    uint32_t count = 0;
+    CHECK_RC(license_type_count(&count), LICENSE_OK);
+    CHECK(count == n, "license_type_count says %u, the config has %zu types", count, n);
+    for (uint32_t i = 0; i < count && i < n; i++) {
+        size_t needed = 0;
+        CHECK_RC(license_type_name(i, NULL, 0, &needed), LICENSE_OK);
+        CHECK(needed == strlen(types[i]) + 1, "license_type_name(%u) size query: %zu", i, needed);
+        char name[LICENSE_MAX_NAME_LEN + 1];
+        memset(name, 'X', sizeof name);
+        CHECK_RC(license_type_name(i, name, sizeof name, &needed), LICENSE_OK);
+        CHECK(strcmp(name, types[i]) == 0, "license type %u is \"%s\", config order says \"%s\"", i, name, types[i]);
+        uint32_t used = 0, limit = 0;
+        CHECK_RC(license_usage(name, &used, &limit), LICENSE_OK);
+    }
+    char name[LICENSE_MAX_NAME_LEN + 1];
+    CHECK_RC(license_type_name(count, name, sizeof name, NULL), LICENSE_ERR_INVALID_ARGUMENT);
+}
+
 /* ---- lints ---- */
 
 /* Finds a lint containing every needle; returns 1 and copies it into out. */
@@ -386,10 +410,17 @@ static void check_zero_limit_lint(const char *path, const char *config, const ch
 
 /* ---- reports ---- */
 
-/* Size query, then a real call into a buffer of exactly that size. */
+/* license_report for the whole table (first 0, max_rows 0), else license_report_page. */
+static int32_t report_call(uint32_t format, size_t first, size_t max_rows, char *buf, size_t len, size_t *needed) {
+    if (first == 0 && max_rows == 0)
+        return license_report(format, buf, len, needed);
+    return license_report_page(format, first, max_rows, buf, len, needed);
+}
+
+/* Size query (buf NULL, len 0), then a real call into a buffer of exactly that size. */
 static char *report_exact(uint32_t format, size_t first, size_t max_rows) {
     size_t needed = 0;
-    int32_t rc = license_report_page(format, first, max_rows, NULL, 0, &needed);
+    int32_t rc = report_call(format, first, max_rows, NULL, 0, &needed);
     CHECK(rc == LICENSE_OK, "report size query returned %s", tc_code_name(rc));
     CHECK(needed > 1, "report size query: needed %zu", needed);
     if (rc != LICENSE_OK || needed <= 1)
@@ -398,7 +429,7 @@ static char *report_exact(uint32_t format, size_t first, size_t max_rows) {
     if (buf == NULL)
         return NULL;
     size_t needed2 = 0;
-    rc = license_report_page(format, first, max_rows, buf, needed, &needed2);
+    rc = report_call(format, first, max_rows, buf, needed, &needed2);
     CHECK(rc == LICENSE_OK, "report into a buffer of the queried size (%zu) returned %s", needed,
           tc_code_name(rc));
     if (rc != LICENSE_OK) {
@@ -468,6 +499,8 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
     CHECK_RC(license_usage("crm", &used, &limit), LICENSE_OK);
     CHECK(used == 0 && limit == 3, "crm usage %u/%u, config says 0/3", used, limit);
 
+    check_type_listing(TYPES_A, N_TYPES_A);
+
     /* lints: config A's only mistake is video_team over a zero-limit type */
     check_zero_limit_lint(path_a, CONFIG_A, "video_team", "video");
 
@@ -527,6 +560,37 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
     check_used("integration_1c", s3.used[5] + 1, "one 1C session released");
     CHECK_RC(license_release(svc2), LICENSE_OK);
     UNCHANGED("both 1C sessions released", TYPES_A, N_TYPES_A, s3);
+
+    /* one bundle of both kinds, twice for the same user: the user-counted types once,
+     * the session-counted type per handle */
+    {
+        struct snapshot m0 = snap(TYPES_A, N_TYPES_A);
+        license_seat m1 = acquire_ok("mixer", "receptionist,integration");
+        license_seat m2 = acquire_ok("mixer", "integration,receptionist");
+        CHECK(m1 != m2, "mixer's two handles are the same");
+        const char *ch[] = {"user", "extension", "integration_1c", NULL};
+        const int d2[] = {1, 1, 2};
+        check_usage_delta(__LINE__, "mixer twice", TYPES_A, N_TYPES_A, m0, ch, d2);
+        CHECK_RC(license_release(m2), LICENSE_OK);
+        const int d1[] = {1, 1, 1};
+        check_usage_delta(__LINE__, "mixer released one", TYPES_A, N_TYPES_A, m0, ch, d1);
+        CHECK_RC(license_release(m1), LICENSE_OK);
+        UNCHANGED("mixer released both", TYPES_A, N_TYPES_A, m0);
+    }
+
+    /* names that JSON must escape come back escaped */
+    {
+        license_seat q = acquire_ok("quote\"back\\slash", "receptionist");
+        int32_t rc;
+        char *json = tc_report(LICENSE_REPORT_JSON, &rc);
+        CHECK(json != NULL, "JSON report: %s", tc_code_name(rc));
+        if (json) {
+            CHECK(strstr(json, "\"user\": \"quote\\\"back\\\\slash\"") != NULL,
+                  "JSON report does not escape the user name quote\"back\\slash");
+            free(json);
+        }
+        CHECK_RC(license_release(q), LICENSE_OK);
+    }
 
     /* carol holds operator; operator,chat_team takes only the chat seat */
     struct snapshot s4 = snap(TYPES_A, N_TYPES_A);
@@ -649,6 +713,14 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
         CHECK(strstr(text, "zero-limit-consumed") != NULL, "text report lacks the lint warning");
         free(text);
     }
+    {
+        /* license_report_page(0, 0) is the whole report, like license_report */
+        size_t whole = 0, page_all = 0;
+        CHECK_RC(license_report(LICENSE_REPORT_JSON, NULL, 0, &whole), LICENSE_OK);
+        CHECK_RC(license_report_page(LICENSE_REPORT_JSON, 0, 0, NULL, 0, &page_all), LICENSE_OK);
+        CHECK(whole == page_all && whole > 0, "license_report needs %zu, license_report_page(0, 0) %zu", whole,
+              page_all);
+    }
     char *json = report_exact(LICENSE_REPORT_JSON, 0, 0);
     CHECK(json != NULL, "no JSON report");
     if (json) {
@@ -688,10 +760,11 @@ static void phase_b(const char *path_b, license_seat old_dave, license_seat old_
     CHECK_RC(license_release(old_hank), LICENSE_ERR_UNKNOWN_SEAT);
 
     check_zero_limit_lint(path_b, CONFIG_B, "chat_team", "chat");
+    check_type_listing(TYPES_B, N_TYPES_B); /* the new config's types, not the old ones */
 
     /* eight operators fill callcenter; every handle is new */
     license_seat op[9] = {0};
-    char name[9][8];
+    char name[9][16];
     for (int i = 0; i < 8; i++) {
         snprintf(name[i], sizeof name[i], "op%d", i + 1);
         op[i] = acquire_ok(name[i], "operator");
@@ -815,6 +888,21 @@ static void phase_b(const char *path_b, license_seat old_dave, license_seat old_
         free(text);
     }
 
+    /* far past the end, and a row count that would overflow first_row + max_rows */
+    text = report_exact(LICENSE_REPORT_TEXT, SIZE_MAX, SIZE_MAX);
+    CHECK(text != NULL, "no report for first_row = max_rows = SIZE_MAX");
+    if (text) {
+        check_footer(text, 0, 0, 5);
+        free(text);
+    }
+    text = report_exact(LICENSE_REPORT_TEXT, 4, SIZE_MAX);
+    if (text) {
+        check_footer(text, 5, 5, 5);
+        CHECK(text_shows_holder(text, "op5") && !text_shows_holder(text, "op4"),
+              "page from row 5 with SIZE_MAX rows has the wrong holders");
+        free(text);
+    }
+
     for (int i = 0; i < 5; i++)
         CHECK_RC(license_release(op[i]), LICENSE_OK);
     for (size_t i = 0; i < N_TYPES_B; i++)
@@ -838,7 +926,7 @@ int main(void) {
     license_seat hank = phase_a(path_a, &dave);
     phase_b(path_b, dave, hank);
 
-    CHECK(n_handles >= 20, "only %zu handles were issued", n_handles);
+    CHECK(n_handles >= 23, "only %zu handles were issued", n_handles);
     fprintf(stderr, "test_basic: %zu handles, %.2f s\n", n_handles, tc_now() - t0);
     return tc_summary("test_basic");
 }

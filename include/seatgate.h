@@ -10,7 +10,15 @@
  *
  * Output buffers follow one convention: (char *buf, size_t len, size_t *needed).
  * *needed receives the size required including the NUL; buf == NULL && len == 0 is a
- * size query; output is always NUL-terminated when len > 0.
+ * size query; output is always NUL-terminated when len > 0. A truncated output never
+ * ends in half a UTF-8 character, so it may hold a few bytes fewer than len - 1.
+ *
+ * Order of checks: pointers, lengths and UTF-8 first (LICENSE_ERR_INVALID_ARGUMENT),
+ * then whether the library is initialized (LICENSE_ERR_NOT_INITIALIZED), then the
+ * content of names (blank names, control characters, list syntax, unknown names)
+ * left to right.
+ *
+ * Fork: see license_init.
  */
 
 #ifndef SEATGATE_H
@@ -205,8 +213,9 @@ extern "C" {
  * - `LICENSE_OK` on success (lints are warnings: see `license_lint_count`);
  * - `LICENSE_ERR_INVALID_ARGUMENT` if `config_path` is NULL, empty or longer than
  *   `LICENSE_MAX_PATH_LEN`;
- * - `LICENSE_ERR_CONFIG` if the file is unreadable or invalid (`license_last_error`
- *   gives `file:line:column: problem`);
+ * - `LICENSE_ERR_CONFIG` if the file is invalid (`license_last_error` gives
+ *   `file:line:column: problem`) or unreadable (`file: cannot read config file: ...`);
+ *   the library stays uninitialized;
  * - `LICENSE_ERR_ALREADY_INITIALIZED` if already initialized (call
  *   `license_shutdown` first);
  * - `LICENSE_ERR_INTERNAL` on an internal error.
@@ -242,10 +251,11 @@ void license_shutdown(void);
  * Takes one seat of every license type that the named profiles imply, **all or
  * nothing**, and writes a new seat handle to `*seat_out`.
  *
- * - `user`: login name, 1 to `LICENSE_MAX_LABEL_LEN` bytes of UTF-8.
+ * - `user`: login name, 1 to `LICENSE_MAX_LABEL_LEN` bytes of UTF-8, not blank, no
+ *   control characters. Names are compared byte for byte (`Alice` is not `alice`).
  * - `profiles`: one or more profile or license-type names separated by commas
  *   (`"operator,chat_team"`); a bare license-type name is a profile of one type.
- *   At most `LICENSE_MAX_PROFILES_LEN` bytes.
+ *   Spaces around a name are ignored. At most `LICENSE_MAX_PROFILES_LEN` bytes.
  *
  * For `count = "user"` types a user who already holds the type takes no extra seat
  * (a second device gets a new handle for free); the seat is freed with the user's
@@ -255,7 +265,9 @@ void license_shutdown(void);
  * - `LICENSE_OK`: `*seat_out` holds the handle (never 0);
  * - `LICENSE_ERR_LIMIT_REACHED`: a type is full, nothing was taken;
  *   `license_last_error` says `license type 'chat' is full (0/0)`
- *   (`license_try_acquire_ex` also gives it as a struct);
+ *   (`license_try_acquire_ex` also gives it as a struct). When several types are
+ *   full, a type with limit 0 is named first (it can never be had), otherwise the
+ *   first full type in config-file order;
  * - `LICENSE_ERR_UNKNOWN_PROFILE`: a name is neither a profile nor a license type;
  * - `LICENSE_ERR_INVALID_ARGUMENT`: a NULL pointer, an empty, over-long or non-UTF-8
  *   string, a control character, or an empty name in the list (`"a,,b"`);
@@ -267,7 +279,9 @@ void license_shutdown(void);
  * A type is reported full only when its seats are really held: a seat that a
  * concurrent bundle holds for an instant and then gives back (because another of its
  * types was full) never causes a refusal, and no type ever has more holders than its
- * limit, not even for an instant.
+ * limit, not even for an instant. While such a bundle is in flight, a request for
+ * its last free seats waits for it (it spins, then yields: nanoseconds, unless that
+ * thread is descheduled).
  *
  * Thread safety: safe from any thread, concurrently with every other call. It takes
  * no lock that is held across a call into C and never blocks for long.
@@ -284,7 +298,10 @@ int32_t license_try_acquire(const char *user,
  * refusal as a struct.
  *
  * - `req`: required; `req->size` must be at least the size of the fields up to
- *   `profiles`. `req->extension` and `req->session` may be NULL.
+ *   `profiles`. Fields past `req->size` (a caller built with an older header) count
+ *   as NULL and are never read; a larger `size` (a newer header) is accepted and
+ *   the fields this version does not know are ignored. `req->extension` and
+ *   `req->session` may be NULL; when set they follow the rules for `user`.
  * - `seat_out`: required; written only on success.
  * - `denial_out`: may be NULL. On `LICENSE_ERR_LIMIT_REACHED` it receives the full
  *   license type and its used/limit; otherwise it is left untouched.
@@ -307,7 +324,7 @@ int32_t license_try_acquire_ex(const struct license_request *req,
  * - `LICENSE_ERR_UNKNOWN_SEAT`: 0, never issued, already released, or issued before a
  *   shutdown. Nothing is freed, so a double release can never free someone else's
  *   seat;
- * - `LICENSE_ERR_NOT_INITIALIZED`;
+ * - `LICENSE_ERR_NOT_INITIALIZED` (checked first, for every handle, 0 included);
  * - `LICENSE_ERR_INTERNAL`.
  *
  * Thread safety: safe from any thread; when two threads release the same handle,
@@ -388,8 +405,10 @@ int32_t license_report(uint32_t format,
 
 /**
  * Like `license_report`, showing only holders `first_row .. first_row + max_rows - 1`
- * (0-based, in login-time order); `max_rows == 0` means all from `first_row` on. The
- * counts, warnings and "showing A to B of N" footer cover the whole table.
+ * (0-based, in login-time order); `max_rows == 0` means all from `first_row` on. A
+ * holder (one row) is one user with all of that user's seat handles. The counts and
+ * warnings cover everything; the footer "showing A to B of N" counts holders, and a
+ * page past the end shows "showing 0 to 0 of N".
  *
  * Returns and thread safety: as `license_report`.
  *

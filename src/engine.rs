@@ -62,8 +62,8 @@ impl std::fmt::Debug for Engine {
 }
 
 fn check_label(what: &str, value: &str) -> Result<(), Error> {
-    if value.is_empty() {
-        return Err(Error::InvalidArgument(format!("{what} is empty")));
+    if value.trim().is_empty() {
+        return Err(Error::InvalidArgument(format!("{what} is empty or blank")));
     }
     if value.len() > MAX_LABEL_LEN {
         return Err(Error::InvalidArgument(format!(
@@ -115,9 +115,12 @@ impl Engine {
                 profiles.len()
             )));
         }
+        if profiles.chars().any(char::is_control) {
+            return Err(Error::InvalidArgument("profile list contains a control character".into()));
+        }
         let mut set = TypeSet::EMPTY;
         for name in profiles.split(',') {
-            let name = name.trim();
+            let name = name.trim_matches(' ');
             if name.is_empty() {
                 return Err(Error::InvalidArgument(format!(
                     "profile list '{profiles}' has an empty name; separate names with single commas"

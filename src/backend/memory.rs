@@ -60,7 +60,12 @@ impl Counter {
         loop {
             let (committed, tentative) = (current as u32, (current >> 32) as u32);
             if u64::from(committed) + u64::from(tentative) < u64::from(limit) {
-                match self.0.compare_exchange_weak(current, current + add, Ordering::AcqRel, Ordering::Acquire) {
+                match self.0.compare_exchange_weak(
+                    current,
+                    current + add,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => return Ok(()),
                     Err(now) => current = now,
                 }
@@ -202,7 +207,9 @@ impl MemoryBackend {
         } else {
             let mut taken = TypeSet::EMPTY;
             for index in needed.iter() {
-                if let Err(used) = self.counters[index].try_take(config.licenses[index].limit, Hold::Tentative) {
+                if let Err(used) =
+                    self.counters[index].try_take(config.licenses[index].limit, Hold::Tentative)
+                {
                     for undo in taken.iter() {
                         self.counters[undo].cancel();
                     }
