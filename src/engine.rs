@@ -61,6 +61,16 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Whether `s` holds a control character (Unicode Cc: U+0000-U+001F, U+007F-U+009F),
+/// by bytes: in UTF-8 the C1 range is 0xC2 0x80..=0x9F.
+#[inline]
+fn has_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c < 0x20 || c == 0x7f || (c == 0xc2 && b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)))
+    })
+}
+
 fn check_label(what: &str, value: &str) -> Result<(), Error> {
     if value.trim().is_empty() {
         return Err(Error::InvalidArgument(format!("{what} is empty or blank")));
@@ -71,7 +81,7 @@ fn check_label(what: &str, value: &str) -> Result<(), Error> {
             value.len()
         )));
     }
-    if value.chars().any(char::is_control) {
+    if has_control(value) {
         return Err(Error::InvalidArgument(format!("{what} contains a control character")));
     }
     Ok(())
@@ -115,8 +125,12 @@ impl Engine {
                 profiles.len()
             )));
         }
-        if profiles.chars().any(char::is_control) {
+        if has_control(profiles) {
             return Err(Error::InvalidArgument("profile list contains a control character".into()));
+        }
+        // The common request names one profile exactly as configured.
+        if let Some(set) = self.config.resolve_name(profiles) {
+            return Ok(set);
         }
         let mut set = TypeSet::EMPTY;
         for name in profiles.split(',') {
@@ -190,5 +204,16 @@ impl Engine {
             self.clock.now(),
             page,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_by_bytes_match_unicode() {
+        for c in (0u32..0x300).filter_map(char::from_u32) {
+            let s = format!("a{c}b");
+            assert_eq!(super::has_control(&s), c.is_control(), "U+{:04X}", c as u32);
+        }
     }
 }

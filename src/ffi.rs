@@ -315,6 +315,22 @@ unsafe fn write_out(text: &str, buf: *mut c_char, len: usize, needed: *mut usize
     }
 }
 
+/// Writes a count taken from the running engine to a required out-parameter.
+///
+/// # Safety
+/// `count_out` is NULL or writable.
+unsafe fn write_count(count_out: *mut u32, count: impl FnOnce(&Engine) -> usize) -> i32 {
+    if count_out.is_null() {
+        return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "count_out is NULL");
+    }
+    with_engine(|engine| {
+        let n = u32::try_from(count(engine)).unwrap_or(u32::MAX);
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { count_out.write(n) };
+        license_status::LICENSE_OK as i32
+    })
+}
+
 /// Writes `value` through `out` if it is not NULL.
 ///
 /// # Safety
@@ -628,15 +644,7 @@ pub unsafe extern "C" fn license_usage(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn license_type_count(count_out: *mut u32) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        if count_out.is_null() {
-            return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "count_out is NULL");
-        }
-        with_engine(|engine| {
-            let count = u32::try_from(engine.config().licenses.len()).unwrap_or(u32::MAX);
-            // SAFETY: checked non-NULL.
-            unsafe { count_out.write(count) };
-            license_status::LICENSE_OK as i32
-        })
+        unsafe { write_count(count_out, |engine| engine.config().licenses.len()) }
     })
 }
 
@@ -763,15 +771,7 @@ unsafe fn report_page(format: u32, page: Page, buf: *mut c_char, len: usize, nee
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn license_lint_count(count_out: *mut u32) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        if count_out.is_null() {
-            return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "count_out is NULL");
-        }
-        with_engine(|engine| {
-            let count = u32::try_from(engine.lints().len()).unwrap_or(u32::MAX);
-            // SAFETY: checked non-NULL.
-            unsafe { count_out.write(count) };
-            license_status::LICENSE_OK as i32
-        })
+        unsafe { write_count(count_out, |engine| engine.lints().len()) }
     })
 }
 
