@@ -249,20 +249,20 @@ impl Backend for MemoryBackend {
 
     fn try_acquire(&self, config: &Config, req: &SeatRequest<'_>) -> Result<SeatId, Error> {
         // Fast path: a known user is found by &str, with no allocation.
-        if let Some(mut state) = self.users.get_mut(req.user) {
-            let key = state.key().clone();
-            return self.acquire_locked(config, &key, &mut state, req);
+        if let Some(mut guard) = self.users.get_mut(req.user) {
+            let (key, state) = guard.pair_mut();
+            return self.acquire_locked(config, key, state, req);
         }
         match self.users.entry(Arc::from(req.user)) {
-            Entry::Occupied(mut entry) => {
-                let key = entry.key().clone();
-                self.acquire_locked(config, &key, entry.get_mut(), req)
+            Entry::Occupied(entry) => {
+                let mut guard = entry.into_ref();
+                let (key, state) = guard.pair_mut();
+                self.acquire_locked(config, key, state, req)
             }
             Entry::Vacant(entry) => {
                 // Only a user who got a seat handle is remembered.
-                let key = entry.key().clone();
                 let mut state = UserState::default();
-                let seat = self.acquire_locked(config, &key, &mut state, req)?;
+                let seat = self.acquire_locked(config, entry.key(), &mut state, req)?;
                 entry.insert(state);
                 Ok(seat)
             }

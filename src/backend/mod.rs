@@ -7,6 +7,7 @@
 
 pub mod memory;
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -68,7 +69,27 @@ pub trait Backend: Send + Sync {
 /// else's seat.
 static NEXT_SEAT: AtomicU64 = AtomicU64::new(1);
 
+/// Each thread takes handles from a block of its own, so threads don't contend on one
+/// counter's cache line for every login.
+const SEAT_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// The calling thread's block: next handle to give, and the end of the block.
+    static SEAT_IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
 #[inline]
 pub(crate) fn next_seat_id() -> SeatId {
-    NEXT_SEAT.fetch_add(1, Ordering::Relaxed)
+    SEAT_IDS
+        .try_with(|ids| {
+            let (mut next, mut end) = ids.get();
+            if next == end {
+                next = NEXT_SEAT.fetch_add(SEAT_BLOCK, Ordering::Relaxed);
+                end = next + SEAT_BLOCK;
+            }
+            ids.set((next + 1, end));
+            next
+        })
+        // During thread teardown the block is gone: take a single handle.
+        .unwrap_or_else(|_| NEXT_SEAT.fetch_add(1, Ordering::Relaxed))
 }
