@@ -380,3 +380,30 @@ fn a_type_with_no_seats_is_named_first() {
     let err = e.try_acquire(&Request::new("b", "callcenter,chat")).unwrap_err();
     assert_eq!(err.to_string(), "license type 'chat' is full (0/0)", "the type that can never be had");
 }
+
+#[test]
+fn handles_from_many_threads_are_unique() {
+    let e = Arc::new(engine_with("[licenses.s]\nlimit = 100000\ncount = \"session\"\n"));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                (0..5_000)
+                    .map(|i| {
+                        e.try_acquire(&Request::new(&format!("t{t}"), "s"))
+                            .unwrap_or_else(|err| panic!("{i}: {err}"))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let all: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let unique: HashSet<u64> = all.iter().copied().collect();
+    assert_eq!(unique.len(), all.len(), "a handle was issued twice");
+    assert!(!unique.contains(&0));
+    assert_eq!(used(&e, "s"), 40_000);
+    for seat in all {
+        e.release(seat).unwrap();
+    }
+    assert_eq!(used(&e, "s"), 0);
+}
