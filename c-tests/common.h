@@ -67,6 +67,14 @@ static inline void tc_fail_at(const char *file, int line, const char *cond, cons
             tc_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__);                \
     } while (0)
 
+/* Starts a thread or ends the test: a stress test without its threads proves nothing. */
+static inline void tc_spawn(pthread_t *thread, void *(*fn)(void *), void *arg) {
+    int rc = pthread_create(thread, NULL, fn, arg);
+    CHECK(rc == 0, "pthread_create: %s", strerror(rc));
+    if (rc != 0)
+        exit(2);
+}
+
 static inline const char *tc_code_name(int32_t code) {
     switch (code) {
     case LICENSE_OK: return "LICENSE_OK";

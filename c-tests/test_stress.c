@@ -189,12 +189,7 @@ static void *checker(void *p) {
 
 static void start_checker(pthread_t *t, struct checker_arg *a) {
     atomic_store(&stop_checker, false);
-    int rc = pthread_create(t, NULL, checker, a);
-    CHECK(rc == 0, "pthread_create(checker): %s", strerror(rc));
-    if (rc != 0) {
-        fprintf(stderr, "cannot start the checker thread\n");
-        exit(2);
-    }
+    tc_spawn(t, checker, a);
 }
 
 static void stop_and_join_checker(pthread_t t) {
@@ -323,10 +318,7 @@ static void part_a(void) {
         memset(&ws[i], 0, sizeof ws[i]);
         ws[i].id = i;
         ws[i].iters = iters;
-        int rc = pthread_create(&ts[i], NULL, part_a_worker, &ws[i]);
-        CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-        if (rc != 0)
-            exit(2);
+        tc_spawn(&ts[i], part_a_worker, &ws[i]);
     }
     join_all(ts, nt);
     stop_and_join_checker(chk);
@@ -446,10 +438,7 @@ static void part_b(void) {
         memset(&ws[i], 0, sizeof ws[i]);
         ws[i].id = i;
         ws[i].iters = iters;
-        int rc = pthread_create(&ts[i], NULL, part_b_worker, &ws[i]);
-        CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-        if (rc != 0)
-            exit(2);
+        tc_spawn(&ts[i], part_b_worker, &ws[i]);
     }
     join_all(ts, nt);
     stop_and_join_checker(chk);
@@ -571,10 +560,7 @@ static void part_c(const char *path) {
     start_checker(&chk, &ca);
     for (int i = 0; i < nt; i++) {
         ids[i] = i;
-        int rc = pthread_create(&ts[i], NULL, part_c_worker, &ids[i]);
-        CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-        if (rc != 0)
-            exit(2);
+        tc_spawn(&ts[i], part_c_worker, &ids[i]);
     }
     for (int r = 0; r < rounds; r++) {
         sleep_ms(run_ms);
@@ -648,10 +634,7 @@ static void part_d(void) {
     pthread_barrier_init(&d_done, NULL, D_THREADS + 1);
     atomic_store(&d_quit, false);
     for (int i = 0; i < D_THREADS; i++) {
-        int rc = pthread_create(&ts[i], NULL, part_d_worker, NULL);
-        CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-        if (rc != 0)
-            exit(2);
+        tc_spawn(&ts[i], part_d_worker, NULL);
     }
     int bad_rounds = 0;
     for (int r = 0; r < rounds; r++) {
@@ -715,11 +698,7 @@ static void part_e(const char *path) {
         int32_t codes[E_THREADS];
         pthread_barrier_init(&e_start, NULL, E_THREADS);
         for (int i = 0; i < E_THREADS; i++) {
-            int rc = pthread_create(&ts[i], NULL, part_e_worker, &codes[i]);
-            if (rc != 0) {
-                CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-                exit(2);
-            }
+            tc_spawn(&ts[i], part_e_worker, &codes[i]);
         }
         join_all(ts, E_THREADS);
         pthread_barrier_destroy(&e_start);
@@ -823,21 +802,13 @@ static void part_f(void) {
     atomic_store(&f_stop, false);
     for (int i = 0; i < F_SPOILERS; i++) {
         ids[i] = i;
-        int rc = pthread_create(&spoilers[i], NULL, part_f_spoiler, &ids[i]);
-        if (rc != 0) {
-            CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-            exit(2);
-        }
+        tc_spawn(&spoilers[i], part_f_spoiler, &ids[i]);
     }
     for (int i = 0; i < F_VICTIMS; i++) {
         memset(&vs[i], 0, sizeof vs[i]);
         vs[i].id = i;
         vs[i].max_iters = n;
-        int rc = pthread_create(&victims[i], NULL, part_f_victim, &vs[i]);
-        if (rc != 0) {
-            CHECK(rc == 0, "pthread_create: %s", strerror(rc));
-            exit(2);
-        }
+        tc_spawn(&victims[i], part_f_victim, &vs[i]);
     }
     while (tc_now() - t0 < budget_s) {
         int done = 1;
