@@ -23,10 +23,6 @@ impl TypeSet {
         TypeSet(1u64 << index)
     }
     #[inline]
-    pub fn from_bits(bits: u64) -> TypeSet {
-        TypeSet(bits)
-    }
-    #[inline]
     pub fn bits(self) -> u64 {
         self.0
     }

@@ -142,7 +142,7 @@ impl UserState {
             return false;
         }
         self.refs.swap_remove(pos);
-        self.held = TypeSet::from_bits(self.held.bits() & !(1u64 << index));
+        self.held = self.held.minus(TypeSet::single(index));
         true
     }
 }
