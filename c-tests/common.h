@@ -88,6 +88,8 @@ static inline const char *tc_code_name(int32_t code) {
     case LICENSE_ERR_BUFFER_TOO_SMALL: return "LICENSE_ERR_BUFFER_TOO_SMALL";
     case LICENSE_ERR_INTERNAL: return "LICENSE_ERR_INTERNAL";
     case LICENSE_ERR_UNKNOWN_LICENSE_TYPE: return "LICENSE_ERR_UNKNOWN_LICENSE_TYPE";
+    case LICENSE_ERR_REQUIREMENT_MISSING: return "LICENSE_ERR_REQUIREMENT_MISSING";
+    case LICENSE_ERR_UNKNOWN_USER: return "LICENSE_ERR_UNKNOWN_USER";
     default: return "(not a license_status)";
     }
 }

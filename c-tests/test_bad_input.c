@@ -132,6 +132,7 @@ static void acquire_ex_fails(int line, const license_request *req, int32_t code)
     license_seat h = SEAT_SENTINEL;
     license_denial denial, before;
     memset(&denial, 0xA5, sizeof denial);
+    denial.size = sizeof denial;
     before = denial;
     int32_t rc = license_try_acquire_ex(req, &h, &denial);
     CHECK(rc == code, "line %d: acquire_ex returned %d (%s), expected %s; last error \"%s\"", line, (int)rc,
@@ -165,6 +166,7 @@ static void acquire_ex_succeeds(int line, const license_request *req) {
     license_seat h = SEAT_SENTINEL;
     license_denial denial, before;
     memset(&denial, 0x5A, sizeof denial);
+    denial.size = sizeof denial;
     before = denial;
     int32_t rc = license_try_acquire_ex(req, &h, &denial);
     CHECK(rc == LICENSE_OK, "line %d: acquire_ex returned %s; last error \"%s\"", line, tc_code_name(rc),
@@ -393,7 +395,7 @@ static void test_acquire_arguments(void) {
 static void test_acquire_ex_arguments(void) {
     license_seat h = SEAT_SENTINEL;
     license_request good = {sizeof(license_request), "eve", "ab", "ext-7", "sess-7"};
-    license_denial denial;
+    license_denial denial = { .size = sizeof(license_denial) };
 
     FAILS(license_try_acquire_ex(NULL, &h, &denial), LICENSE_ERR_INVALID_ARGUMENT);
     FAILS(license_try_acquire_ex(NULL, &h, NULL), LICENSE_ERR_INVALID_ARGUMENT);
@@ -491,6 +493,7 @@ static void test_acquire_ex_arguments(void) {
     FAILS(license_try_acquire_ex(&r, &h, NULL), LICENSE_ERR_LIMIT_REACHED);
     CHECK(h == SEAT_SENTINEL, "seat_out written on refusal");
     memset(&denial, 0x7f, sizeof denial);
+    denial.size = sizeof denial;
     FAILS(license_try_acquire_ex(&r, &h, &denial), LICENSE_ERR_LIMIT_REACHED);
     CHECK(denial.license_type[LICENSE_MAX_NAME_LEN] == '\0' && strcmp(denial.license_type, long_type) == 0,
           "denial names \"%.64s\", expected the 63-byte type", denial.license_type);

@@ -225,7 +225,9 @@ static void test_version_and_strerror(void) {
                              LICENSE_ERR_CONFIG,
                              LICENSE_ERR_BUFFER_TOO_SMALL,
                              LICENSE_ERR_INTERNAL,
-                             LICENSE_ERR_UNKNOWN_LICENSE_TYPE};
+                             LICENSE_ERR_UNKNOWN_LICENSE_TYPE,
+                             LICENSE_ERR_REQUIREMENT_MISSING,
+                             LICENSE_ERR_UNKNOWN_USER};
     const size_t n = sizeof codes / sizeof codes[0];
     const char *names[sizeof codes / sizeof codes[0]];
     for (size_t i = 0; i < n; i++) {
@@ -246,7 +248,7 @@ static void test_version_and_strerror(void) {
     }
     CHECK(strcmp(license_strerror(LICENSE_ERR_LIMIT_REACHED), "license type is full") == 0,
           "license_strerror(LIMIT_REACHED) is \"%s\"", license_strerror(LICENSE_ERR_LIMIT_REACHED));
-    const int32_t unknown[] = {1, 2, -11, 42, -1000, INT32_MIN, INT32_MAX};
+    const int32_t unknown[] = {1, 2, -13, 42, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *s = license_strerror(unknown[i]);
         CHECK(s != NULL && strcmp(s, "unknown status code") == 0,
@@ -546,6 +548,7 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
         license_request req = {sizeof(license_request), "svc-1c", "integration", NULL, "1c-session-3"};
         license_denial denial;
         memset(&denial, 0x5a, sizeof denial);
+        denial.size = sizeof denial;
         license_seat h = 12345;
         CHECK_RC(license_try_acquire_ex(&req, &h, &denial), LICENSE_ERR_LIMIT_REACHED);
         CHECK(h == 12345, "seat_out written on refusal");
@@ -618,13 +621,14 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
         license_seat h = 777;
         CHECK_RC(license_try_acquire("frank", "admin,video_team", &h), LICENSE_ERR_LIMIT_REACHED);
         CHECK(h == 777, "seat_out written on refusal");
-        CHECK(strcmp(tc_last_error(), "license type 'video' is full (0/0)") == 0, "last error \"%s\"",
+        CHECK(strcmp(tc_last_error(), "license type 'video' is full (0/0): no seats are licensed") == 0, "last error \"%s\"",
               tc_last_error());
         UNCHANGED("admin,video_team refused", TYPES_A, N_TYPES_A, s6);
 
         license_request req = {sizeof(license_request), "frank", "video_team,admin", "ext-999", NULL};
         license_denial denial;
         memset(&denial, 0x5a, sizeof denial);
+        denial.size = sizeof denial;
         CHECK_RC(license_try_acquire_ex(&req, &h, &denial), LICENSE_ERR_LIMIT_REACHED);
         CHECK(h == 777, "seat_out written on refusal");
         CHECK(memchr(denial.license_type, '\0', sizeof denial.license_type) != NULL &&
@@ -644,6 +648,7 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
         license_request req = {sizeof(license_request), "frank", "receptionist,crm", NULL, NULL};
         license_denial denial;
         memset(&denial, 0, sizeof denial);
+        denial.size = sizeof denial;
         CHECK_RC(license_try_acquire_ex(&req, &h, &denial), LICENSE_ERR_LIMIT_REACHED);
         CHECK(h == 778, "seat_out written on refusal");
         CHECK(strcmp(denial.license_type, "crm") == 0 && denial.used == 3 && denial.limit == 3,
@@ -689,6 +694,7 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
         license_request req = {sizeof(license_request), "hank", "receptionist", "ext-101", "sip-call-7f3a"};
         license_denial denial;
         memset(&denial, 0x33, sizeof denial);
+        denial.size = sizeof denial;
         license_denial before = denial;
         CHECK_RC(license_try_acquire_ex(&req, &hank, &denial), LICENSE_OK);
         CHECK(memcmp(&before, &denial, sizeof denial) == 0, "denial_out written on success");
@@ -781,6 +787,7 @@ static void phase_b(const char *path_b, license_seat old_dave, license_seat old_
         license_request req = {sizeof(license_request), "op9", "operator", "ext-109", NULL};
         license_denial denial;
         memset(&denial, 0, sizeof denial);
+        denial.size = sizeof denial;
         CHECK_RC(license_try_acquire_ex(&req, &h, &denial), LICENSE_ERR_LIMIT_REACHED);
         CHECK(h == 4242, "seat_out written on refusal");
         CHECK(strcmp(denial.license_type, "callcenter") == 0 && denial.used == 8 && denial.limit == 8,
@@ -791,14 +798,15 @@ static void phase_b(const char *path_b, license_seat old_dave, license_seat old_
 
         /* op1 holds operator; adding chat_team is refused by chat (0/0), nothing taken */
         memset(&denial, 0, sizeof denial);
+        denial.size = sizeof denial;
         license_request req2 = {sizeof(license_request), "op1", "operator,chat_team", NULL, NULL};
         CHECK_RC(license_try_acquire_ex(&req2, &h, &denial), LICENSE_ERR_LIMIT_REACHED);
         CHECK(strcmp(denial.license_type, "chat") == 0 && denial.used == 0 && denial.limit == 0,
               "denial %.64s %u/%u, expected chat 0/0", denial.license_type, denial.used, denial.limit);
-        CHECK(strcmp(tc_last_error(), "license type 'chat' is full (0/0)") == 0, "last error \"%s\"",
+        CHECK(strcmp(tc_last_error(), "license type 'chat' is full (0/0): no seats are licensed") == 0, "last error \"%s\"",
               tc_last_error());
         CHECK_RC(license_try_acquire("newbie", "receptionist,chat_team", &h), LICENSE_ERR_LIMIT_REACHED);
-        CHECK(strcmp(tc_last_error(), "license type 'chat' is full (0/0)") == 0, "last error \"%s\"",
+        CHECK(strcmp(tc_last_error(), "license type 'chat' is full (0/0): no seats are licensed") == 0, "last error \"%s\"",
               tc_last_error());
         CHECK(h == 4242, "seat_out written on refusal");
         UNCHANGED("chat refused", TYPES_B, N_TYPES_B, full);

@@ -226,7 +226,7 @@ static void *part_a_worker(void *p) {
         snprintf(user, sizeof user, "a%d-%d", w->id, i);
         license_seat h = 0;
         int32_t rc;
-        license_denial denial;
+        license_denial denial = {.size = sizeof(license_denial)};
         int use_ex = (i & 1);
         if (use_ex) {
             char ext[24];

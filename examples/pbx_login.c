@@ -169,6 +169,7 @@ static void do_login(const login_spec *spec, login_result *out) {
         .session = spec->session,
     };
     memset(out, 0, sizeof *out);
+    out->denial.size = sizeof out->denial;
     out->rc = license_try_acquire_ex(&req, &out->seat, &out->denial);
     if (out->rc == LICENSE_OK)
         out->held = 1;

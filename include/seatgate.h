@@ -113,6 +113,15 @@ enum license_status
    * that take one type, such as `license_usage`).
    */
   LICENSE_ERR_UNKNOWN_LICENSE_TYPE = -10,
+  /**
+   * A license type in the request requires another type (`requires = [...]`) that
+   * the user neither holds nor requests; nothing was taken. The denial names both.
+   */
+  LICENSE_ERR_REQUIREMENT_MISSING = -11,
+  /**
+   * The user holds no seat handle (`license_release_user`, `license_touch_user`).
+   */
+  LICENSE_ERR_UNKNOWN_USER = -12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -146,6 +155,185 @@ typedef enum license_report_format license_report_format;
 typedef uint32_t license_report_format;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * Why a license type refused a request (`license_denial.reason`, and the `reason`
+ * of a `LICENSE_EVENT_DENIED` event).
+ */
+enum license_denial_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Every seat of the type is taken.
+   */
+  LICENSE_DENIAL_FULL = 0,
+  /**
+   * The type has no seats at all (limit 0).
+   */
+  LICENSE_DENIAL_NO_SEATS = 1,
+  /**
+   * More seats are held than the limit, which a reload lowered; nobody was logged
+   * out, and new logins wait until use falls under the limit.
+   */
+  LICENSE_DENIAL_OVER_LIMIT = 2,
+  /**
+   * The type requires another type the user neither holds nor requests
+   * (`license_denial.requires` names it).
+   */
+  LICENSE_DENIAL_REQUIREMENT_MISSING = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum license_denial_reason license_denial_reason;
+#else
+typedef uint32_t license_denial_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why a seat was given back (`LICENSE_EVENT_RELEASED` events and the audit log).
+ * Callers pass `LICENSE_RELEASE_NORMAL` or `LICENSE_RELEASE_ADMIN`; the others are
+ * set by seatgate.
+ */
+enum license_release_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The holder logged out.
+   */
+  LICENSE_RELEASE_NORMAL = 0,
+  /**
+   * The lease ran out: the holder stopped calling `license_touch`.
+   */
+  LICENSE_RELEASE_EXPIRED = 1,
+  /**
+   * An admin released it. Nothing lingers after an admin release.
+   */
+  LICENSE_RELEASE_ADMIN = 2,
+  /**
+   * The user gave up the last seat of a type this seat's type requires.
+   */
+  LICENSE_RELEASE_DEPENDENCY = 3,
+  /**
+   * `license_shutdown`.
+   */
+  LICENSE_RELEASE_SHUTDOWN = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum license_release_reason license_release_reason;
+#else
+typedef uint32_t license_release_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a `license_event` reports.
+ */
+enum license_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A handle took (or, for a per-user type the user already held, joined) a seat
+   * of `license_type`. One event per type of the handle.
+   */
+  LICENSE_EVENT_ACQUIRED = 1,
+  /**
+   * A handle gave back its hold on `license_type`; `reason` is a
+   * `license_release_reason`. One event per type of the handle.
+   */
+  LICENSE_EVENT_RELEASED = 2,
+  /**
+   * `license_type` refused a request of `user`; `reason` is a
+   * `license_denial_reason`.
+   */
+  LICENSE_EVENT_DENIED = 3,
+  /**
+   * Use of `license_type` reached `threshold_percent` of its limit, going up.
+   */
+  LICENSE_EVENT_THRESHOLD_UP = 4,
+  /**
+   * Use of `license_type` fell back under `threshold_percent` of its limit.
+   */
+  LICENSE_EVENT_THRESHOLD_DOWN = 5,
+  /**
+   * A new configuration is running (`license_reload`); `detail` lists the changes.
+   */
+  LICENSE_EVENT_RELOADED = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum license_event_kind license_event_kind;
+#else
+typedef uint32_t license_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * One event, passed to the `license_event_callback`. Valid only during the call:
+ * copy what you keep. Strings are NUL-terminated UTF-8.
+ */
+typedef struct license_event {
+  /**
+   * `sizeof(license_event)` of the library that built it: fields added later go at
+   * the end; read only those your header knows.
+   */
+  size_t size;
+  /**
+   * A `license_event_kind`.
+   */
+  uint32_t kind;
+  /**
+   * `license_release_reason` for RELEASED, `license_denial_reason` for DENIED, 0
+   * otherwise.
+   */
+  uint32_t reason;
+  /**
+   * The license type; NULL for RELOADED.
+   */
+  const char *license_type;
+  /**
+   * The user; NULL for THRESHOLD and RELOADED events.
+   */
+  const char *user;
+  /**
+   * The seat handle for ACQUIRED and RELEASED; 0 otherwise.
+   */
+  uint64_t seat;
+  /**
+   * Seats of `license_type` in use right after the change, and its limit.
+   */
+  uint32_t used;
+  uint32_t limit;
+  /**
+   * The type's `alert_at` percentage, for THRESHOLD events; 0 otherwise.
+   */
+  uint32_t threshold_percent;
+  /**
+   * Wall-clock time of the event, milliseconds since the Unix epoch (UTC).
+   */
+  int64_t time_unix_ms;
+  /**
+   * One human sentence, never NULL.
+   */
+  const char *detail;
+} license_event;
+
+/**
+ * The event listener: `user_data` as given to `license_set_event_callback`, and the
+ * event (valid only during the call).
+ *
+ * Thread safety: it can be called on several threads at once; see
+ * `license_set_event_callback` for which thread delivers which event.
+ */
+typedef void (*license_event_callback)(void *user_data,
+                                       const struct license_event *event);
 
 /**
  * Seat handle returned by the acquire functions. Never 0; never reused while the
@@ -184,12 +372,18 @@ typedef struct license_request {
 } license_request;
 
 /**
- * Which license type refused a request, for programs. Filled by
- * `license_try_acquire_ex` when it returns `LICENSE_ERR_LIMIT_REACHED`.
+ * Which license type refused a request, and why, for programs. Filled by
+ * `license_try_acquire_ex` when it returns `LICENSE_ERR_LIMIT_REACHED` or
+ * `LICENSE_ERR_REQUIREMENT_MISSING`.
  */
 typedef struct license_denial {
   /**
-   * NUL-terminated name of the full license type.
+   * Set to `sizeof(license_denial)` before the call: fields added in later versions
+   * go at the end, and only `size` bytes are ever written.
+   */
+  size_t size;
+  /**
+   * NUL-terminated name of the license type that refused.
    */
   char license_type[64];
   /**
@@ -200,7 +394,48 @@ typedef struct license_denial {
    * The type's limit.
    */
   uint32_t limit;
+  /**
+   * A `license_denial_reason`.
+   */
+  uint32_t reason;
+  /**
+   * For `LICENSE_DENIAL_REQUIREMENT_MISSING`: the NUL-terminated name of the type
+   * that is missing; empty otherwise.
+   */
+  char requires[64];
 } license_denial;
+
+/**
+ * Billing counters of one license type, from `license_stats`.
+ */
+typedef struct license_type_stats {
+  /**
+   * Set to `sizeof(license_type_stats)` before the call; only that many bytes are
+   * written.
+   */
+  size_t size;
+  /**
+   * Seats in use now (lingering seats included), and the limit.
+   */
+  uint32_t used;
+  uint32_t limit;
+  /**
+   * Highest use since `license_init`.
+   */
+  uint32_t peak;
+  /**
+   * Highest use since the last `license_stats_reset` (or since init).
+   */
+  uint32_t peak_since_reset;
+  /**
+   * Seats taken since init (a user's second handle of a per-user type takes none).
+   */
+  uint64_t acquired;
+  /**
+   * Requests this type refused since init.
+   */
+  uint64_t denied;
+} license_type_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -223,6 +458,11 @@ extern "C" {
  * Thread safety: safe from any thread; concurrent inits are serialised and only one
  * succeeds.
  *
+ * Threads: unless the config says `[reaper] enabled = false`, a background thread
+ * ("seatgate-reaper") reclaims expired leases and ended linger windows every
+ * `[reaper] interval` (default 1 s). With `[audit]`, a thread ("seatgate-audit")
+ * writes the audit log. Both stop at `license_shutdown`.
+ *
  * Fork: the memory backend keeps its table in this process's heap. A child forked
  * after `license_init` gets a private copy of it, so each process would enforce the
  * limits on its own. Call `license_init` in exactly one process of a forking host
@@ -244,8 +484,74 @@ int32_t license_init(const char *config_path);
  * Thread safety: safe from any thread, even while other threads acquire or release:
  * calls already running finish against the old table, later ones get
  * `LICENSE_ERR_NOT_INITIALIZED`. Never crashes.
+ *
+ * Every seat still held is released with reason `LICENSE_RELEASE_SHUTDOWN`: the
+ * listener gets a RELEASED event for each (on the calling thread, after the library
+ * already reports NOT_INITIALIZED), and the audit log an `IN` line, which is written
+ * out before this function returns.
  */
 void license_shutdown(void);
+
+/**
+ * Reads the configuration again and swaps it in atomically, **keeping every held
+ * seat**. `config_path` NULL means the file given to `license_init` (or to the last
+ * successful reload); otherwise that file becomes the configuration file.
+ *
+ * - Types are matched by name. A type whose limit drops below its current use
+ *   throws nobody out: new acquires of it are refused
+ *   (`LICENSE_DENIAL_OVER_LIMIT`) until use falls under the new limit, and the
+ *   report marks it "over limit".
+ * - A removed type's holders keep their handles and can release them; nobody can
+ *   acquire it, and the report lists it as "orphaned" until its last seat is gone.
+ * - Leases of seats already held keep their length; new `lease` values apply to new
+ *   acquires. The audit log is reopened (logrotate: rename the file, then reload).
+ * - Every acquire runs entirely against the old or entirely against the new config.
+ *
+ * Returns `LICENSE_OK` (a RELOADED event follows, on the calling thread);
+ * `LICENSE_ERR_CONFIG` with `file:line:column: problem` in `license_last_error`,
+ * and the running configuration untouched; `LICENSE_ERR_INVALID_ARGUMENT` for an
+ * empty or over-long path; `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`.
+ *
+ * Thread safety: safe from any thread, concurrently with acquires and releases,
+ * which never wait for it. Reloads are serialised with each other. It may be called
+ * from an event callback.
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+ */
+int32_t license_reload(const char *config_path);
+
+/**
+ * Registers the event listener, or removes it with `callback == NULL`. It stays
+ * registered across `license_shutdown` and `license_init`, so it can be set before
+ * init. `user_data` is passed back untouched.
+ *
+ * Which thread calls it:
+ * - ACQUIRED, DENIED, THRESHOLD and RELEASED (normal, admin, dependency) events:
+ *   the thread whose `license_*` call caused them, before that call returns;
+ * - RELEASED with `LICENSE_RELEASE_EXPIRED`: the reaper thread, or a thread whose
+ *   acquire, release, touch or `license_reap` found the lease expired;
+ * - RELOADED: the thread that called `license_reload`;
+ * - RELEASED with `LICENSE_RELEASE_SHUTDOWN`: the thread calling `license_shutdown`.
+ *
+ * So the callback must be safe to run on several threads at once. It is never
+ * called while seatgate holds a lock or a table guard: it may call any `license_*`
+ * function (an acquire, a release, a report, a reload) without deadlock. Events of
+ * one thread arrive in order; events of different threads may interleave, and each
+ * carries the counts right after its own change. Keep it short: the login that
+ * caused the event waits for it. After replacing or removing the callback, a call
+ * already running on another thread may still finish with the old one, so keep its
+ * `user_data` valid until `license_shutdown` has returned.
+ *
+ * Returns `LICENSE_OK` or `LICENSE_ERR_INTERNAL`. Works initialized or not.
+ * Thread safety: safe from any thread, including from inside a callback.
+ *
+ * # Safety
+ * `callback` is NULL or a function that may be called from any thread with
+ * `user_data` until it is replaced and `license_shutdown` has returned.
+ */
+int32_t license_set_event_callback(license_event_callback callback,
+                                   void *user_data);
 
 /**
  * Takes one seat of every license type that the named profiles imply, **all or
@@ -316,14 +622,19 @@ int32_t license_try_acquire_ex(const struct license_request *req,
                                struct license_denial *denial_out);
 
 /**
- * Gives back a seat handle from an acquire. The user's `count = "user"` seats are
- * freed when their last handle is released; `count = "session"` seats at once.
+ * Gives back a seat handle from an acquire (a logout). The user's `count = "user"`
+ * seats are freed when their last handle is released (or kept for the same user
+ * during the type's `linger` window); `count = "session"` seats at once.
+ *
+ * Dependent licenses: when this was the user's last handle holding a type that
+ * other handles of the user require (`requires = [...]`), those handles are released
+ * too, with reason `LICENSE_RELEASE_DEPENDENCY`, and become unknown.
  *
  * Returns:
  * - `LICENSE_OK`;
- * - `LICENSE_ERR_UNKNOWN_SEAT`: 0, never issued, already released, or issued before a
- *   shutdown. Nothing is freed, so a double release can never free someone else's
- *   seat;
+ * - `LICENSE_ERR_UNKNOWN_SEAT`: 0, never issued, already released, released by a
+ *   dependency, issued before a shutdown, or its lease ran out (it was reclaimed, by
+ *   now or by this call). A double release can never free someone else's seat;
  * - `LICENSE_ERR_NOT_INITIALIZED` (checked first, for every handle, 0 included);
  * - `LICENSE_ERR_INTERNAL`.
  *
@@ -331,6 +642,106 @@ int32_t license_try_acquire_ex(const struct license_request *req,
  * exactly one gets `LICENSE_OK`.
  */
 int32_t license_release(license_seat seat);
+
+/**
+ * Like `license_release`, recording `why`: `LICENSE_RELEASE_NORMAL` (a logout) or
+ * `LICENSE_RELEASE_ADMIN` (an admin kicked the seat: nothing lingers, and the
+ * RELEASED events and the audit log say "admin").
+ *
+ * Returns the codes of `license_release`, and `LICENSE_ERR_INVALID_ARGUMENT` for any
+ * other `why`. Thread safety: as `license_release`.
+ */
+int32_t license_release_as(license_seat seat,
+                           uint32_t why);
+
+/**
+ * Releases every seat handle of `user` ("log out everywhere"), recording `why`
+ * (`LICENSE_RELEASE_NORMAL` or `LICENSE_RELEASE_ADMIN`; with ADMIN the user's
+ * lingering seats are freed at once too). `*released_out` (may be NULL) receives the
+ * number of handles released.
+ *
+ * Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_USER` if the user holds nothing;
+ * `LICENSE_ERR_INVALID_ARGUMENT` (bad `user` or `why`); `LICENSE_ERR_NOT_INITIALIZED`;
+ * `LICENSE_ERR_INTERNAL`. Thread safety: safe from any thread; a login of the same
+ * user racing with it either completes before (and is released) or after (and
+ * stays).
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+ */
+int32_t license_release_user(const char *user,
+                             uint32_t why,
+                             uint32_t *released_out);
+
+/**
+ * Renews the lease of one seat handle: it now runs until the handle's lease length
+ * from now. Call it from the host's keep-alive (a SIP re-REGISTER, a CRM heartbeat)
+ * at least once per lease, comfortably before it ends. A handle without a lease
+ * (its types set no `lease`) is accepted and unchanged.
+ *
+ * Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_SEAT` if the handle is not held,
+ * including when its lease has already run out (the seat is reclaimed then, and the
+ * holder must acquire again); `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`.
+ *
+ * Thread safety: safe from any thread; lock-free for other users' seats.
+ */
+int32_t license_touch(license_seat seat);
+
+/**
+ * Renews the lease of every seat handle of `user` at once (a keep-alive per user
+ * rather than per handle). `*renewed_out` (may be NULL) receives how many handles
+ * were renewed; handles whose lease had already run out are reclaimed, not renewed.
+ *
+ * Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_USER` if the user holds no live
+ * handle; `LICENSE_ERR_INVALID_ARGUMENT`; `LICENSE_ERR_NOT_INITIALIZED`;
+ * `LICENSE_ERR_INTERNAL`. Thread safety: safe from any thread.
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+ */
+int32_t license_touch_user(const char *user,
+                           uint32_t *renewed_out);
+
+/**
+ * Reclaims every expired lease and ended linger window now. The reaper thread does
+ * this on its own; hosts that turn it off (`[reaper] enabled = false`) call this from
+ * their own timer. Acquires never need it: a full type reclaims its expired seats
+ * before it refuses. `*reclaimed_out` (may be NULL) receives how many seats (handles
+ * and lingering seats) were reclaimed.
+ *
+ * Returns `LICENSE_OK`, `LICENSE_ERR_NOT_INITIALIZED` or `LICENSE_ERR_INTERNAL`.
+ * Thread safety: safe from any thread. RELEASED events (reason EXPIRED) arrive on
+ * the calling thread.
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+ */
+int32_t license_reap(uint32_t *reclaimed_out);
+
+/**
+ * Writes the billing counters of one license type: use now, peak since init and
+ * since the last `license_stats_reset`, seats acquired and requests denied since
+ * init. Set `out->size = sizeof(license_type_stats)` first.
+ *
+ * Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_LICENSE_TYPE`;
+ * `LICENSE_ERR_INVALID_ARGUMENT` (NULL, bad name, or `out->size` too small);
+ * `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`. `*out` is written only on
+ * success. Thread safety: safe from any thread; lock-free.
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+ */
+int32_t license_stats(const char *license_type,
+                      struct license_type_stats *out);
+
+/**
+ * Starts a new "peak since reset" period for every type, at the current use (for a
+ * billing period). Peaks since init and the totals are not reset.
+ *
+ * Returns `LICENSE_OK`, `LICENSE_ERR_NOT_INITIALIZED` or `LICENSE_ERR_INTERNAL`.
+ * Thread safety: safe from any thread.
+ */
+int32_t license_stats_reset(void);
 
 /**
  * Writes the usage of one license type: seats in use and its limit.

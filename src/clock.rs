@@ -1,15 +1,33 @@
 //! Injectable time, so that tests control "now" without sleeping.
+//!
+//! Two clocks, for two jobs:
+//! - **monotonic** nanoseconds for leases, linger windows and the reaper: they never
+//!   jump when an admin or NTP sets the wall clock. `CLOCK_MONOTONIC` is one clock for
+//!   every process of the host, so deadlines can be shared between processes;
+//! - **wall-clock** UTC for what people read: login times in the report, event and
+//!   audit-log timestamps.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Wall-clock time source for report timestamps (`since`, `generated_at`).
+/// A point on the monotonic clock, in nanoseconds since an arbitrary origin (boot).
+pub type Mono = u64;
+
+/// Converts a duration to monotonic nanoseconds, saturating (584 years).
+#[inline]
+pub fn mono_ns(d: Duration) -> Mono {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Time source for the engine.
 pub trait Clock: Send + Sync + 'static {
     /// Wall-clock time, UTC.
     fn now(&self) -> SystemTime;
+    /// Monotonic time for deadlines.
+    fn monotonic(&self) -> Mono;
 }
 
-/// The real clock.
+/// The real clocks: `SystemTime` and `CLOCK_MONOTONIC`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -18,28 +36,41 @@ impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
+    #[inline]
+    fn monotonic(&self) -> Mono {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
+    }
 }
 
-/// A clock that moves only when told to. For tests.
+/// A clock that moves only when told to: both its wall-clock and its monotonic time
+/// advance together. For tests.
 #[derive(Debug)]
 pub struct ManualClock {
-    now: Mutex<SystemTime>,
+    now: Mutex<(SystemTime, Mono)>,
 }
 
 impl ManualClock {
-    /// Starts at `unix_seconds` after the epoch.
+    /// Starts at `unix_seconds` after the epoch (monotonic time starts at 1 s).
     pub fn at_unix(unix_seconds: u64) -> ManualClock {
-        ManualClock { now: Mutex::new(UNIX_EPOCH + Duration::from_secs(unix_seconds)) }
+        ManualClock { now: Mutex::new((UNIX_EPOCH + Duration::from_secs(unix_seconds), 1_000_000_000)) }
     }
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
+        now.0 += by;
+        now.1 = now.1.saturating_add(mono_ns(by));
+    }
+    fn read(&self) -> (SystemTime, Mono) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+        self.read().0
+    }
+    fn monotonic(&self) -> Mono {
+        self.read().1
     }
 }
 
@@ -48,10 +79,31 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// Milliseconds since the Unix epoch (negative before it).
+pub fn unix_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
 /// Whole days since 1970-01-01 (UTC) of a wall-clock time.
 pub fn unix_day(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => (d.as_secs() / 86_400) as i64,
         Err(e) => -((e.duration().as_secs().div_ceil(86_400)) as i64),
+    }
+}
+
+/// A short human duration for reports: `90s`, `2m 30s`, `1h 5m`.
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 if d.subsec_millis() > 0 && s < 10 => format!("{:.1}s", d.as_secs_f64()),
+        0..=59 => format!("{s}s"),
+        60..=3599 if s.is_multiple_of(60) => format!("{}m", s / 60),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
     }
 }

@@ -6,8 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -91,6 +92,18 @@ pub struct Licensee {
     pub support_until: Option<Date>,
 }
 
+/// Whether a type slot belongs to the running configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    /// A type of the running configuration.
+    Active,
+    /// A type removed by a reload while seats of it were (or may have been) held: its
+    /// holders can still release, nobody can acquire it, and the report lists it.
+    Orphaned,
+    /// An unused slot between others.
+    Vacant,
+}
+
 /// One license type (`[licenses.NAME]`).
 #[derive(Debug, Clone)]
 pub struct LicenseType {
@@ -98,8 +111,66 @@ pub struct LicenseType {
     pub limit: u32,
     pub description: Option<String>,
     pub count: CountMode,
+    /// Lease: a seat not renewed (`touch`) for this long is reclaimed. `None`: held
+    /// until released.
+    pub lease: Option<Duration>,
+    /// Grace window: after a `count = "user"` seat is released it stays reserved for
+    /// the same user this long. `None`: freed at once.
+    pub linger: Option<Duration>,
+    /// Types a user must hold (or request at the same time) to take this one.
+    pub requires: TypeSet,
+    /// Percentage of the limit at which threshold events fire (0: off).
+    pub alert_at: u8,
+    pub state: SlotState,
     /// Line of the `[licenses.NAME]` header, for messages.
     pub line: usize,
+}
+
+impl LicenseType {
+    fn vacant() -> LicenseType {
+        LicenseType {
+            name: Arc::from(""),
+            limit: 0,
+            description: None,
+            count: CountMode::User,
+            lease: None,
+            linger: None,
+            requires: TypeSet::EMPTY,
+            alert_at: 0,
+            state: SlotState::Vacant,
+            line: 0,
+        }
+    }
+
+    /// Seats in use at which the threshold counts as reached (`None`: no threshold).
+    #[inline]
+    pub fn alert_seats(&self) -> Option<u32> {
+        if self.alert_at == 0 || self.limit == 0 {
+            return None;
+        }
+        // ceil(limit * pct / 100), at least 1
+        let seats = (u64::from(self.limit) * u64::from(self.alert_at)).div_ceil(100).max(1);
+        Some(seats as u32)
+    }
+}
+
+/// `[audit]`: the append-only log of acquires, releases, denials and reloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub path: PathBuf,
+}
+
+/// `[reaper]`: the background thread that reclaims expired leases and linger windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaperConfig {
+    pub enabled: bool,
+    pub interval: Duration,
+}
+
+impl Default for ReaperConfig {
+    fn default() -> Self {
+        ReaperConfig { enabled: true, interval: Duration::from_secs(1) }
+    }
 }
 
 /// One profile (`[profiles.NAME]`): the license types a login with it takes.
@@ -158,14 +229,37 @@ pub struct Config {
     /// The file it came from (or the name given to [`Config::from_toml_str`]).
     pub source: String,
     pub licensee: Licensee,
-    /// License types in file order; a type's index is its bit in a [`TypeSet`].
+    /// License types by *slot*: a type's slot is its bit in a [`TypeSet`] and its
+    /// counter in the seat table. A fresh load puts them in file order; a reload keeps
+    /// every surviving type in its slot, so seats held across the reload stay counted
+    /// against the same type. After a reload the vector may also hold orphaned and
+    /// vacant slots: use [`Config::active`] for the types of the running file.
     pub licenses: Vec<LicenseType>,
+    /// Slots of the active types, in file order.
+    pub order: Vec<usize>,
+    pub audit: Option<AuditConfig>,
+    pub reaper: ReaperConfig,
     /// Profiles in file order.
     pub profiles: Vec<Profile>,
     pub lints: Vec<Lint>,
     /// Every name a request may use, profiles and bare license types, to its seat set.
     names: HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
     user_count_types: TypeSet,
+    /// Types with a lease, with `requires`, and with a linger window: the acquire path
+    /// skips that work for requests that touch none of them.
+    leased_types: TypeSet,
+    requiring_types: TypeSet,
+}
+
+/// The running configuration a reload starts from, so that surviving types keep their
+/// slots (and their held seats).
+pub struct Previous<'a> {
+    pub config: &'a Config,
+    /// Whether any seat of a slot is held now.
+    pub in_use: &'a dyn Fn(usize) -> bool,
+    /// Whether orphaned slots nobody holds may be dropped: only when no thread can
+    /// still be acquiring through a configuration in which they were active.
+    pub may_free: bool,
 }
 
 // ---- raw schema, exactly as written in TOML ----
@@ -174,10 +268,34 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     licensee: Option<RawLicensee>,
+    defaults: Option<RawDefaults>,
     #[serde(default)]
     licenses: BTreeMap<Spanned<String>, RawLicense>,
     #[serde(default)]
     profiles: BTreeMap<Spanned<String>, RawProfile>,
+    audit: Option<RawAudit>,
+    reaper: Option<RawReaper>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    lease: Option<Spanned<String>>,
+    linger: Option<Spanned<String>>,
+    alert_at: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    path: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReaper {
+    enabled: Option<bool>,
+    interval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +319,10 @@ struct RawLicense {
     description: Option<String>,
     #[serde(default = "default_count")]
     count: CountMode,
+    lease: Option<Spanned<String>>,
+    linger: Option<Spanned<String>>,
+    requires: Option<Spanned<Vec<Spanned<String>>>>,
+    alert_at: Option<Spanned<toml::Value>>,
 }
 
 fn default_count() -> CountMode {
@@ -286,10 +408,113 @@ fn parse_date(loc: &Locator<'_>, raw: &Spanned<RawDate>) -> Result<Date, ConfigE
     })
 }
 
+/// Longest lease or linger window accepted (a year): longer is surely a typo.
+const MAX_WINDOW: Duration = Duration::from_secs(366 * 86_400);
+
+/// Parses `"90s"`, `"2m"`, `"1h 30m"`, `"0"`; zero means "none".
+fn parse_window(
+    loc: &Locator<'_>,
+    what: &str,
+    raw: &Spanned<String>,
+) -> Result<Option<Duration>, ConfigError> {
+    let text = raw.get_ref().trim();
+    let parsed = if text == "0" { Ok(Duration::ZERO) } else { humantime::parse_duration(text) };
+    match parsed {
+        Ok(d) if d > MAX_WINDOW => {
+            Err(loc
+                .error(raw.span().start, format!("{what} '{text}' is longer than the maximum of 366 days")))
+        }
+        Ok(d) if d.is_zero() => Ok(None),
+        Ok(d) => Ok(Some(d)),
+        Err(e) => Err(loc.error(
+            raw.span().start,
+            format!("{what} '{text}' is not a duration ({e}); write it like \"90s\", \"5m\" or \"1h 30m\""),
+        )),
+    }
+}
+
+fn parse_percent(loc: &Locator<'_>, what: &str, raw: &Spanned<toml::Value>) -> Result<u8, ConfigError> {
+    match raw.get_ref() {
+        toml::Value::Integer(n) if (0..=100).contains(n) => Ok(*n as u8),
+        other => Err(loc.error(
+            raw.span().start,
+            format!("{what} must be a whole percentage from 0 (off) to 100, not `{other}`"),
+        )),
+    }
+}
+
+/// Slot of every type of the new file (in file order), and the orphans carried over.
+type SlotLayout = (Vec<usize>, Vec<(usize, LicenseType)>);
+
+fn assign_slots(
+    loc: &Locator<'_>,
+    names: &[&Spanned<String>],
+    previous: Option<&Previous<'_>>,
+) -> Result<SlotLayout, ConfigError> {
+    let Some(prev) = previous else {
+        return Ok(((0..names.len()).collect(), Vec::new()));
+    };
+    let old_slot = |name: &str| {
+        prev.config.licenses.iter().position(|l| l.state != SlotState::Vacant && &*l.name == name)
+    };
+    let mut taken = TypeSet::EMPTY;
+    let mut slots: Vec<Option<usize>> = names.iter().map(|n| old_slot(n.get_ref())).collect();
+    for slot in slots.iter().flatten() {
+        taken.insert(*slot);
+    }
+    let mut orphans = Vec::new();
+    for (slot, old) in prev.config.licenses.iter().enumerate() {
+        let kept = names.iter().any(|n| n.get_ref().as_str() == &*old.name);
+        let carry = match old.state {
+            SlotState::Vacant => false,
+            // Removed now: someone may be acquiring it through the old config still.
+            SlotState::Active => !kept,
+            SlotState::Orphaned => !kept && ((prev.in_use)(slot) || !prev.may_free),
+        };
+        if carry {
+            let mut orphan = old.clone();
+            orphan.state = SlotState::Orphaned;
+            orphan.requires = TypeSet::EMPTY;
+            orphan.linger = None;
+            orphan.alert_at = 0;
+            taken.insert(slot);
+            orphans.push((slot, orphan));
+        }
+    }
+    let mut free = (0..MAX_LICENSE_TYPES).filter(|s| !taken.contains(*s));
+    let mut out = Vec::with_capacity(names.len());
+    for (name, slot) in names.iter().zip(slots.iter_mut()) {
+        match slot.or_else(|| free.next()) {
+            Some(s) => out.push(s),
+            None => {
+                let held: Vec<&str> = orphans.iter().map(|(_, o)| &*o.name).collect();
+                return Err(loc.error(
+                    name.span().start,
+                    format!(
+                        "too many license types: at most {MAX_LICENSE_TYPES} fit, counting the removed types whose seats are still held ({})",
+                        held.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((out, orphans))
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
-        let path = path.as_ref();
+        Config::load(path.as_ref(), None)
+    }
+
+    /// Reads and validates a config file that replaces `previous` (a reload): every type
+    /// that survives keeps its slot, and removed types whose seats may be held become
+    /// orphans.
+    pub fn from_file_after(path: impl AsRef<Path>, previous: &Previous<'_>) -> Result<Config, ConfigError> {
+        Config::load(path.as_ref(), Some(previous))
+    }
+
+    fn load(path: &Path, previous: Option<&Previous<'_>>) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: shown.clone(),
@@ -297,11 +522,24 @@ impl Config {
             column: 0,
             message: format!("cannot read config file: {e}"),
         })?;
-        Config::from_toml_str(&text, &shown)
+        Config::parse(&text, &shown, previous)
     }
 
     /// Validates config text; `source` names it in messages (usually the file path).
     pub fn from_toml_str(text: &str, source: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, source, None)
+    }
+
+    /// Like [`Config::from_toml_str`], replacing `previous` (see [`Config::from_file_after`]).
+    pub fn from_toml_str_after(
+        text: &str,
+        source: &str,
+        previous: &Previous<'_>,
+    ) -> Result<Config, ConfigError> {
+        Config::parse(text, source, Some(previous))
+    }
+
+    fn parse(text: &str, source: &str, previous: Option<&Previous<'_>>) -> Result<Config, ConfigError> {
         let loc = Locator { file: source, text };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
@@ -330,24 +568,144 @@ impl Config {
                 format!("too many license types: at most {MAX_LICENSE_TYPES} are supported"),
             ));
         }
-        let mut licenses = Vec::with_capacity(raw_licenses.len());
-        let mut names: HashMap<Box<str>, TypeSet, _> = HashMap::with_hasher(Default::default());
-        let mut user_count_types = TypeSet::EMPTY;
-        for (index, (name, lic)) in raw_licenses.iter().enumerate() {
+        let defaults = raw.defaults.unwrap_or_default();
+        let default_lease =
+            defaults.lease.as_ref().map(|d| parse_window(&loc, "[defaults] lease", d)).transpose()?.flatten();
+        let default_linger = defaults
+            .linger
+            .as_ref()
+            .map(|d| parse_window(&loc, "[defaults] linger", d))
+            .transpose()?
+            .flatten();
+        let default_alert =
+            defaults.alert_at.as_ref().map(|a| parse_percent(&loc, "[defaults] alert_at", a)).transpose()?;
+
+        for (name, _) in &raw_licenses {
             check_name(&loc, "license type", name)?;
-            let limit = parse_limit(&loc, name.get_ref(), &lic.limit)?;
-            if lic.count == CountMode::User {
-                user_count_types.insert(index);
+        }
+        let file_names: Vec<&Spanned<String>> = raw_licenses.iter().map(|(n, _)| n).collect();
+        let (slots, orphans) = assign_slots(&loc, &file_names, previous)?;
+        let slot_count = slots.iter().chain(orphans.iter().map(|(s, _)| s)).map(|s| s + 1).max().unwrap_or(0);
+        let mut licenses: Vec<LicenseType> = (0..slot_count).map(|_| LicenseType::vacant()).collect();
+        for (slot, orphan) in orphans {
+            licenses[slot] = orphan;
+        }
+        let mut names: HashMap<Box<str>, TypeSet, _> = HashMap::with_hasher(Default::default());
+        for ((name, _), &slot) in raw_licenses.iter().zip(&slots) {
+            names.insert(name.get_ref().as_str().into(), TypeSet::single(slot));
+        }
+        let mut user_count_types = TypeSet::EMPTY;
+        let mut leased_types = TypeSet::EMPTY;
+        let mut requiring_types = TypeSet::EMPTY;
+        for ((name, lic), &slot) in raw_licenses.iter().zip(&slots) {
+            let type_name = name.get_ref();
+            let limit = parse_limit(&loc, type_name, &lic.limit)?;
+            let what = |key: &str| format!("{key} of license type '{type_name}'");
+            let lease = match &lic.lease {
+                Some(raw) => parse_window(&loc, &what("lease"), raw)?,
+                None => default_lease,
+            };
+            let linger = match &lic.linger {
+                Some(raw) => {
+                    let linger = parse_window(&loc, &what("linger"), raw)?;
+                    if linger.is_some() && lic.count != CountMode::User {
+                        return Err(loc.error(
+                            raw.span().start,
+                            format!(
+                                "license type '{type_name}' counts per session; linger keeps a released seat for the same user, so it applies only to count = \"user\" types"
+                            ),
+                        ));
+                    }
+                    linger
+                }
+                None if lic.count == CountMode::User => default_linger,
+                None => None,
+            };
+            let alert_at = match &lic.alert_at {
+                Some(raw) => parse_percent(&loc, &what("alert_at"), raw)?,
+                None => default_alert.unwrap_or(0),
+            };
+            let mut requires = TypeSet::EMPTY;
+            if let Some(list) = &lic.requires {
+                for entry in list.get_ref() {
+                    let Some(&set) = names.get(entry.get_ref().as_str()) else {
+                        return Err(loc.error(
+                            entry.span().start,
+                            format!(
+                                "license type '{type_name}' requires unknown license type '{}'",
+                                entry.get_ref()
+                            ),
+                        ));
+                    };
+                    if entry.get_ref() == type_name {
+                        return Err(loc.error(
+                            entry.span().start,
+                            format!("license type '{type_name}' requires itself"),
+                        ));
+                    }
+                    requires = requires.union(set);
+                }
             }
-            names.insert(name.get_ref().as_str().into(), TypeSet::single(index));
-            licenses.push(LicenseType {
-                name: Arc::from(name.get_ref().as_str()),
+            if lic.count == CountMode::User {
+                user_count_types.insert(slot);
+            }
+            if lease.is_some() {
+                leased_types.insert(slot);
+            }
+            if !requires.is_empty() {
+                requiring_types.insert(slot);
+            }
+            licenses[slot] = LicenseType {
+                name: Arc::from(type_name.as_str()),
                 limit,
                 description: lic.description.clone(),
                 count: lic.count,
+                lease,
+                linger,
+                requires,
+                alert_at,
+                state: SlotState::Active,
                 line: loc.line_col(name.span().start).0,
-            });
+            };
         }
+        for (slot, l) in licenses.iter().enumerate() {
+            if l.state == SlotState::Orphaned && l.count == CountMode::User {
+                user_count_types.insert(slot);
+            }
+        }
+
+        let audit = match raw.audit {
+            None => None,
+            Some(a) => {
+                let path = a.path.get_ref().trim();
+                if path.is_empty() {
+                    return Err(loc.error(a.path.span().start, "[audit] path is empty"));
+                }
+                // Relative paths are taken from the config file's folder, as admins expect.
+                let path = Path::new(path);
+                let path = if path.is_relative() {
+                    Path::new(source).parent().unwrap_or(Path::new(".")).join(path)
+                } else {
+                    path.to_path_buf()
+                };
+                Some(AuditConfig { path })
+            }
+        };
+        let reaper = match raw.reaper {
+            None => ReaperConfig::default(),
+            Some(r) => {
+                let interval = match &r.interval {
+                    Some(raw) => parse_window(&loc, "[reaper] interval", raw)?.ok_or_else(|| {
+                        loc.error(
+                            raw.span().start,
+                            "[reaper] interval must be more than 0; to stop the reaper set enabled = false",
+                        )
+                    })?,
+                    None => ReaperConfig::default().interval,
+                };
+                ReaperConfig { enabled: r.enabled.unwrap_or(true), interval }
+            }
+        };
 
         let mut raw_profiles: Vec<_> = raw.profiles.into_iter().collect();
         raw_profiles.sort_by_key(|(name, _)| name.span().start);
@@ -367,7 +725,7 @@ impl Config {
             for entry in prof.consumes.get_ref() {
                 // Only license types are in `names` yet: profiles are added below.
                 let Some(&set) = names.get(entry.get_ref().as_str()) else {
-                    let known: Vec<&str> = licenses.iter().map(|l| &*l.name).collect();
+                    let known: Vec<&str> = slots.iter().map(|&s| &*licenses[s].name).collect();
                     return Err(loc.error(
                         entry.span().start,
                         format!(
@@ -405,10 +763,15 @@ impl Config {
             source: source.to_string(),
             licensee,
             licenses,
+            order: slots,
+            audit,
+            reaper,
             profiles,
             lints: Vec::new(),
             names,
             user_count_types,
+            leased_types,
+            requiring_types,
         };
         config.lints = lint(&config, &loc, &raw_profiles);
         Ok(config)
@@ -420,9 +783,37 @@ impl Config {
         self.names.get(name).copied()
     }
 
-    /// Index of a license type by name.
+    /// Slot of an active license type by name.
     pub fn license_index(&self, name: &str) -> Option<usize> {
-        self.licenses.iter().position(|l| &*l.name == name)
+        self.order.iter().copied().find(|&s| &*self.licenses[s].name == name)
+    }
+
+    /// The active license types, in file order, with their slots.
+    pub fn active(&self) -> impl Iterator<Item = (usize, &LicenseType)> + '_ {
+        self.order.iter().map(|&s| (s, &self.licenses[s]))
+    }
+
+    /// Types removed by a reload whose slots are kept for the seats still held.
+    pub fn orphans(&self) -> impl Iterator<Item = (usize, &LicenseType)> + '_ {
+        self.licenses.iter().enumerate().filter(|(_, l)| l.state == SlotState::Orphaned)
+    }
+
+    /// Types with a lease.
+    #[inline]
+    pub fn leased_types(&self) -> TypeSet {
+        self.leased_types
+    }
+
+    /// Types that require other types.
+    #[inline]
+    pub fn requiring_types(&self) -> TypeSet {
+        self.requiring_types
+    }
+
+    /// The lease of a handle holding `types`: the shortest lease among them.
+    #[inline]
+    pub fn lease_of(&self, types: TypeSet) -> Option<Duration> {
+        types.intersect(self.leased_types).iter().filter_map(|s| self.licenses[s].lease).min()
     }
 
     /// The license types counted per user (the rest are counted per session).
@@ -472,7 +863,7 @@ fn lint(config: &Config, loc: &Locator<'_>, raw_profiles: &[(Spanned<String>, Ra
         }
     }
 
-    for (index, lic) in config.licenses.iter().enumerate() {
+    for (index, lic) in config.active() {
         let users = consumed_by(index);
         if users.is_empty() {
             if !config.profiles.is_empty() {
@@ -489,9 +880,7 @@ fn lint(config: &Config, loc: &Locator<'_>, raw_profiles: &[(Spanned<String>, Ra
             continue;
         }
         let ceiling = config
-            .licenses
-            .iter()
-            .enumerate()
+            .active()
             .filter(|&(other, o)| other != index && o.count == CountMode::User && o.limit < lic.limit)
             .filter(|&(other, _)| users.iter().all(|p| p.consumes.contains(other)))
             .min_by_key(|(_, o)| o.limit);
@@ -517,7 +906,33 @@ fn lint(config: &Config, loc: &Locator<'_>, raw_profiles: &[(Spanned<String>, Ra
         }
     }
 
-    if config.licenses.is_empty() {
+    for (_, lic) in config.active() {
+        for (_, needed) in config.active().filter(|(s, _)| lic.requires.contains(*s)) {
+            if needed.limit == 0 {
+                lints.push(loc.lint(
+                    "unreachable-requirement",
+                    lic.line,
+                    format!(
+                        "license type '{}' requires '{}' whose limit is 0: no login can take '{}'",
+                        lic.name, needed.name, lic.name
+                    ),
+                ));
+            }
+        }
+        if lic.linger.is_some() && lic.lease.is_none() && !config.reaper.enabled {
+            lints.push(loc.lint("reaper-disabled", lic.line, format!(
+                "license type '{}' lingers, but the reaper is off: a lingering seat is freed only when an acquire needs it or the host calls license_reap",
+                lic.name
+            )));
+        } else if lic.lease.is_some() && !config.reaper.enabled {
+            lints.push(loc.lint("reaper-disabled", lic.line, format!(
+                "license type '{}' has a lease, but the reaper is off: expired seats are reclaimed only when an acquire needs them or the host calls license_reap, so the report may show them until then",
+                lic.name
+            )));
+        }
+    }
+
+    if config.order.is_empty() {
         lints.push(loc.lint(
             "no-licenses",
             1,

@@ -6,26 +6,84 @@ use std::sync::Arc;
 use crate::config::ConfigError;
 use crate::types::SeatId;
 
-/// Why a request was refused because a license type is full. Programs read the fields;
+/// Why a license type refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenialReason {
+    /// Every seat is taken.
+    Full,
+    /// The type has no seats at all (limit 0).
+    NoSeats,
+    /// More seats are held than the limit allows (the limit was lowered by a reload);
+    /// new logins wait until use falls under the limit.
+    OverLimit,
+    /// The type requires another type that the user neither holds nor requests.
+    MissingRequirement,
+}
+
+impl DenialReason {
+    /// The stable name used in events, the audit log and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenialReason::Full => "full",
+            DenialReason::NoSeats => "no_seats",
+            DenialReason::OverLimit => "over_limit",
+            DenialReason::MissingRequirement => "missing_requirement",
+        }
+    }
+}
+
+/// Why a request was refused: which license type, and why. Programs read the fields;
 /// people read the `Display` sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    /// The license type that ran out.
+    /// The license type that refused.
     pub license: Arc<str>,
     /// Seats in use when the request was refused.
     pub used: u32,
     pub limit: u32,
+    pub reason: DenialReason,
+    /// For [`DenialReason::MissingRequirement`]: the type that is missing.
+    pub requires: Option<Arc<str>>,
+}
+
+impl Denial {
+    pub(crate) fn limit(license: Arc<str>, used: u32, limit: u32) -> Denial {
+        let reason = if limit == 0 {
+            DenialReason::NoSeats
+        } else if used > limit {
+            DenialReason::OverLimit
+        } else {
+            DenialReason::Full
+        };
+        Denial { license, used, limit, reason, requires: None }
+    }
 }
 
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "license type '{}' is full ({}/{})", self.license, self.used, self.limit)
+        let (name, used, limit) = (&self.license, self.used, self.limit);
+        match self.reason {
+            DenialReason::Full => write!(f, "license type '{name}' is full ({used}/{limit})"),
+            DenialReason::NoSeats => {
+                write!(f, "license type '{name}' is full ({used}/{limit}): no seats are licensed")
+            }
+            DenialReason::OverLimit => write!(
+                f,
+                "license type '{name}' is full ({used}/{limit}): over its limit since the limit was lowered; new logins wait until use falls under {limit}"
+            ),
+            DenialReason::MissingRequirement => write!(
+                f,
+                "license type '{name}' requires '{}', which the user neither holds nor requests",
+                self.requires.as_deref().unwrap_or("?")
+            ),
+        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    /// A license type in the request is full; nothing was taken.
+    /// A license type in the request is full (or misses a type it requires); nothing
+    /// was taken.
     LimitReached(Denial),
     /// A name in the profile list is neither a profile nor a license type.
     UnknownProfile(String),
@@ -33,6 +91,11 @@ pub enum Error {
     InvalidArgument(String),
     /// The seat handle is not held (never issued, already released, or from an earlier init).
     UnknownSeat(SeatId),
+    /// The seat's lease ran out before this call: it has been reclaimed, and the handle
+    /// is unknown from now on.
+    SeatExpired(SeatId),
+    /// The user holds no seat.
+    UnknownUser(String),
     /// The configuration did not load.
     Config(ConfigError),
 }
@@ -47,6 +110,11 @@ impl fmt::Display for Error {
                 f,
                 "seat {seat} is not held (already released, never issued, or from before a shutdown)"
             ),
+            Error::SeatExpired(seat) => write!(
+                f,
+                "seat {seat} is not held: its lease ran out (it was not renewed with license_touch in time) and it was reclaimed"
+            ),
+            Error::UnknownUser(user) => write!(f, "user '{user}' holds no seat"),
             Error::Config(e) => e.fmt(f),
         }
     }

@@ -13,7 +13,7 @@
 #![allow(non_camel_case_types)]
 
 use std::cell::RefCell;
-use std::ffi::{CStr, OsStr, c_char};
+use std::ffi::{CStr, CString, OsStr, c_char, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -21,8 +21,11 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 
+use crate::backend::ReleaseWhy;
+use crate::clock::unix_ms;
 use crate::engine::{Engine, Request};
-use crate::error::{Denial, Error};
+use crate::error::{Denial, DenialReason, Error};
+use crate::events::{Event, EventKind, EventSink};
 use crate::report::Page;
 use crate::types;
 
@@ -60,6 +63,176 @@ pub enum license_status {
     /// The name is not a license type of the running configuration (the queries
     /// that take one type, such as `license_usage`).
     LICENSE_ERR_UNKNOWN_LICENSE_TYPE = -10,
+    /// A license type in the request requires another type (`requires = [...]`) that
+    /// the user neither holds nor requests; nothing was taken. The denial names both.
+    LICENSE_ERR_REQUIREMENT_MISSING = -11,
+    /// The user holds no seat handle (`license_release_user`, `license_touch_user`).
+    LICENSE_ERR_UNKNOWN_USER = -12,
+}
+
+/// Why a license type refused a request (`license_denial.reason`, and the `reason`
+/// of a `LICENSE_EVENT_DENIED` event).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum license_denial_reason {
+    /// Every seat of the type is taken.
+    LICENSE_DENIAL_FULL = 0,
+    /// The type has no seats at all (limit 0).
+    LICENSE_DENIAL_NO_SEATS = 1,
+    /// More seats are held than the limit, which a reload lowered; nobody was logged
+    /// out, and new logins wait until use falls under the limit.
+    LICENSE_DENIAL_OVER_LIMIT = 2,
+    /// The type requires another type the user neither holds nor requests
+    /// (`license_denial.requires` names it).
+    LICENSE_DENIAL_REQUIREMENT_MISSING = 3,
+}
+
+/// Why a seat was given back (`LICENSE_EVENT_RELEASED` events and the audit log).
+/// Callers pass `LICENSE_RELEASE_NORMAL` or `LICENSE_RELEASE_ADMIN`; the others are
+/// set by seatgate.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum license_release_reason {
+    /// The holder logged out.
+    LICENSE_RELEASE_NORMAL = 0,
+    /// The lease ran out: the holder stopped calling `license_touch`.
+    LICENSE_RELEASE_EXPIRED = 1,
+    /// An admin released it. Nothing lingers after an admin release.
+    LICENSE_RELEASE_ADMIN = 2,
+    /// The user gave up the last seat of a type this seat's type requires.
+    LICENSE_RELEASE_DEPENDENCY = 3,
+    /// `license_shutdown`.
+    LICENSE_RELEASE_SHUTDOWN = 4,
+}
+
+impl TryFrom<u32> for license_release_reason {
+    type Error = ();
+    fn try_from(value: u32) -> Result<Self, ()> {
+        use license_release_reason::*;
+        Ok(match value {
+            0 => LICENSE_RELEASE_NORMAL,
+            1 => LICENSE_RELEASE_EXPIRED,
+            2 => LICENSE_RELEASE_ADMIN,
+            3 => LICENSE_RELEASE_DEPENDENCY,
+            4 => LICENSE_RELEASE_SHUTDOWN,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl From<ReleaseWhy> for license_release_reason {
+    fn from(why: ReleaseWhy) -> Self {
+        use license_release_reason::*;
+        match why {
+            ReleaseWhy::Normal => LICENSE_RELEASE_NORMAL,
+            ReleaseWhy::Expired => LICENSE_RELEASE_EXPIRED,
+            ReleaseWhy::Admin => LICENSE_RELEASE_ADMIN,
+            ReleaseWhy::Dependency => LICENSE_RELEASE_DEPENDENCY,
+            ReleaseWhy::Shutdown => LICENSE_RELEASE_SHUTDOWN,
+        }
+    }
+}
+
+impl From<license_release_reason> for ReleaseWhy {
+    fn from(why: license_release_reason) -> Self {
+        use license_release_reason::*;
+        match why {
+            LICENSE_RELEASE_NORMAL => ReleaseWhy::Normal,
+            LICENSE_RELEASE_EXPIRED => ReleaseWhy::Expired,
+            LICENSE_RELEASE_ADMIN => ReleaseWhy::Admin,
+            LICENSE_RELEASE_DEPENDENCY => ReleaseWhy::Dependency,
+            LICENSE_RELEASE_SHUTDOWN => ReleaseWhy::Shutdown,
+        }
+    }
+}
+
+impl From<DenialReason> for license_denial_reason {
+    fn from(reason: DenialReason) -> Self {
+        use license_denial_reason::*;
+        match reason {
+            DenialReason::Full => LICENSE_DENIAL_FULL,
+            DenialReason::NoSeats => LICENSE_DENIAL_NO_SEATS,
+            DenialReason::OverLimit => LICENSE_DENIAL_OVER_LIMIT,
+            DenialReason::MissingRequirement => LICENSE_DENIAL_REQUIREMENT_MISSING,
+        }
+    }
+}
+
+/// What a `license_event` reports.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum license_event_kind {
+    /// A handle took (or, for a per-user type the user already held, joined) a seat
+    /// of `license_type`. One event per type of the handle.
+    LICENSE_EVENT_ACQUIRED = 1,
+    /// A handle gave back its hold on `license_type`; `reason` is a
+    /// `license_release_reason`. One event per type of the handle.
+    LICENSE_EVENT_RELEASED = 2,
+    /// `license_type` refused a request of `user`; `reason` is a
+    /// `license_denial_reason`.
+    LICENSE_EVENT_DENIED = 3,
+    /// Use of `license_type` reached `threshold_percent` of its limit, going up.
+    LICENSE_EVENT_THRESHOLD_UP = 4,
+    /// Use of `license_type` fell back under `threshold_percent` of its limit.
+    LICENSE_EVENT_THRESHOLD_DOWN = 5,
+    /// A new configuration is running (`license_reload`); `detail` lists the changes.
+    LICENSE_EVENT_RELOADED = 6,
+}
+
+/// One event, passed to the `license_event_callback`. Valid only during the call:
+/// copy what you keep. Strings are NUL-terminated UTF-8.
+#[repr(C)]
+pub struct license_event {
+    /// `sizeof(license_event)` of the library that built it: fields added later go at
+    /// the end; read only those your header knows.
+    pub size: usize,
+    /// A `license_event_kind`.
+    pub kind: u32,
+    /// `license_release_reason` for RELEASED, `license_denial_reason` for DENIED, 0
+    /// otherwise.
+    pub reason: u32,
+    /// The license type; NULL for RELOADED.
+    pub license_type: *const c_char,
+    /// The user; NULL for THRESHOLD and RELOADED events.
+    pub user: *const c_char,
+    /// The seat handle for ACQUIRED and RELEASED; 0 otherwise.
+    pub seat: u64,
+    /// Seats of `license_type` in use right after the change, and its limit.
+    pub used: u32,
+    pub limit: u32,
+    /// The type's `alert_at` percentage, for THRESHOLD events; 0 otherwise.
+    pub threshold_percent: u32,
+    /// Wall-clock time of the event, milliseconds since the Unix epoch (UTC).
+    pub time_unix_ms: i64,
+    /// One human sentence, never NULL.
+    pub detail: *const c_char,
+}
+
+/// The event listener: `user_data` as given to `license_set_event_callback`, and the
+/// event (valid only during the call).
+///
+/// Thread safety: it can be called on several threads at once; see
+/// `license_set_event_callback` for which thread delivers which event.
+pub type license_event_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const license_event)>;
+
+/// Billing counters of one license type, from `license_stats`.
+#[repr(C)]
+pub struct license_type_stats {
+    /// Set to `sizeof(license_type_stats)` before the call; only that many bytes are
+    /// written.
+    pub size: usize,
+    /// Seats in use now (lingering seats included), and the limit.
+    pub used: u32,
+    pub limit: u32,
+    /// Highest use since `license_init`.
+    pub peak: u32,
+    /// Highest use since the last `license_stats_reset` (or since init).
+    pub peak_since_reset: u32,
+    /// Seats taken since init (a user's second handle of a per-user type takes none).
+    pub acquired: u64,
+    /// Requests this type refused since init.
+    pub denied: u64,
 }
 
 /// Formats for `license_report`.
@@ -117,16 +290,25 @@ pub struct license_request {
     pub session: *const c_char,
 }
 
-/// Which license type refused a request, for programs. Filled by
-/// `license_try_acquire_ex` when it returns `LICENSE_ERR_LIMIT_REACHED`.
+/// Which license type refused a request, and why, for programs. Filled by
+/// `license_try_acquire_ex` when it returns `LICENSE_ERR_LIMIT_REACHED` or
+/// `LICENSE_ERR_REQUIREMENT_MISSING`.
 #[repr(C)]
 pub struct license_denial {
-    /// NUL-terminated name of the full license type.
+    /// Set to `sizeof(license_denial)` before the call: fields added in later versions
+    /// go at the end, and only `size` bytes are ever written.
+    pub size: usize,
+    /// NUL-terminated name of the license type that refused.
     pub license_type: [c_char; 64],
     /// Seats of that type in use when the request was refused.
     pub used: u32,
     /// The type's limit.
     pub limit: u32,
+    /// A `license_denial_reason`.
+    pub reason: u32,
+    /// For `LICENSE_DENIAL_REQUIREMENT_MISSING`: the NUL-terminated name of the type
+    /// that is missing; empty otherwise.
+    pub requires: [c_char; 64],
 }
 
 /// Seat handle returned by the acquire functions. Never 0; never reused while the
@@ -165,11 +347,23 @@ fn fail(code: license_status, message: impl Into<String>) -> i32 {
 
 fn error_code(error: &Error) -> license_status {
     match error {
+        Error::LimitReached(d) if d.reason == DenialReason::MissingRequirement => {
+            license_status::LICENSE_ERR_REQUIREMENT_MISSING
+        }
         Error::LimitReached(_) => license_status::LICENSE_ERR_LIMIT_REACHED,
         Error::UnknownProfile(_) => license_status::LICENSE_ERR_UNKNOWN_PROFILE,
         Error::InvalidArgument(_) => license_status::LICENSE_ERR_INVALID_ARGUMENT,
-        Error::UnknownSeat(_) => license_status::LICENSE_ERR_UNKNOWN_SEAT,
+        Error::UnknownSeat(_) | Error::SeatExpired(_) => license_status::LICENSE_ERR_UNKNOWN_SEAT,
+        Error::UnknownUser(_) => license_status::LICENSE_ERR_UNKNOWN_USER,
         Error::Config(_) => license_status::LICENSE_ERR_CONFIG,
+    }
+}
+
+/// Maps an engine result to a status code, recording the failure's detail.
+fn status_of<T>(result: &Result<T, Error>) -> i32 {
+    match result {
+        Ok(_) => license_status::LICENSE_OK as i32,
+        Err(e) => fail_with(e),
     }
 }
 
@@ -342,13 +536,137 @@ unsafe fn write_opt<T>(out: *mut T, value: T) {
     }
 }
 
-fn denial_to_c(denial: &Denial) -> license_denial {
-    let mut out = license_denial { license_type: [0; 64], used: denial.used, limit: denial.limit };
-    // Names are at most LICENSE_MAX_NAME_LEN (63) bytes, checked at config load.
-    for (dst, &src) in out.license_type.iter_mut().zip(denial.license.as_bytes().iter().take(63)) {
+/// Copies a name (at most `LICENSE_MAX_NAME_LEN` bytes, checked at config load) into
+/// a fixed, NUL-terminated field.
+fn name_field(name: &str) -> [c_char; 64] {
+    let mut out = [0 as c_char; 64];
+    for (dst, &src) in out.iter_mut().zip(name.as_bytes().iter().take(63)) {
         *dst = src as c_char;
     }
     out
+}
+
+fn denial_to_c(denial: &Denial) -> license_denial {
+    license_denial {
+        size: std::mem::size_of::<license_denial>(),
+        license_type: name_field(&denial.license),
+        used: denial.used,
+        limit: denial.limit,
+        reason: license_denial_reason::from(denial.reason) as u32,
+        requires: name_field(denial.requires.as_deref().unwrap_or("")),
+    }
+}
+
+/// Smallest `size` a caller's `license_denial` may declare: up to `limit`.
+const DENIAL_MIN_SIZE: usize = std::mem::offset_of!(license_denial, limit) + std::mem::size_of::<u32>();
+
+/// Writes the first `size` bytes of `value` (a `size`-prefixed struct) to `out`,
+/// keeping the caller's `size` field.
+///
+/// # Safety
+/// `out` is writable for `size` bytes, and `size` is at least `size_of::<usize>()`.
+unsafe fn write_sized<T>(out: *mut T, value: &T, size: usize) {
+    let n = size.min(std::mem::size_of::<T>());
+    let skip = std::mem::size_of::<usize>();
+    // SAFETY: the caller's struct is `size` bytes long; ours is size_of::<T>(); both
+    // start with the `size` field, which stays as the caller set it.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (value as *const T).cast::<u8>().add(skip),
+            out.cast::<u8>().add(skip),
+            n - skip,
+        );
+    }
+}
+
+/// Reads the `size` field of a caller's size-prefixed struct and checks it.
+///
+/// # Safety
+/// `ptr` is non-NULL and points to at least a `size_t`.
+unsafe fn caller_size<T>(ptr: *const T, what: &str, min: usize) -> Result<usize, i32> {
+    // SAFETY: every such struct starts with its size_t `size`.
+    let size = unsafe { ptr.cast::<usize>().read_unaligned() };
+    if size < min {
+        return Err(fail(
+            license_status::LICENSE_ERR_INVALID_ARGUMENT,
+            format!("{what}->size is {size}; set it to sizeof the struct before the call"),
+        ));
+    }
+    Ok(size)
+}
+
+// ---- events: one process-wide listener, handed to every engine ----
+
+/// The host's callback and its pointer. The pointer is the host's business: seatgate
+/// only hands it back.
+#[derive(Clone, Copy)]
+struct HostCallback {
+    call: unsafe extern "C" fn(*mut c_void, *const license_event),
+    user_data: *mut c_void,
+}
+
+// SAFETY: the host promises (in the header) that its callback may be called from any
+// thread with its user_data.
+unsafe impl Send for HostCallback {}
+unsafe impl Sync for HostCallback {}
+
+static CALLBACK: Mutex<Option<HostCallback>> = Mutex::new(None);
+
+fn event_kind(kind: EventKind) -> license_event_kind {
+    use license_event_kind::*;
+    match kind {
+        EventKind::Acquired => LICENSE_EVENT_ACQUIRED,
+        EventKind::Released => LICENSE_EVENT_RELEASED,
+        EventKind::Denied => LICENSE_EVENT_DENIED,
+        EventKind::ThresholdUp => LICENSE_EVENT_THRESHOLD_UP,
+        EventKind::ThresholdDown => LICENSE_EVENT_THRESHOLD_DOWN,
+        EventKind::Reloaded => LICENSE_EVENT_RELOADED,
+    }
+}
+
+fn c_text(text: &str) -> CString {
+    // Names and labels cannot hold NUL (C strings came in); cut at one if it ever does.
+    CString::new(text.split('\0').next().unwrap_or("")).unwrap_or_default()
+}
+
+fn sink_for(host: HostCallback) -> EventSink {
+    Arc::new(move |e: &Event| {
+        let license = e.license.as_deref().map(c_text);
+        let user = e.user.as_deref().map(c_text);
+        let detail = c_text(&e.detail);
+        let reason = match (e.why, e.denial) {
+            (Some(why), _) => license_release_reason::from(why) as u32,
+            (None, Some(denial)) => license_denial_reason::from(denial) as u32,
+            (None, None) => 0,
+        };
+        let event = license_event {
+            size: std::mem::size_of::<license_event>(),
+            kind: event_kind(e.kind) as u32,
+            reason,
+            license_type: license.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            user: user.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            seat: e.seat,
+            used: e.used,
+            limit: e.limit,
+            threshold_percent: u32::from(e.threshold_percent),
+            time_unix_ms: unix_ms(e.time),
+            detail: detail.as_ptr(),
+        };
+        host.deliver(&event);
+    })
+}
+
+impl HostCallback {
+    fn deliver(&self, event: &license_event) {
+        // SAFETY: the host registered this function for exactly this call; every
+        // pointer in `event` lives until it returns.
+        unsafe { (self.call)(self.user_data, event) };
+    }
+}
+
+/// The listener to install into an engine, if the host registered one.
+fn current_sink() -> Option<EventSink> {
+    CALLBACK.lock().unwrap_or_else(|e| e.into_inner()).map(sink_for)
 }
 
 // ---- lifecycle ----
@@ -368,6 +686,11 @@ fn denial_to_c(denial: &Denial) -> license_denial {
 ///
 /// Thread safety: safe from any thread; concurrent inits are serialised and only one
 /// succeeds.
+///
+/// Threads: unless the config says `[reaper] enabled = false`, a background thread
+/// ("seatgate-reaper") reclaims expired leases and ended linger windows every
+/// `[reaper] interval` (default 1 s). With `[audit]`, a thread ("seatgate-audit")
+/// writes the audit log. Both stop at `license_shutdown`.
 ///
 /// Fork: the memory backend keeps its table in this process's heap. A child forked
 /// after `license_init` gets a private copy of it, so each process would enforce the
@@ -393,7 +716,15 @@ pub unsafe extern "C" fn license_init(config_path: *const c_char) -> i32 {
         }
         match Engine::from_file(path) {
             Ok(engine) => {
-                ENGINE.store(Some(Arc::new(engine)));
+                engine.set_event_sink(current_sink());
+                let engine = Arc::new(engine);
+                if let Err(e) = engine.start_reaper() {
+                    return fail(
+                        license_status::LICENSE_ERR_INTERNAL,
+                        format!("cannot start the reaper thread: {e}"),
+                    );
+                }
+                ENGINE.store(Some(engine));
                 license_status::LICENSE_OK as i32
             }
             Err(e) => fail_with(&e),
@@ -411,11 +742,119 @@ pub unsafe extern "C" fn license_init(config_path: *const c_char) -> i32 {
 /// Thread safety: safe from any thread, even while other threads acquire or release:
 /// calls already running finish against the old table, later ones get
 /// `LICENSE_ERR_NOT_INITIALIZED`. Never crashes.
+///
+/// Every seat still held is released with reason `LICENSE_RELEASE_SHUTDOWN`: the
+/// listener gets a RELEASED event for each (on the calling thread, after the library
+/// already reports NOT_INITIALIZED), and the audit log an `IN` line, which is written
+/// out before this function returns.
 #[unsafe(no_mangle)]
 pub extern "C" fn license_shutdown() {
     ffi_boundary!((), {
+        let engine = {
+            let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
+            ENGINE.swap(None)
+        };
+        // Outside the lock: a listener may call any license_* function.
+        if let Some(engine) = engine {
+            engine.release_all();
+            engine.flush_audit();
+        }
+    })
+}
+
+/// Reads the configuration again and swaps it in atomically, **keeping every held
+/// seat**. `config_path` NULL means the file given to `license_init` (or to the last
+/// successful reload); otherwise that file becomes the configuration file.
+///
+/// - Types are matched by name. A type whose limit drops below its current use
+///   throws nobody out: new acquires of it are refused
+///   (`LICENSE_DENIAL_OVER_LIMIT`) until use falls under the new limit, and the
+///   report marks it "over limit".
+/// - A removed type's holders keep their handles and can release them; nobody can
+///   acquire it, and the report lists it as "orphaned" until its last seat is gone.
+/// - Leases of seats already held keep their length; new `lease` values apply to new
+///   acquires. The audit log is reopened (logrotate: rename the file, then reload).
+/// - Every acquire runs entirely against the old or entirely against the new config.
+///
+/// Returns `LICENSE_OK` (a RELOADED event follows, on the calling thread);
+/// `LICENSE_ERR_CONFIG` with `file:line:column: problem` in `license_last_error`,
+/// and the running configuration untouched; `LICENSE_ERR_INVALID_ARGUMENT` for an
+/// empty or over-long path; `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`.
+///
+/// Thread safety: safe from any thread, concurrently with acquires and releases,
+/// which never wait for it. Reloads are serialised with each other. It may be called
+/// from an event callback.
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_reload(config_path: *const c_char) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let path = if config_path.is_null() {
+            None
+        } else {
+            let bytes = try_c!(unsafe { c_bytes(config_path, "config_path", LICENSE_MAX_PATH_LEN) });
+            Some(Path::new(OsStr::from_bytes(bytes)).to_path_buf())
+        };
+        let Some(engine) = ENGINE.load_full() else {
+            return fail(
+                license_status::LICENSE_ERR_NOT_INITIALIZED,
+                "seatgate is not initialized: call license_init first",
+            );
+        };
+        match engine.reload(path.as_deref()) {
+            Ok(_) => match engine.start_reaper() {
+                Ok(()) => license_status::LICENSE_OK as i32,
+                Err(e) => fail(
+                    license_status::LICENSE_ERR_INTERNAL,
+                    format!("reloaded, but cannot start the reaper thread: {e}"),
+                ),
+            },
+            Err(e) => fail_with(&e),
+        }
+    })
+}
+
+/// Registers the event listener, or removes it with `callback == NULL`. It stays
+/// registered across `license_shutdown` and `license_init`, so it can be set before
+/// init. `user_data` is passed back untouched.
+///
+/// Which thread calls it:
+/// - ACQUIRED, DENIED, THRESHOLD and RELEASED (normal, admin, dependency) events:
+///   the thread whose `license_*` call caused them, before that call returns;
+/// - RELEASED with `LICENSE_RELEASE_EXPIRED`: the reaper thread, or a thread whose
+///   acquire, release, touch or `license_reap` found the lease expired;
+/// - RELOADED: the thread that called `license_reload`;
+/// - RELEASED with `LICENSE_RELEASE_SHUTDOWN`: the thread calling `license_shutdown`.
+///
+/// So the callback must be safe to run on several threads at once. It is never
+/// called while seatgate holds a lock or a table guard: it may call any `license_*`
+/// function (an acquire, a release, a report, a reload) without deadlock. Events of
+/// one thread arrive in order; events of different threads may interleave, and each
+/// carries the counts right after its own change. Keep it short: the login that
+/// caused the event waits for it. After replacing or removing the callback, a call
+/// already running on another thread may still finish with the old one, so keep its
+/// `user_data` valid until `license_shutdown` has returned.
+///
+/// Returns `LICENSE_OK` or `LICENSE_ERR_INTERNAL`. Works initialized or not.
+/// Thread safety: safe from any thread, including from inside a callback.
+///
+/// # Safety
+/// `callback` is NULL or a function that may be called from any thread with
+/// `user_data` until it is replaced and `license_shutdown` has returned.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_set_event_callback(
+    callback: license_event_callback,
+    user_data: *mut c_void,
+) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
         let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
-        ENGINE.store(None);
+        let host = callback.map(|call| HostCallback { call, user_data });
+        *CALLBACK.lock().unwrap_or_else(|e| e.into_inner()) = host;
+        if let Some(engine) = ENGINE.load_full() {
+            engine.set_event_sink(host.map(sink_for));
+        }
+        license_status::LICENSE_OK as i32
     })
 }
 
@@ -551,6 +990,12 @@ fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut 
     if seat_out.is_null() {
         return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "seat_out is NULL");
     }
+    let denial_size = if denial_out.is_null() {
+        0
+    } else {
+        // SAFETY: checked non-NULL; the caller's struct starts with its size.
+        try_c!(unsafe { caller_size(denial_out, "denial_out", DENIAL_MIN_SIZE) })
+    };
     with_engine(|engine| match engine.try_acquire(request) {
         Ok(seat) => {
             // SAFETY: checked non-NULL above; the caller promises it is writable.
@@ -558,23 +1003,28 @@ fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut 
             license_status::LICENSE_OK as i32
         }
         Err(e) => {
-            if let Error::LimitReached(denial) = &e {
-                // SAFETY: NULL is allowed and skipped; otherwise writable by contract.
-                unsafe { write_opt(denial_out, denial_to_c(denial)) };
+            if let (Error::LimitReached(denial), true) = (&e, denial_size > 0) {
+                // SAFETY: non-NULL, and `denial_size` bytes long by the caller's word.
+                unsafe { write_sized(denial_out, &denial_to_c(denial), denial_size) };
             }
             fail_with(&e)
         }
     })
 }
 
-/// Gives back a seat handle from an acquire. The user's `count = "user"` seats are
-/// freed when their last handle is released; `count = "session"` seats at once.
+/// Gives back a seat handle from an acquire (a logout). The user's `count = "user"`
+/// seats are freed when their last handle is released (or kept for the same user
+/// during the type's `linger` window); `count = "session"` seats at once.
+///
+/// Dependent licenses: when this was the user's last handle holding a type that
+/// other handles of the user require (`requires = [...]`), those handles are released
+/// too, with reason `LICENSE_RELEASE_DEPENDENCY`, and become unknown.
 ///
 /// Returns:
 /// - `LICENSE_OK`;
-/// - `LICENSE_ERR_UNKNOWN_SEAT`: 0, never issued, already released, or issued before a
-///   shutdown. Nothing is freed, so a double release can never free someone else's
-///   seat;
+/// - `LICENSE_ERR_UNKNOWN_SEAT`: 0, never issued, already released, released by a
+///   dependency, issued before a shutdown, or its lease ran out (it was reclaimed, by
+///   now or by this call). A double release can never free someone else's seat;
 /// - `LICENSE_ERR_NOT_INITIALIZED` (checked first, for every handle, 0 included);
 /// - `LICENSE_ERR_INTERNAL`.
 ///
@@ -583,9 +1033,188 @@ fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut 
 #[unsafe(no_mangle)]
 pub extern "C" fn license_release(seat: license_seat) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        with_engine(|engine| match engine.release(seat) {
-            Ok(()) => license_status::LICENSE_OK as i32,
+        with_engine(|engine| status_of(&engine.release(seat)))
+    })
+}
+
+/// Converts a caller's release reason: only NORMAL and ADMIN are the caller's to give.
+fn caller_why(why: u32) -> Result<ReleaseWhy, i32> {
+    match license_release_reason::try_from(why) {
+        Ok(
+            r @ (license_release_reason::LICENSE_RELEASE_NORMAL
+            | license_release_reason::LICENSE_RELEASE_ADMIN),
+        ) => Ok(r.into()),
+        _ => Err(fail(
+            license_status::LICENSE_ERR_INVALID_ARGUMENT,
+            format!(
+                "release reason {why} is not one a caller may give: use LICENSE_RELEASE_NORMAL or LICENSE_RELEASE_ADMIN"
+            ),
+        )),
+    }
+}
+
+/// Like `license_release`, recording `why`: `LICENSE_RELEASE_NORMAL` (a logout) or
+/// `LICENSE_RELEASE_ADMIN` (an admin kicked the seat: nothing lingers, and the
+/// RELEASED events and the audit log say "admin").
+///
+/// Returns the codes of `license_release`, and `LICENSE_ERR_INVALID_ARGUMENT` for any
+/// other `why`. Thread safety: as `license_release`.
+#[unsafe(no_mangle)]
+pub extern "C" fn license_release_as(seat: license_seat, why: u32) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let why = try_c!(caller_why(why));
+        with_engine(|engine| status_of(&engine.release_as(seat, why)))
+    })
+}
+
+/// Releases every seat handle of `user` ("log out everywhere"), recording `why`
+/// (`LICENSE_RELEASE_NORMAL` or `LICENSE_RELEASE_ADMIN`; with ADMIN the user's
+/// lingering seats are freed at once too). `*released_out` (may be NULL) receives the
+/// number of handles released.
+///
+/// Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_USER` if the user holds nothing;
+/// `LICENSE_ERR_INVALID_ARGUMENT` (bad `user` or `why`); `LICENSE_ERR_NOT_INITIALIZED`;
+/// `LICENSE_ERR_INTERNAL`. Thread safety: safe from any thread; a login of the same
+/// user racing with it either completes before (and is released) or after (and
+/// stays).
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_release_user(user: *const c_char, why: u32, released_out: *mut u32) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let user = try_c!(unsafe { c_str(user, "user", LICENSE_MAX_LABEL_LEN) });
+        let why = try_c!(caller_why(why));
+        with_engine(|engine| match engine.release_user(user, why) {
+            Ok(n) => {
+                // SAFETY: NULL is skipped; otherwise writable by contract.
+                unsafe { write_opt(released_out, u32::try_from(n).unwrap_or(u32::MAX)) };
+                license_status::LICENSE_OK as i32
+            }
             Err(e) => fail_with(&e),
+        })
+    })
+}
+
+/// Renews the lease of one seat handle: it now runs until the handle's lease length
+/// from now. Call it from the host's keep-alive (a SIP re-REGISTER, a CRM heartbeat)
+/// at least once per lease, comfortably before it ends. A handle without a lease
+/// (its types set no `lease`) is accepted and unchanged.
+///
+/// Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_SEAT` if the handle is not held,
+/// including when its lease has already run out (the seat is reclaimed then, and the
+/// holder must acquire again); `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`.
+///
+/// Thread safety: safe from any thread; lock-free for other users' seats.
+#[unsafe(no_mangle)]
+pub extern "C" fn license_touch(seat: license_seat) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        with_engine(|engine| status_of(&engine.touch(seat)))
+    })
+}
+
+/// Renews the lease of every seat handle of `user` at once (a keep-alive per user
+/// rather than per handle). `*renewed_out` (may be NULL) receives how many handles
+/// were renewed; handles whose lease had already run out are reclaimed, not renewed.
+///
+/// Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_USER` if the user holds no live
+/// handle; `LICENSE_ERR_INVALID_ARGUMENT`; `LICENSE_ERR_NOT_INITIALIZED`;
+/// `LICENSE_ERR_INTERNAL`. Thread safety: safe from any thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_touch_user(user: *const c_char, renewed_out: *mut u32) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let user = try_c!(unsafe { c_str(user, "user", LICENSE_MAX_LABEL_LEN) });
+        with_engine(|engine| match engine.touch_user(user) {
+            Ok(n) => {
+                // SAFETY: NULL is skipped; otherwise writable by contract.
+                unsafe { write_opt(renewed_out, u32::try_from(n).unwrap_or(u32::MAX)) };
+                license_status::LICENSE_OK as i32
+            }
+            Err(e) => fail_with(&e),
+        })
+    })
+}
+
+/// Reclaims every expired lease and ended linger window now. The reaper thread does
+/// this on its own; hosts that turn it off (`[reaper] enabled = false`) call this from
+/// their own timer. Acquires never need it: a full type reclaims its expired seats
+/// before it refuses. `*reclaimed_out` (may be NULL) receives how many seats (handles
+/// and lingering seats) were reclaimed.
+///
+/// Returns `LICENSE_OK`, `LICENSE_ERR_NOT_INITIALIZED` or `LICENSE_ERR_INTERNAL`.
+/// Thread safety: safe from any thread. RELEASED events (reason EXPIRED) arrive on
+/// the calling thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_reap(reclaimed_out: *mut u32) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        with_engine(|engine| {
+            let n = engine.reap();
+            // SAFETY: NULL is skipped; otherwise writable by contract.
+            unsafe { write_opt(reclaimed_out, u32::try_from(n).unwrap_or(u32::MAX)) };
+            license_status::LICENSE_OK as i32
+        })
+    })
+}
+
+/// Writes the billing counters of one license type: use now, peak since init and
+/// since the last `license_stats_reset`, seats acquired and requests denied since
+/// init. Set `out->size = sizeof(license_type_stats)` first.
+///
+/// Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_LICENSE_TYPE`;
+/// `LICENSE_ERR_INVALID_ARGUMENT` (NULL, bad name, or `out->size` too small);
+/// `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`. `*out` is written only on
+/// success. Thread safety: safe from any thread; lock-free.
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_stats(license_type: *const c_char, out: *mut license_type_stats) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let name = try_c!(unsafe { c_str(license_type, "license_type", LICENSE_MAX_NAME_LEN) });
+        if out.is_null() {
+            return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "out is NULL");
+        }
+        let size = try_c!(unsafe { caller_size(out, "out", std::mem::size_of::<license_type_stats>()) });
+        with_engine(|engine| match engine.usage_of(name) {
+            Some(u) => {
+                let stats = license_type_stats {
+                    size: std::mem::size_of::<license_type_stats>(),
+                    used: u.used,
+                    limit: u.limit,
+                    peak: u.stats.peak,
+                    peak_since_reset: u.stats.peak_since_reset,
+                    acquired: u.stats.acquired,
+                    denied: u.stats.denied,
+                };
+                // SAFETY: non-NULL and `size` bytes long by the caller's word.
+                unsafe { write_sized(out, &stats, size) };
+                license_status::LICENSE_OK as i32
+            }
+            None => fail(
+                license_status::LICENSE_ERR_UNKNOWN_LICENSE_TYPE,
+                format!("unknown license type '{name}'"),
+            ),
+        })
+    })
+}
+
+/// Starts a new "peak since reset" period for every type, at the current use (for a
+/// billing period). Peaks since init and the totals are not reset.
+///
+/// Returns `LICENSE_OK`, `LICENSE_ERR_NOT_INITIALIZED` or `LICENSE_ERR_INTERNAL`.
+/// Thread safety: safe from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn license_stats_reset() -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        with_engine(|engine| {
+            engine.reset_peaks();
+            license_status::LICENSE_OK as i32
         })
     })
 }
@@ -644,7 +1273,7 @@ pub unsafe extern "C" fn license_usage(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn license_type_count(count_out: *mut u32) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        unsafe { write_count(count_out, |engine| engine.config().licenses.len()) }
+        unsafe { write_count(count_out, |engine| engine.config().order.len()) }
     })
 }
 
@@ -667,15 +1296,15 @@ pub unsafe extern "C" fn license_type_name(
     needed: *mut usize,
 ) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        with_engine(|engine| match engine.config().licenses.get(index as usize) {
-            Some(license) => unsafe { write_out(&license.name, buf, len, needed) },
-            None => fail(
-                license_status::LICENSE_ERR_INVALID_ARGUMENT,
-                format!(
-                    "license type index {index} is out of range ({} types)",
-                    engine.config().licenses.len()
+        with_engine(|engine| {
+            let config = engine.config();
+            match config.order.get(index as usize) {
+                Some(&slot) => unsafe { write_out(&config.licenses[slot].name, buf, len, needed) },
+                None => fail(
+                    license_status::LICENSE_ERR_INVALID_ARGUMENT,
+                    format!("license type index {index} is out of range ({} types)", config.order.len()),
                 ),
-            ),
+            }
         })
     })
 }
@@ -788,12 +1417,15 @@ pub unsafe extern "C" fn license_lint_count(count_out: *mut u32) -> i32 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn license_lint(index: u32, buf: *mut c_char, len: usize, needed: *mut usize) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        with_engine(|engine| match engine.lints().get(index as usize) {
-            Some(lint) => unsafe { write_out(&lint.to_string(), buf, len, needed) },
-            None => fail(
-                license_status::LICENSE_ERR_INVALID_ARGUMENT,
-                format!("lint index {index} is out of range ({} lints)", engine.lints().len()),
-            ),
+        with_engine(|engine| {
+            let lints = engine.lints();
+            match lints.get(index as usize) {
+                Some(lint) => unsafe { write_out(&lint.to_string(), buf, len, needed) },
+                None => fail(
+                    license_status::LICENSE_ERR_INVALID_ARGUMENT,
+                    format!("lint index {index} is out of range ({} lints)", lints.len()),
+                ),
+            }
         })
     })
 }
@@ -820,6 +1452,8 @@ pub extern "C" fn license_strerror(code: i32) -> *const c_char {
             -8 => c"buffer too small",
             -9 => c"internal error",
             -10 => c"unknown license type",
+            -11 => c"a required license type is missing",
+            -12 => c"user holds no seat",
             _ => c"unknown status code",
         };
         text.as_ptr()
@@ -950,7 +1584,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_distinct_name() {
-        let codes = -10..=0;
+        let codes = -12..=0;
         let names: std::collections::HashSet<_> = codes
             .clone()
             .map(|c| unsafe { CStr::from_ptr(license_strerror(c)) }.to_bytes().to_vec())

@@ -5,17 +5,22 @@
 //! [`Engine::report`]. The C ABI in [`ffi`] (`include/seatgate.h`) is a thin layer
 //! over one global engine.
 
+pub mod audit;
 pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod ffi;
+mod reaper;
 pub mod report;
 pub mod types;
 
+pub use backend::ReleaseWhy;
 pub use config::{Config, ConfigError, CountMode, Lint};
-pub use engine::{Engine, Request, Usage};
-pub use error::{Denial, Error};
+pub use engine::{Engine, ReloadSummary, Request, Usage};
+pub use error::{Denial, DenialReason, Error};
+pub use events::{Event, EventKind};
 pub use report::{Page, Report};
 pub use types::{SeatId, TypeSet};

@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::backend::HeldSeat;
-use crate::clock::{rfc3339, unix_day};
-use crate::config::{Config, CountMode};
-use crate::engine::Usage;
+use crate::audit::AuditStatus;
+use crate::backend::{HeldSeat, LingeringSeat, TypeStats};
+use crate::clock::{Mono, rfc3339, short_duration, unix_day};
+use crate::config::{Config, CountMode, SlotState};
 use crate::types::TypeSet;
 
 /// Days before `support_until` from which the report warns.
@@ -30,14 +30,42 @@ impl Page {
     pub const ALL: Page = Page { offset: 0, max_rows: None };
 }
 
+/// Everything a report is built from, copied out of the engine first.
+pub(crate) struct Snapshot<'a> {
+    pub config: &'a Config,
+    pub backend: &'static str,
+    /// Use and billing counters by slot.
+    pub used: &'a [u32],
+    pub stats: &'a [TypeStats],
+    pub seats: Vec<HeldSeat>,
+    pub lingering: Vec<LingeringSeat>,
+    pub now: SystemTime,
+    pub now_mono: Mono,
+    pub started_at: SystemTime,
+    pub peaks_reset_at: Option<SystemTime>,
+    pub audit: Option<AuditStatus>,
+    pub reaper_running: bool,
+    pub page: Page,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub generated_at: String,
     pub backend: &'static str,
     pub config: String,
     pub licensee: LicenseeRow,
+    /// When counting started (peaks and totals are since then).
+    pub started_at: String,
+    /// When `peak_since_reset` was last reset (`None`: never, it runs since start).
+    pub peaks_reset_at: Option<String>,
+    /// The active types in config order, then orphaned types still held.
     pub licenses: Vec<LicenseRow>,
     pub holders: Vec<HolderRow>,
+    /// Released seats kept for their user during the type's linger window.
+    pub lingering: Vec<LingerRow>,
+    /// "every 1s", "off (config)" or "not running".
+    pub reaper: String,
+    pub audit: Option<AuditStatus>,
     pub warnings: Vec<String>,
     /// "showing `first` to `last` of `total`" (1-based; 0 to 0 when empty).
     pub paging: Paging,
@@ -58,8 +86,30 @@ pub struct LicenseRow {
     pub free: u32,
     pub count: &'static str,
     pub description: Option<String>,
-    /// "ok", "full" or "over limit".
+    /// "ok", "full", "over limit", or "orphaned" (removed by a reload, still held).
     pub status: &'static str,
+    /// Highest use since start, and since the last reset.
+    pub peak: u32,
+    pub peak_since_reset: u32,
+    /// Seats taken since start.
+    pub acquired: u64,
+    /// Requests this type refused since start.
+    pub denied: u64,
+    /// Seats of `used` that are lingering (released, kept for their user).
+    pub lingering: u32,
+    pub lease_seconds: Option<f64>,
+    pub linger_seconds: Option<f64>,
+    pub requires: Vec<String>,
+    /// Alert threshold in percent of the limit (`None`: off).
+    pub alert_at: Option<u8>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LingerRow {
+    pub user: String,
+    pub license: String,
+    /// Seconds until the seat is freed for everybody.
+    pub ends_in_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +123,8 @@ pub struct HolderRow {
     pub since: String,
     /// Extension of the earliest handle that has one.
     pub extension: Option<String>,
+    /// Seconds left on the user's soonest-ending lease (`None`: no lease).
+    pub lease_left_seconds: Option<f64>,
     pub seats: Vec<SeatRow>,
 }
 
@@ -80,6 +132,8 @@ pub struct HolderRow {
 pub struct SeatRow {
     pub seat: u64,
     pub since: String,
+    /// Seconds left on the lease (`None`: no lease). 0 means expired, not yet reclaimed.
+    pub lease_left_seconds: Option<f64>,
     pub licenses: Vec<String>,
     pub extension: Option<String>,
     pub session: Option<String>,
@@ -96,7 +150,10 @@ fn names(config: &Config, set: TypeSet) -> Vec<String> {
     set.iter().map(|i| config.licenses[i].name.to_string()).collect()
 }
 
-fn status(used: u32, limit: u32) -> &'static str {
+fn status(used: u32, limit: u32, state: SlotState) -> &'static str {
+    if state == SlotState::Orphaned {
+        return "orphaned";
+    }
     match used.cmp(&limit) {
         std::cmp::Ordering::Less => "ok",
         std::cmp::Ordering::Equal => "full",
@@ -104,27 +161,44 @@ fn status(used: u32, limit: u32) -> &'static str {
     }
 }
 
+fn secs(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| d.as_secs_f64())
+}
+
+fn left(deadline: Mono, now: Mono) -> Option<f64> {
+    (deadline != 0).then(|| Duration::from_nanos(deadline.saturating_sub(now)).as_secs_f64())
+}
+
 impl Report {
-    pub(crate) fn build(
-        config: &Config,
-        backend: &'static str,
-        usage: &[Usage],
-        mut seats: Vec<HeldSeat>,
-        now: SystemTime,
-        page: Page,
-    ) -> Report {
-        let licenses = config
-            .licenses
-            .iter()
-            .zip(usage)
-            .map(|(l, u)| LicenseRow {
-                name: l.name.to_string(),
-                limit: l.limit,
-                used: u.used,
-                free: l.limit.saturating_sub(u.used),
-                count: l.count.as_str(),
-                description: l.description.clone(),
-                status: status(u.used, l.limit),
+    pub(crate) fn build(snap: Snapshot<'_>) -> Report {
+        let Snapshot { config, backend, used, stats, mut seats, lingering, now, now_mono, page, .. } = snap;
+        let slot_used = |s: usize| used.get(s).copied().unwrap_or(0);
+        let lingering_of = |s: usize| lingering.iter().filter(|l| l.slot == s).count() as u32;
+        let orphans_held = config.orphans().filter(|(s, _)| slot_used(*s) > 0);
+        let licenses: Vec<LicenseRow> = config
+            .active()
+            .chain(orphans_held)
+            .map(|(slot, l)| {
+                let u = slot_used(slot);
+                let st = stats.get(slot).copied().unwrap_or_default();
+                LicenseRow {
+                    name: l.name.to_string(),
+                    limit: l.limit,
+                    used: u,
+                    free: if l.state == SlotState::Active { l.limit.saturating_sub(u) } else { 0 },
+                    count: l.count.as_str(),
+                    description: l.description.clone(),
+                    status: status(u, l.limit, l.state),
+                    peak: st.peak,
+                    peak_since_reset: st.peak_since_reset,
+                    acquired: st.acquired,
+                    denied: st.denied,
+                    lingering: lingering_of(slot),
+                    lease_seconds: secs(l.lease),
+                    linger_seconds: secs(l.linger),
+                    requires: names(config, l.requires),
+                    alert_at: (l.alert_at > 0).then_some(l.alert_at),
+                }
             })
             .collect();
 
@@ -155,11 +229,16 @@ impl Report {
                     sessions: handles.len(),
                     since: rfc3339(handles[0].since),
                     extension: handles.iter().find_map(|s| s.extension.as_deref().map(str::to_string)),
+                    lease_left_seconds: handles
+                        .iter()
+                        .filter_map(|s| left(s.deadline, now_mono))
+                        .min_by(|a, b| a.total_cmp(b)),
                     seats: handles
                         .iter()
                         .map(|s| SeatRow {
                             seat: s.seat,
                             since: rfc3339(s.since),
+                            lease_left_seconds: left(s.deadline, now_mono),
                             licenses: names(config, s.types),
                             extension: s.extension.as_deref().map(str::to_string),
                             session: s.session.as_deref().map(str::to_string),
@@ -168,6 +247,17 @@ impl Report {
                 }
             })
             .collect();
+
+        let mut lingering_rows: Vec<LingerRow> = lingering
+            .iter()
+            .map(|l| LingerRow {
+                user: l.user.to_string(),
+                license: config.licenses.get(l.slot).map_or_else(String::new, |t| t.name.to_string()),
+                ends_in_seconds: left(l.deadline, now_mono).unwrap_or(0.0),
+            })
+            .collect();
+        lingering_rows
+            .sort_by(|a, b| a.ends_in_seconds.total_cmp(&b.ends_in_seconds).then(a.user.cmp(&b.user)));
 
         let mut warnings: Vec<String> = config.lints.iter().map(|l| l.to_string()).collect();
         let support_days_left = config.licensee.support_until.map(|d| d.days_since_epoch() - unix_day(now));
@@ -180,6 +270,38 @@ impl Report {
                 warnings.push(format!("support ends on {date}, in {left} days"));
             }
         }
+        for l in &licenses {
+            if l.status == "over limit" {
+                warnings.push(format!(
+                    "license type '{}' is over its limit ({}/{}) since the limit was lowered: nobody was logged out; new logins of it are refused until use falls under {}",
+                    l.name, l.used, l.limit, l.limit
+                ));
+            } else if l.status == "orphaned" {
+                warnings.push(format!(
+                    "license type '{}' was removed from the config, but {} seats of it are still held: they can be released, not acquired",
+                    l.name, l.used
+                ));
+            }
+        }
+        if let Some(a) = &snap.audit
+            && a.failed + a.dropped > 0
+        {
+            warnings.push(format!(
+                "audit log {}: {} lines lost ({} to write errors, {} to a full queue){}",
+                a.path,
+                a.failed + a.dropped,
+                a.failed,
+                a.dropped,
+                a.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+            ));
+        }
+        let reaper = if !config.reaper.enabled {
+            "off (config)".to_string()
+        } else if snap.reaper_running {
+            format!("every {}", short_duration(config.reaper.interval))
+        } else {
+            "not running (expired seats are reclaimed when an acquire needs them)".to_string()
+        };
 
         Report {
             generated_at: rfc3339(now),
@@ -190,8 +312,13 @@ impl Report {
                 support_until: config.licensee.support_until.map(|d| d.to_string()),
                 support_days_left,
             },
+            started_at: rfc3339(snap.started_at),
+            peaks_reset_at: snap.peaks_reset_at.map(rfc3339),
             licenses,
             holders,
+            lingering: lingering_rows,
+            reaper,
+            audit: snap.audit,
             warnings,
             paging: if end > offset {
                 Paging { first: offset + 1, last: end, total }
@@ -217,26 +344,51 @@ impl Report {
                 if left >= 0 { format!("{left} days left") } else { format!("ended {} days ago", -left) };
             let _ = writeln!(out, "Support until: {until} ({when})");
         }
-        let _ = writeln!(out, "Config: {} (backend: {})", self.config, self.backend);
+        let _ = writeln!(out, "Config: {} (backend: {}, reaper: {})", self.config, self.backend, self.reaper);
+        let since_reset = match &self.peaks_reset_at {
+            Some(at) => format!("peak since reset at {at}"),
+            None => "no reset yet".to_string(),
+        };
+        let _ = writeln!(out, "Counting since {} ({since_reset})", self.started_at);
 
         let _ = writeln!(out, "\nLicenses");
         let name_w = self.licenses.iter().map(|l| l.name.len()).max().unwrap_or(0).max(4);
         let ratio: Vec<String> = self.licenses.iter().map(|l| format!("{}/{}", l.used, l.limit)).collect();
         let ratio_w = ratio.iter().map(String::len).max().unwrap_or(0).max(10);
+        let window =
+            |s: Option<f64>| s.map_or("-".to_string(), |s| short_duration(Duration::from_secs_f64(s)));
         let _ = writeln!(
             out,
-            "  {:<name_w$}  {:>ratio_w$}  {:>6}  {:<7}  {:<10}  description",
-            "type", "used/limit", "free", "count", "status"
+            "  {:<name_w$}  {:>ratio_w$}  {:>5}  {:>5}  {:>8}  {:>6}  {:<7}  {:<6}  {:<6}  {:<10}  description",
+            "type", "used/limit", "free", "peak", "acquired", "denied", "count", "lease", "linger", "status"
         );
         for (l, r) in self.licenses.iter().zip(&ratio) {
+            let mut notes = Vec::new();
+            if let Some(d) = &l.description {
+                notes.push(d.clone());
+            }
+            if l.lingering > 0 {
+                notes.push(format!("{} lingering", l.lingering));
+            }
+            if !l.requires.is_empty() {
+                notes.push(format!("requires {}", l.requires.join(", ")));
+            }
+            if let Some(p) = l.alert_at {
+                notes.push(format!("alert at {p}%"));
+            }
             let line = format!(
-                "  {:<name_w$}  {:>ratio_w$}  {:>6}  {:<7}  {:<10}  {}",
+                "  {:<name_w$}  {:>ratio_w$}  {:>5}  {:>5}  {:>8}  {:>6}  {:<7}  {:<6}  {:<6}  {:<10}  {}",
                 l.name,
                 r,
                 l.free,
+                l.peak,
+                l.acquired,
+                l.denied,
                 l.count,
+                window(l.lease_seconds),
+                window(l.linger_seconds),
                 l.status,
-                l.description.as_deref().unwrap_or("")
+                notes.join("; ")
             );
             let _ = writeln!(out, "{}", line.trim_end());
         }
@@ -258,8 +410,8 @@ impl Report {
             .unwrap_or(0)
             .max(9);
         let mut header = format!(
-            "  {:<20}  {:<user_w$}  {:<ext_w$}  {:>8}",
-            "login time (UTC)", "user", "extension", "sessions"
+            "  {:<20}  {:<user_w$}  {:<ext_w$}  {:>8}  {:>10}",
+            "login time (UTC)", "user", "extension", "sessions", "lease left"
         );
         for l in &self.licenses {
             let _ = write!(header, "  {}", l.name);
@@ -267,11 +419,12 @@ impl Report {
         let _ = writeln!(out, "{header}");
         for h in &self.holders {
             let mut row = format!(
-                "  {:<20}  {:<user_w$}  {:<ext_w$}  {:>8}",
+                "  {:<20}  {:<user_w$}  {:<ext_w$}  {:>8}  {:>10}",
                 h.since.replace('T', " ").trim_end_matches('Z'),
                 h.user,
                 h.extension.as_deref().unwrap_or("-"),
-                h.sessions
+                h.sessions,
+                window(h.lease_left_seconds),
             );
             for l in &self.licenses {
                 let cell = if !h.licenses.contains(&l.name) {
@@ -287,6 +440,28 @@ impl Report {
         }
         let _ =
             writeln!(out, "showing {} to {} of {}", self.paging.first, self.paging.last, self.paging.total);
+
+        if !self.lingering.is_empty() {
+            let _ = writeln!(out, "\nLingering seats (released, kept for the same user)");
+            for l in &self.lingering {
+                let _ = writeln!(
+                    out,
+                    "  {:<user_w$}  {}  free for everyone in {}",
+                    l.user,
+                    l.license,
+                    short_duration(Duration::from_secs_f64(l.ends_in_seconds))
+                );
+            }
+        }
+        if let Some(a) = &self.audit {
+            let _ = writeln!(
+                out,
+                "\nAudit log: {} ({} lines written, {} lost)",
+                a.path,
+                a.written,
+                a.failed + a.dropped
+            );
+        }
         out
     }
 }

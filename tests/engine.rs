@@ -378,7 +378,11 @@ fn a_type_with_no_seats_is_named_first() {
     let e = engine_with("[licenses.callcenter]\nlimit = 1\n[licenses.chat]\nlimit = 0\n");
     e.try_acquire(&Request::new("a", "callcenter")).unwrap();
     let err = e.try_acquire(&Request::new("b", "callcenter,chat")).unwrap_err();
-    assert_eq!(err.to_string(), "license type 'chat' is full (0/0)", "the type that can never be had");
+    assert_eq!(
+        err.to_string(),
+        "license type 'chat' is full (0/0): no seats are licensed",
+        "the type that can never be had"
+    );
 }
 
 #[test]

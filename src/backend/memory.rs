@@ -2,16 +2,23 @@
 //!
 //! - one cache-line-padded atomic counter per license type, taken by compare-and-swap
 //!   so it never exceeds the limit, not even for an instant;
-//! - `users`: per-user state (which `count = "user"` types the user holds, and by how
-//!   many handles), so a user's second login takes no second seat;
-//! - `seats`: handle -> what that handle holds, for release and the report.
+//! - `users`: per-user state (which types the user holds, and by how many handles; the
+//!   user's handles; seats lingering after a logout), so a user's second login takes
+//!   no second seat, and a release can find the handles that depended on it;
+//! - `seats`: handle -> what that handle holds, its lease deadline, and its labels.
 //!
-//! Lock order is `users` then `seats`, never the other way round (release removes the
-//! handle from `seats` and drops that guard before it touches `users`), so the two
-//! maps cannot deadlock. No guard is ever held across a call into C.
+//! Lock order is `reap_lock`, then `users`, then `seats`, never the other way round
+//! (release removes the handle from `seats` and drops that guard before it touches
+//! `users`), so the maps cannot deadlock. No guard is ever held across a call into C:
+//! what changed is collected into [`Changes`] and turned into events by the engine
+//! after every guard is gone.
+//!
+//! Expiry is found without scanning on every call: `lease_hint` and `linger_hint` are
+//! lower bounds of every lease and linger deadline in the table, so a reap is a load
+//! and a compare until something is really due.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use dashmap::DashMap;
@@ -19,10 +26,13 @@ use dashmap::mapref::entry::Entry;
 use foldhash::fast::RandomState;
 use smallvec::SmallVec;
 
-use super::{Backend, HeldSeat, SeatRequest, next_seat_id};
+use super::{
+    Backend, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest, TypeStats, next_seat_id,
+};
+use crate::clock::{Mono, mono_ns};
 use crate::config::Config;
-use crate::error::{Denial, Error};
-use crate::types::{SeatId, TypeSet};
+use crate::error::{Denial, DenialReason, Error};
+use crate::types::{MAX_LICENSE_TYPES, SeatId, TypeSet};
 
 /// One type's seat count on its own cache line, so that types don't slow each other.
 ///
@@ -37,9 +47,18 @@ use crate::types::{SeatId, TypeSet};
 /// Deadlock freedom: a bundle takes its types in ascending index order and holds only
 /// lower-indexed tentative seats while it waits, so every chain of waits climbs the
 /// index and cannot close into a cycle. No lock is taken while tentative seats are held.
+///
+/// The billing counters share the line: after a successful compare-and-swap the line
+/// is already this core's, so counting costs next to nothing.
 #[repr(align(64))]
 #[derive(Default)]
-struct Counter(AtomicU64);
+struct Counter {
+    seats: AtomicU64,
+    peak: AtomicU32,
+    peak_since_reset: AtomicU32,
+    acquired: AtomicU64,
+    denied: AtomicU64,
+}
 
 const TENTATIVE: u64 = 1 << 32;
 
@@ -51,22 +70,23 @@ enum Hold {
 }
 
 impl Counter {
-    /// Takes one seat if the limit allows; on refusal returns the committed count.
+    /// Takes one seat if the limit allows and returns the committed count before; on
+    /// refusal returns the committed count.
     #[inline]
-    fn try_take(&self, limit: u32, hold: Hold) -> Result<(), u32> {
+    fn try_take(&self, limit: u32, hold: Hold) -> Result<u32, u32> {
         let add = if hold == Hold::Committed { 1 } else { TENTATIVE };
-        let mut current = self.0.load(Ordering::Acquire);
+        let mut current = self.seats.load(Ordering::Acquire);
         let mut spins = 0u32;
         loop {
             let (committed, tentative) = (current as u32, (current >> 32) as u32);
             if u64::from(committed) + u64::from(tentative) < u64::from(limit) {
-                match self.0.compare_exchange_weak(
+                match self.seats.compare_exchange_weak(
                     current,
                     current + add,
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 ) {
-                    Ok(_) => return Ok(()),
+                    Ok(_) => return Ok(committed),
                     Err(now) => current = now,
                 }
                 continue;
@@ -81,81 +101,126 @@ impl Counter {
             } else {
                 std::thread::yield_now();
             }
-            current = self.0.load(Ordering::Acquire);
+            current = self.seats.load(Ordering::Acquire);
         }
     }
 
-    /// Turns a tentative seat into a committed one.
+    /// Turns a tentative seat into a committed one; returns the committed count before.
     #[inline]
-    fn commit(&self) {
-        self.0.fetch_sub(TENTATIVE - 1, Ordering::AcqRel);
+    fn commit(&self) -> u32 {
+        self.seats.fetch_sub(TENTATIVE - 1, Ordering::AcqRel) as u32
     }
 
     /// Gives back a tentative seat.
     #[inline]
     fn cancel(&self) {
-        self.0.fetch_sub(TENTATIVE, Ordering::AcqRel);
+        self.seats.fetch_sub(TENTATIVE, Ordering::AcqRel);
     }
 
-    /// Gives back a committed seat.
+    /// Gives back a committed seat; returns the committed count before.
     #[inline]
-    fn give_back(&self) {
-        let previous = self.0.fetch_sub(1, Ordering::AcqRel);
-        debug_assert!(previous as u32 > 0, "seat counter underflow");
+    fn give_back(&self) -> u32 {
+        let previous = self.seats.fetch_sub(1, Ordering::AcqRel) as u32;
+        debug_assert!(previous > 0, "seat counter underflow");
+        previous
     }
 
     #[inline]
     fn committed(&self) -> u32 {
-        self.0.load(Ordering::Acquire) as u32
+        self.seats.load(Ordering::Acquire) as u32
+    }
+
+    /// Books a seat taken, with the committed count after it.
+    #[inline]
+    fn note_taken(&self, after: u32) {
+        self.acquired.fetch_add(1, Ordering::Relaxed);
+        if after > self.peak_since_reset.load(Ordering::Relaxed) {
+            self.peak_since_reset.fetch_max(after, Ordering::Relaxed);
+            self.peak.fetch_max(after, Ordering::Relaxed);
+        }
     }
 }
 
-/// What one user holds across all of their handles.
+/// How many handles of one user hold one type.
+#[derive(Clone, Copy)]
+struct TypeHold {
+    slot: u8,
+    /// Handles that hold it as a `count = "user"` type (they share one counted seat).
+    user_refs: u32,
+    /// Handles that hold it as a `count = "session"` type (one seat each).
+    session_refs: u32,
+}
+
+/// What one user holds across all of their handles (inline: a login allocates nothing
+/// here).
 #[derive(Default)]
 struct UserState {
-    /// `count = "user"` types held, each with the number of handles that reference it
-    /// (inline: a login allocates nothing here).
-    refs: SmallVec<[(u8, u32); 6]>,
+    holds: SmallVec<[TypeHold; 6]>,
+    /// Types any handle of the user holds (for `requires`).
     held: TypeSet,
-    handles: u32,
+    /// `count = "user"` types with a seat counted for this user.
+    counted: TypeSet,
+    /// Released `count = "user"` seats kept for this user: (slot, monotonic deadline).
+    lingering: SmallVec<[(u8, Mono); 1]>,
+    /// The user's handles and the types each holds.
+    handles: SmallVec<[(SeatId, TypeSet); 2]>,
 }
 
 impl UserState {
-    fn add_ref(&mut self, index: usize) {
-        match self.refs.iter_mut().find(|(i, _)| usize::from(*i) == index) {
-            Some((_, n)) => *n += 1,
+    fn hold_mut(&mut self, slot: usize) -> &mut TypeHold {
+        let pos = match self.holds.iter().position(|h| usize::from(h.slot) == slot) {
+            Some(pos) => pos,
             None => {
-                self.refs.push((index as u8, 1));
-                self.held.insert(index);
+                self.holds.push(TypeHold { slot: slot as u8, user_refs: 0, session_refs: 0 });
+                self.holds.len() - 1
             }
+        };
+        &mut self.holds[pos]
+    }
+
+    fn refresh_held(&mut self) {
+        self.holds.retain(|h| h.user_refs + h.session_refs > 0);
+        self.held = TypeSet::EMPTY;
+        for h in &self.holds {
+            self.held.insert(usize::from(h.slot));
         }
     }
 
-    /// Drops one reference; true when it was the user's last one for that type.
-    fn drop_ref(&mut self, index: usize) -> bool {
-        let Some(pos) = self.refs.iter().position(|(i, _)| usize::from(*i) == index) else {
-            debug_assert!(false, "released a type the user does not hold");
-            return false;
-        };
-        self.refs[pos].1 -= 1;
-        if self.refs[pos].1 > 0 {
-            return false;
-        }
-        self.refs.swap_remove(pos);
-        self.held = self.held.minus(TypeSet::single(index));
-        true
+    fn is_empty(&self) -> bool {
+        self.handles.is_empty() && self.lingering.is_empty()
     }
 }
 
 struct SeatRecord {
     user: Arc<str>,
-    /// Types this handle references in its user's [`UserState`].
+    /// Types this handle references in its user's [`UserState`] (one shared seat).
     user_types: TypeSet,
     /// Types this handle holds a seat of by itself.
     session_types: TypeSet,
     extension: Option<Arc<str>>,
     session: Option<Arc<str>>,
     since: SystemTime,
+    /// Lease length in nanoseconds (0: none) and the monotonic deadline it runs to.
+    lease: Mono,
+    deadline: Mono,
+}
+
+impl SeatRecord {
+    #[inline]
+    fn expired(&self, now: Mono) -> bool {
+        self.deadline != 0 && self.deadline <= now
+    }
+
+    fn released(&self, seat: SeatId, why: ReleaseWhy) -> ReleasedSeat {
+        ReleasedSeat {
+            seat,
+            user: self.user.clone(),
+            types: self.user_types.union(self.session_types),
+            why,
+            extension: self.extension.clone(),
+            session: self.session.clone(),
+        }
+    }
 }
 
 /// The in-process seat table.
@@ -163,18 +228,38 @@ pub struct MemoryBackend {
     counters: Box<[Counter]>,
     users: DashMap<Arc<str>, UserState, RandomState>,
     seats: DashMap<SeatId, SeatRecord, RandomState>,
+    /// Lower bounds of every lease deadline and every linger deadline in the table
+    /// (`u64::MAX`: none). Lowered lock-free by acquires; raised only by a reap scan,
+    /// under `reap_lock`, so that a reap never misses a deadline.
+    lease_hint: AtomicU64,
+    linger_hint: AtomicU64,
+    reap_lock: Mutex<()>,
 }
 
 impl MemoryBackend {
-    /// A table for `license_types` types, every count at zero.
-    pub fn new(license_types: usize) -> MemoryBackend {
+    /// An empty table with a counter for every possible type slot.
+    pub fn new() -> MemoryBackend {
         MemoryBackend {
-            counters: (0..license_types).map(|_| Counter::default()).collect(),
+            counters: (0..MAX_LICENSE_TYPES).map(|_| Counter::default()).collect(),
             // foldhash: a per-process random seed, and several times cheaper than SipHash
             // on short keys such as user names and seat handles.
             users: DashMap::with_hasher(RandomState::default()),
             seats: DashMap::with_hasher(RandomState::default()),
+            lease_hint: AtomicU64::new(u64::MAX),
+            linger_hint: AtomicU64::new(u64::MAX),
+            reap_lock: Mutex::new(()),
         }
+    }
+
+    #[inline]
+    fn give_back(&self, slot: usize, changes: &mut Changes) {
+        let before = self.counters[slot].give_back();
+        changes.count(slot, before, before - 1);
+    }
+
+    fn refuse(&self, config: &Config, slot: usize, used: u32) -> Error {
+        let license = &config.licenses[slot];
+        Error::LimitReached(Denial::limit(license.name.clone(), used, license.limit))
     }
 
     /// Runs with the user's state locked: takes what is missing, all or nothing.
@@ -184,49 +269,101 @@ impl MemoryBackend {
         user_key: &Arc<str>,
         state: &mut UserState,
         req: &SeatRequest<'_>,
+        changes: &mut Changes,
     ) -> Result<SeatId, Error> {
         let user_types = req.types.intersect(config.user_count_types());
         let session_types = req.types.minus(user_types);
-        let needed = user_types.minus(state.held).union(session_types);
 
-        let refuse = |index: usize, used: u32| {
-            let license = &config.licenses[index];
-            Err(Error::LimitReached(Denial { license: license.name.clone(), used, limit: license.limit }))
-        };
-        // A type with no seats at all can never be had: name it rather than whichever
-        // other type happens to be full right now.
-        if let Some(index) = needed.iter().find(|&i| config.licenses[i].limit == 0) {
-            return refuse(index, self.counters[index].committed());
+        // Dependent licenses: each required type must be held already or come along.
+        let dependent = req.types.intersect(config.requiring_types());
+        if !dependent.is_empty() {
+            let available = req.types.union(state.held);
+            for slot in dependent.iter() {
+                let license = &config.licenses[slot];
+                if let Some(missing) = license.requires.minus(available).iter().next() {
+                    return Err(Error::LimitReached(Denial {
+                        license: license.name.clone(),
+                        used: self.used(slot),
+                        limit: license.limit,
+                        reason: DenialReason::MissingRequirement,
+                        requires: Some(config.licenses[missing].name.clone()),
+                    }));
+                }
+            }
         }
 
-        if needed.len() == 1 {
-            let index = needed.iter().next().unwrap_or_default();
-            if let Err(used) = self.counters[index].try_take(config.licenses[index].limit, Hold::Committed) {
-                return refuse(index, used);
+        // Seats lingering for this user: an ended window is freed now; a live one is
+        // handed back below without counting again.
+        let mut reuse = TypeSet::EMPTY;
+        if !state.lingering.is_empty() {
+            let mut ended = TypeSet::EMPTY;
+            state.lingering.retain(|&mut (slot, deadline)| {
+                let live = deadline > req.now;
+                if !live {
+                    ended.insert(usize::from(slot));
+                }
+                live
+            });
+            for slot in ended.iter() {
+                self.give_back(slot, changes);
             }
-        } else {
+            for &(slot, _) in &state.lingering {
+                if user_types.contains(usize::from(slot)) {
+                    reuse.insert(usize::from(slot));
+                }
+            }
+        }
+
+        let needed = user_types.minus(state.counted).minus(reuse).union(session_types);
+        // A type with no seats at all can never be had: name it rather than whichever
+        // other type happens to be full right now.
+        if let Some(slot) = needed.iter().find(|&i| config.licenses[i].limit == 0) {
+            return Err(self.refuse(config, slot, self.counters[slot].committed()));
+        }
+        if needed.len() == 1 {
+            let slot = needed.iter().next().unwrap_or_default();
+            let counter = &self.counters[slot];
+            match counter.try_take(config.licenses[slot].limit, Hold::Committed) {
+                Ok(before) => {
+                    counter.note_taken(before + 1);
+                    changes.count(slot, before, before + 1);
+                }
+                Err(used) => return Err(self.refuse(config, slot, used)),
+            }
+        } else if !needed.is_empty() {
             let mut taken = TypeSet::EMPTY;
-            for index in needed.iter() {
-                if let Err(used) =
-                    self.counters[index].try_take(config.licenses[index].limit, Hold::Tentative)
+            for slot in needed.iter() {
+                if let Err(used) = self.counters[slot].try_take(config.licenses[slot].limit, Hold::Tentative)
                 {
                     for undo in taken.iter() {
                         self.counters[undo].cancel();
                     }
-                    return refuse(index, used);
+                    return Err(self.refuse(config, slot, used));
                 }
-                taken.insert(index);
+                taken.insert(slot);
             }
-            for index in taken.iter() {
-                self.counters[index].commit();
+            for slot in taken.iter() {
+                let counter = &self.counters[slot];
+                let before = counter.commit();
+                counter.note_taken(before + 1);
+                changes.count(slot, before, before + 1);
             }
         }
 
-        for index in user_types.iter() {
-            state.add_ref(index);
+        if !reuse.is_empty() {
+            state.lingering.retain(|&mut (slot, _)| !reuse.contains(usize::from(slot)));
         }
-        state.handles += 1;
+        for slot in user_types.iter() {
+            state.hold_mut(slot).user_refs += 1;
+        }
+        for slot in session_types.iter() {
+            state.hold_mut(slot).session_refs += 1;
+        }
+        state.counted = state.counted.union(user_types);
+        state.held = state.held.union(req.types);
         let seat = next_seat_id();
+        state.handles.push((seat, req.types));
+        let deadline = if req.lease > 0 { req.now.saturating_add(req.lease) } else { 0 };
         self.seats.insert(
             seat,
             SeatRecord {
@@ -236,9 +373,205 @@ impl MemoryBackend {
                 extension: req.extension.map(Arc::from),
                 session: req.session.map(Arc::from),
                 since: req.since,
+                lease: req.lease,
+                deadline,
             },
         );
+        // After the insert: a reap scan that starts later sees the record; one that
+        // started earlier keeps this lower bound.
+        if deadline != 0 {
+            self.lease_hint.fetch_min(deadline, Ordering::SeqCst);
+        }
         Ok(seat)
+    }
+
+    /// Takes a removed handle out of its user's state (locked by the caller) and gives
+    /// back its seats, or keeps `count = "user"` seats lingering when `lingers`.
+    #[allow(clippy::too_many_arguments)]
+    fn drop_handle(
+        &self,
+        config: &Config,
+        state: &mut UserState,
+        seat: SeatId,
+        record: &SeatRecord,
+        why: ReleaseWhy,
+        now: Mono,
+        changes: &mut Changes,
+    ) {
+        if let Some(pos) = state.handles.iter().position(|&(h, _)| h == seat) {
+            state.handles.swap_remove(pos);
+        }
+        for slot in record.session_types.iter() {
+            self.give_back(slot, changes);
+            state.hold_mut(slot).session_refs -= 1;
+        }
+        for slot in record.user_types.iter() {
+            let hold = state.hold_mut(slot);
+            hold.user_refs -= 1;
+            if hold.user_refs > 0 {
+                continue;
+            }
+            state.counted = state.counted.minus(TypeSet::single(slot));
+            let linger = config.licenses.get(slot).and_then(|l| l.linger).filter(|_| why.lingers());
+            match linger {
+                Some(window) => {
+                    let deadline = now.saturating_add(mono_ns(window));
+                    state.lingering.push((slot as u8, deadline));
+                    self.linger_hint.fetch_min(deadline, Ordering::SeqCst);
+                }
+                None => self.give_back(slot, changes),
+            }
+        }
+        state.refresh_held();
+        changes.released.push(record.released(seat, why));
+    }
+
+    /// Releases, with the user's state locked, every handle that holds a type whose
+    /// `requires` the user no longer holds, until none is left.
+    fn cascade(
+        &self,
+        config: &Config,
+        state: &mut UserState,
+        why: ReleaseWhy,
+        now: Mono,
+        changes: &mut Changes,
+    ) {
+        let dependent = config.requiring_types();
+        if dependent.is_empty() {
+            return;
+        }
+        // The cascade frees no seat at once that its root would have kept lingering.
+        let why_dep = if why.lingers() { ReleaseWhy::Dependency } else { why };
+        loop {
+            let held = state.held;
+            let victims: SmallVec<[SeatId; 4]> = state
+                .handles
+                .iter()
+                .filter(|(_, types)| {
+                    types.intersect(dependent).iter().any(|d| !held.contains_all(config.licenses[d].requires))
+                })
+                .map(|&(h, _)| h)
+                .collect();
+            let mut progressed = false;
+            for victim in victims {
+                // A handle another thread is releasing right now is settled by that
+                // thread, which runs this cascade again under the same lock.
+                if let Some((_, record)) = self.seats.remove(&victim) {
+                    let why = if why_dep == ReleaseWhy::Dependency && record.expired(now) {
+                        ReleaseWhy::Expired
+                    } else {
+                        why_dep
+                    };
+                    self.drop_handle(config, state, victim, &record, why, now, changes);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Finishes the release of a handle already removed from `seats`.
+    fn settle(
+        &self,
+        config: &Config,
+        seat: SeatId,
+        record: SeatRecord,
+        why: ReleaseWhy,
+        now: Mono,
+        changes: &mut Changes,
+    ) {
+        // The user's state exists: a handle is inserted while its user's entry is
+        // locked, and that entry outlives its handles.
+        self.users.remove_if_mut(&*record.user, |_, state| {
+            self.drop_handle(config, state, seat, &record, why, now, changes);
+            self.cascade(config, state, why, now, changes);
+            state.is_empty()
+        });
+    }
+
+    /// Removes `seat` if it is expired, settling it as expired.
+    fn reclaim_if_expired(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> bool {
+        match self.seats.remove_if(&seat, |_, r| r.expired(now)) {
+            Some((_, record)) => {
+                self.settle(config, seat, record, ReleaseWhy::Expired, now, changes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn reap_leases(&self, config: &Config, now: Mono, changes: &mut Changes) -> usize {
+        if now < self.lease_hint.load(Ordering::SeqCst) {
+            return 0;
+        }
+        // From here until the scan's result is folded back in, acquires lower the hint
+        // for any record the scan may not see.
+        self.lease_hint.swap(u64::MAX, Ordering::SeqCst);
+        let mut next = u64::MAX;
+        let mut due: Vec<SeatId> = Vec::new();
+        for entry in self.seats.iter() {
+            let deadline = entry.value().deadline;
+            if deadline == 0 {
+                continue;
+            }
+            if deadline <= now {
+                due.push(*entry.key());
+            } else {
+                next = next.min(deadline);
+            }
+        }
+        self.lease_hint.fetch_min(next, Ordering::SeqCst);
+        due.into_iter().filter(|&seat| self.reclaim_if_expired(config, seat, now, changes)).count()
+    }
+
+    fn reap_lingers(&self, now: Mono, changes: &mut Changes) -> usize {
+        if now < self.linger_hint.load(Ordering::SeqCst) {
+            return 0;
+        }
+        self.linger_hint.swap(u64::MAX, Ordering::SeqCst);
+        let mut next = u64::MAX;
+        let mut due: Vec<Arc<str>> = Vec::new();
+        for entry in self.users.iter() {
+            let mut is_due = false;
+            for &(_, deadline) in &entry.value().lingering {
+                if deadline <= now {
+                    is_due = true;
+                } else {
+                    next = next.min(deadline);
+                }
+            }
+            if is_due {
+                due.push(entry.key().clone());
+            }
+        }
+        self.linger_hint.fetch_min(next, Ordering::SeqCst);
+        let mut freed = 0;
+        for user in due {
+            self.users.remove_if_mut(&*user, |_, state| {
+                let mut ended = TypeSet::EMPTY;
+                state.lingering.retain(|&mut (slot, deadline)| {
+                    let live = deadline > now;
+                    if !live {
+                        ended.insert(usize::from(slot));
+                    }
+                    live
+                });
+                for slot in ended.iter() {
+                    self.give_back(slot, changes);
+                    freed += 1;
+                }
+                state.is_empty()
+            });
+        }
+        freed
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend::new()
     }
 }
 
@@ -247,52 +580,152 @@ impl Backend for MemoryBackend {
         "memory"
     }
 
-    fn try_acquire(&self, config: &Config, req: &SeatRequest<'_>) -> Result<SeatId, Error> {
+    fn try_acquire(
+        &self,
+        config: &Config,
+        req: &SeatRequest<'_>,
+        changes: &mut Changes,
+    ) -> Result<SeatId, Error> {
         // Fast path: a known user is found by &str, with no allocation.
         if let Some(mut guard) = self.users.get_mut(req.user) {
             let (key, state) = guard.pair_mut();
-            return self.acquire_locked(config, key, state, req);
+            let result = self.acquire_locked(config, key, state, req, changes);
+            let forget = result.is_err() && state.is_empty();
+            drop(guard);
+            if forget {
+                // Only lingering seats kept this user known, and they just ended.
+                self.users.remove_if(req.user, |_, state| state.is_empty());
+            }
+            return result;
         }
         match self.users.entry(Arc::from(req.user)) {
             Entry::Occupied(entry) => {
                 let mut guard = entry.into_ref();
                 let (key, state) = guard.pair_mut();
-                self.acquire_locked(config, key, state, req)
+                self.acquire_locked(config, key, state, req, changes)
             }
             Entry::Vacant(entry) => {
                 // Only a user who got a seat handle is remembered.
                 let mut state = UserState::default();
-                let seat = self.acquire_locked(config, entry.key(), &mut state, req)?;
+                let seat = self.acquire_locked(config, entry.key(), &mut state, req, changes)?;
                 entry.insert(state);
                 Ok(seat)
             }
         }
     }
 
-    fn release(&self, seat: SeatId) -> Result<(), Error> {
+    fn release(
+        &self,
+        config: &Config,
+        seat: SeatId,
+        why: ReleaseWhy,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<(), Error> {
         // Removal is the single point that decides who releases a handle: a second or
         // concurrent release of the same handle finds nothing.
-        let (_, record) = self.seats.remove(&seat).ok_or(Error::UnknownSeat(seat))?;
-        for index in record.session_types.iter() {
-            self.counters[index].give_back();
+        match self.seats.remove_if(&seat, |_, r| !r.expired(now)) {
+            Some((_, record)) => {
+                self.settle(config, seat, record, why, now, changes);
+                Ok(())
+            }
+            None if self.reclaim_if_expired(config, seat, now, changes) => Err(Error::SeatExpired(seat)),
+            None => Err(Error::UnknownSeat(seat)),
         }
-        // One shard lock: update the user's state, and forget the user with their last
-        // handle.
-        self.users.remove_if_mut(&*record.user, |_, state| {
-            for index in record.user_types.iter() {
-                if state.drop_ref(index) {
-                    self.counters[index].give_back();
+    }
+
+    fn release_user(
+        &self,
+        config: &Config,
+        user: &str,
+        why: ReleaseWhy,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<usize, Error> {
+        let mut released = 0;
+        let mut known = false;
+        self.users.remove_if_mut(user, |_, state| {
+            known = true;
+            if !why.lingers() {
+                for (slot, _) in std::mem::take(&mut state.lingering) {
+                    self.give_back(usize::from(slot), changes);
                 }
             }
-            state.handles -= 1;
-            state.handles == 0
+            let handles: SmallVec<[SeatId; 4]> = state.handles.iter().map(|&(h, _)| h).collect();
+            for seat in handles {
+                if let Some((_, record)) = self.seats.remove(&seat) {
+                    let why = if record.expired(now) { ReleaseWhy::Expired } else { why };
+                    self.drop_handle(config, state, seat, &record, why, now, changes);
+                    released += 1;
+                }
+            }
+            state.is_empty()
         });
-        Ok(())
+        if known { Ok(released) } else { Err(Error::UnknownUser(user.to_string())) }
+    }
+
+    fn touch(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> Result<(), Error> {
+        match self.seats.get_mut(&seat) {
+            Some(mut record) if !record.expired(now) => {
+                if record.lease > 0 {
+                    record.deadline = now.saturating_add(record.lease);
+                }
+                Ok(())
+            }
+            Some(record) => {
+                drop(record);
+                self.reclaim_if_expired(config, seat, now, changes);
+                Err(Error::SeatExpired(seat))
+            }
+            None => Err(Error::UnknownSeat(seat)),
+        }
+    }
+
+    fn touch_user(
+        &self,
+        config: &Config,
+        user: &str,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<usize, Error> {
+        let handles: SmallVec<[SeatId; 4]> = match self.users.get(user) {
+            Some(state) => state.handles.iter().map(|&(h, _)| h).collect(),
+            None => SmallVec::new(),
+        };
+        let renewed =
+            handles.into_iter().filter(|&seat| self.touch(config, seat, now, changes).is_ok()).count();
+        if renewed == 0 { Err(Error::UnknownUser(user.to_string())) } else { Ok(renewed) }
+    }
+
+    fn reap(&self, config: &Config, now: Mono, changes: &mut Changes) -> usize {
+        let _scan = self.reap_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.reap_leases(config, now, changes) + self.reap_lingers(now, changes)
     }
 
     #[inline]
-    fn used(&self, index: usize) -> u32 {
-        self.counters.get(index).map_or(0, Counter::committed)
+    fn used(&self, slot: usize) -> u32 {
+        self.counters.get(slot).map_or(0, Counter::committed)
+    }
+
+    fn stats(&self, slot: usize) -> TypeStats {
+        self.counters.get(slot).map_or_else(TypeStats::default, |c| TypeStats {
+            peak: c.peak.load(Ordering::Relaxed),
+            peak_since_reset: c.peak_since_reset.load(Ordering::Relaxed),
+            acquired: c.acquired.load(Ordering::Relaxed),
+            denied: c.denied.load(Ordering::Relaxed),
+        })
+    }
+
+    fn count_denial(&self, slot: usize) {
+        if let Some(c) = self.counters.get(slot) {
+            c.denied.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn reset_peaks(&self) {
+        for c in self.counters.iter() {
+            c.peak_since_reset.store(c.committed(), Ordering::Relaxed);
+        }
     }
 
     fn holders(&self) -> Vec<HeldSeat> {
@@ -308,8 +741,19 @@ impl Backend for MemoryBackend {
                     extension: r.extension.clone(),
                     session: r.session.clone(),
                     since: r.since,
+                    deadline: r.deadline,
                 }
             })
             .collect()
+    }
+
+    fn lingering(&self) -> Vec<LingeringSeat> {
+        let mut out = Vec::new();
+        for entry in self.users.iter() {
+            for &(slot, deadline) in &entry.value().lingering {
+                out.push(LingeringSeat { user: entry.key().clone(), slot: usize::from(slot), deadline });
+            }
+        }
+        out
     }
 }

@@ -12,9 +12,46 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use smallvec::SmallVec;
+
+use crate::clock::Mono;
 use crate::config::Config;
 use crate::error::Error;
 use crate::types::{SeatId, TypeSet};
+
+/// Why a seat was given back. Carried by release events and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReleaseWhy {
+    /// The holder released it (logout).
+    Normal,
+    /// Its lease ran out: the holder stopped renewing it.
+    Expired,
+    /// An admin released it (one seat, or every seat of a user).
+    Admin,
+    /// The user released the last seat of a type this one requires.
+    Dependency,
+    /// The library shut down.
+    Shutdown,
+}
+
+impl ReleaseWhy {
+    /// The stable name used in events, the audit log and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseWhy::Normal => "normal",
+            ReleaseWhy::Expired => "expired",
+            ReleaseWhy::Admin => "admin",
+            ReleaseWhy::Dependency => "dependency",
+            ReleaseWhy::Shutdown => "shutdown",
+        }
+    }
+
+    /// Whether a released `count = "user"` seat stays reserved for its user for the
+    /// type's linger window. An admin action or a shutdown frees it at once.
+    pub fn lingers(self) -> bool {
+        matches!(self, ReleaseWhy::Normal | ReleaseWhy::Expired | ReleaseWhy::Dependency)
+    }
+}
 
 /// One resolved acquire: who, which license types, and the labels the report shows.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +61,46 @@ pub struct SeatRequest<'a> {
     pub types: TypeSet,
     pub extension: Option<&'a str>,
     pub session: Option<&'a str>,
+    /// Wall-clock login time, for the report.
     pub since: SystemTime,
+    /// Monotonic now, for lease and linger deadlines.
+    pub now: Mono,
+    /// The handle's lease in nanoseconds (0: none).
+    pub lease: Mono,
+}
+
+/// A seat count that moved: the engine turns these into threshold events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountChange {
+    pub slot: usize,
+    pub before: u32,
+    pub after: u32,
+}
+
+/// A handle given back, for events and the audit log.
+#[derive(Debug, Clone)]
+pub struct ReleasedSeat {
+    pub seat: SeatId,
+    pub user: Arc<str>,
+    pub types: TypeSet,
+    pub why: ReleaseWhy,
+    pub extension: Option<Arc<str>>,
+    pub session: Option<Arc<str>>,
+}
+
+/// What one backend call changed, collected while the backend holds its locks and
+/// turned into events only after every lock is dropped.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub counts: SmallVec<[CountChange; 8]>,
+    pub released: Vec<ReleasedSeat>,
+}
+
+impl Changes {
+    #[inline]
+    pub fn count(&mut self, slot: usize, before: u32, after: u32) {
+        self.counts.push(CountChange { slot, before, after });
+    }
 }
 
 /// A held seat handle as seen by a report snapshot.
@@ -37,31 +113,113 @@ pub struct HeldSeat {
     pub extension: Option<Arc<str>>,
     pub session: Option<Arc<str>>,
     pub since: SystemTime,
+    /// Monotonic deadline of the lease (0: no lease).
+    pub deadline: Mono,
 }
 
-/// Where seats are counted. Every method is safe to call from any thread at any time.
+/// A released `count = "user"` seat kept for its user until `deadline`.
+#[derive(Debug, Clone)]
+pub struct LingeringSeat {
+    pub user: Arc<str>,
+    pub slot: usize,
+    pub deadline: Mono,
+}
+
+/// Per-type counters for billing: kept by the backend next to the seat count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TypeStats {
+    /// Highest use since the table started.
+    pub peak: u32,
+    /// Highest use since the last [`Backend::reset_peaks`] (or since start).
+    pub peak_since_reset: u32,
+    /// Seats taken since start (a user's second handle of a per-user type takes none).
+    pub acquired: u64,
+    /// Requests this type refused since start.
+    pub denied: u64,
+}
+
+/// Where seats are counted. Every method is safe to call from any thread at any time,
+/// and none calls out of the library.
+///
+/// Seats are counted per type *slot* (see [`Config::licenses`]): a reload keeps every
+/// surviving type in its slot, so the table needs no rebuilding.
 pub trait Backend: Send + Sync {
     /// Short name shown in reports ("memory", ...).
     fn kind(&self) -> &'static str;
 
     /// Takes one seat of every type in `req.types` that the user needs, or nothing.
     ///
-    /// - `count = "user"` types the user already holds take no extra seat;
-    /// - `count = "session"` types take a seat for every handle.
+    /// - `count = "user"` types the user already holds take no extra seat, and a type
+    ///   still lingering for the user is handed back without counting again;
+    /// - `count = "session"` types take a seat for every handle;
+    /// - a type whose `requires` the user neither holds nor requests refuses.
     ///
-    /// On a full type returns [`Error::LimitReached`] naming it, and every seat this
+    /// On refusal returns [`Error::LimitReached`] naming the type, and every seat this
     /// call took is given back before returning.
-    fn try_acquire(&self, config: &Config, req: &SeatRequest<'_>) -> Result<SeatId, Error>;
+    fn try_acquire(
+        &self,
+        config: &Config,
+        req: &SeatRequest<'_>,
+        changes: &mut Changes,
+    ) -> Result<SeatId, Error>;
 
-    /// Gives back what `seat` holds. A handle is released at most once: a second
-    /// release, or an unknown handle, is [`Error::UnknownSeat`].
-    fn release(&self, seat: SeatId) -> Result<(), Error>;
+    /// Gives back what `seat` holds, and then every handle of the same user that
+    /// needed a type the user no longer holds ([`ReleaseWhy::Dependency`]). A handle
+    /// is released at most once. An unknown handle is [`Error::UnknownSeat`]; a handle
+    /// whose lease ran out is reclaimed as expired and is [`Error::SeatExpired`].
+    fn release(
+        &self,
+        config: &Config,
+        seat: SeatId,
+        why: ReleaseWhy,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<(), Error>;
 
-    /// Seats in use of the license type at `index`.
-    fn used(&self, index: usize) -> u32;
+    /// Releases every handle of `user` (and, for [`ReleaseWhy::Admin`], the user's
+    /// lingering seats). Returns how many handles; [`Error::UnknownUser`] if none.
+    fn release_user(
+        &self,
+        config: &Config,
+        user: &str,
+        why: ReleaseWhy,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<usize, Error>;
+
+    /// Renews the lease of `seat`. Errors as for [`Backend::release`].
+    fn touch(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> Result<(), Error>;
+
+    /// Renews every lease of `user`; returns how many handles were renewed.
+    fn touch_user(
+        &self,
+        config: &Config,
+        user: &str,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<usize, Error>;
+
+    /// Reclaims every expired lease and ended linger window; returns how many seats
+    /// (handles and lingering seats) were reclaimed. Cheap when nothing is due.
+    fn reap(&self, config: &Config, now: Mono, changes: &mut Changes) -> usize;
+
+    /// Seats in use of the type in `slot`.
+    fn used(&self, slot: usize) -> u32;
+
+    /// Billing counters of the type in `slot`.
+    fn stats(&self, slot: usize) -> TypeStats;
+
+    /// Counts one refused request against the type in `slot`.
+    fn count_denial(&self, slot: usize);
+
+    /// Starts a new "peak since reset" period at the current use.
+    fn reset_peaks(&self);
 
     /// A copy of every held handle, taken without blocking acquirers for long.
     fn holders(&self) -> Vec<HeldSeat>;
+
+    /// A copy of every lingering seat.
+    fn lingering(&self) -> Vec<LingeringSeat>;
 }
 
 /// Process-wide handle counter: handles are never reused while the library is loaded,
