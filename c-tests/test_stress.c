@@ -233,6 +233,7 @@ static void *part_a_worker(void *p) {
             snprintf(ext, sizeof ext, "ext-%d", w->id);
             license_request req = {sizeof(license_request), user, k->profiles, ext, NULL};
             memset(&denial, 0, sizeof denial);
+            denial.size = sizeof denial;
             rc = license_try_acquire_ex(&req, &h, &denial);
         } else {
             rc = license_try_acquire(user, k->profiles, &h);
