@@ -368,15 +368,11 @@ int main(void) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int cores = online < 1 ? 1 : online > MAX_THREADS ? MAX_THREADS : (int)online;
 
-    /* 1, then 2 and 4 when there are more cores than that, then every core. */
-    int counts[4], ncounts = 0;
-    counts[ncounts++] = 1;
-    if (cores > 2)
-        counts[ncounts++] = 2;
-    if (cores > 4)
-        counts[ncounts++] = 4;
-    if (cores > 1)
-        counts[ncounts++] = cores;
+    /* 1, 2, 4, 8 ... below the core count, then every core. */
+    int counts[16], ncounts = 0;
+    for (int n = 1; n < cores && ncounts < 15; n *= 2)
+        counts[ncounts++] = n;
+    counts[ncounts++] = cores;
 
     write_config();
     int32_t rc = license_init(config_path);
