@@ -14,7 +14,7 @@ use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, Changes, ReleaseWhy, SeatRequest, TypeStats};
 use crate::clock::{Clock, SystemClock, mono_ns, rfc3339};
 use crate::config::{Config, Lint, Previous, SlotState};
-use crate::error::{Denial, Error};
+use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventSink};
 use crate::reaper::Reaper;
 use crate::report::{Page, Report};
@@ -259,9 +259,10 @@ impl Engine {
         };
         let mut changes = Changes::default();
         let mut result = self.backend.try_acquire(&config, &seat_request, &mut changes);
-        if matches!(&result, Err(Error::LimitReached(_)))
-            && self.backend.reap(&config, seat_request.now, &mut changes) > 0
-        {
+        // Reclaiming can free a full or over-limit type, never a type without seats or
+        // a missing requirement.
+        let reclaimable = |r: &Result<SeatId, Error>| matches!(r, Err(Error::LimitReached(d)) if matches!(d.reason, DenialReason::Full | DenialReason::OverLimit));
+        if reclaimable(&result) && self.backend.reap(&config, seat_request.now, &mut changes) > 0 {
             result = self.backend.try_acquire(&config, &seat_request, &mut changes);
         }
         match &result {
