@@ -307,7 +307,8 @@ typedef struct license_event {
    */
   uint64_t seat;
   /**
-   * Seats of `license_type` in use right after the change, and its limit.
+   * Seats of `license_type` in use right after the change (for RELEASED: right
+   * after that handle went), and its limit.
    */
   uint32_t used;
   uint32_t limit;
@@ -432,7 +433,8 @@ typedef struct license_type_stats {
    */
   uint64_t acquired;
   /**
-   * Requests this type refused since init.
+   * Requests this type refused since init (a refusal for a missing requirement
+   * counts against the type that requires it).
    */
   uint64_t denied;
 } license_type_stats;
@@ -507,9 +509,11 @@ void license_shutdown(void);
  *   acquires. The audit log is reopened (logrotate: rename the file, then reload).
  * - Every acquire runs entirely against the old or entirely against the new config.
  *
- * Returns `LICENSE_OK` (a RELOADED event follows, on the calling thread);
- * `LICENSE_ERR_CONFIG` with `file:line:column: problem` in `license_last_error`,
- * and the running configuration untouched; `LICENSE_ERR_INVALID_ARGUMENT` for an
+ * Returns `LICENSE_OK` (a RELOADED event follows, on the calling thread, then a
+ * THRESHOLD event for each type the new limit or `alert_at` moved across its
+ * threshold); `LICENSE_ERR_CONFIG` with `file:line:column: problem` in
+ * `license_last_error` (or `file: cannot read config file: ...` when the file cannot
+ * be read), and the running configuration untouched; `LICENSE_ERR_INVALID_ARGUMENT` for an
  * empty or over-long path; `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`.
  *
  * Thread safety: safe from any thread, concurrently with acquires and releases,
@@ -609,8 +613,12 @@ int32_t license_try_acquire(const char *user,
  *   the fields this version does not know are ignored. `req->extension` and
  *   `req->session` may be NULL; when set they follow the rules for `user`.
  * - `seat_out`: required; written only on success.
- * - `denial_out`: may be NULL. On `LICENSE_ERR_LIMIT_REACHED` it receives the full
- *   license type and its used/limit; otherwise it is left untouched.
+ * - `denial_out`: may be NULL; otherwise set `denial_out->size` first. On
+ *   `LICENSE_ERR_LIMIT_REACHED` or `LICENSE_ERR_REQUIREMENT_MISSING` it receives the
+ *   refusing license type, its used/limit, the reason and (for a missing
+ *   requirement) the missing type; otherwise it is left untouched. A `size` too
+ *   small for the fields up to `limit` is `LICENSE_ERR_INVALID_ARGUMENT`, before
+ *   anything is acquired.
  *
  * Returns the same codes as `license_try_acquire`. Thread safety: the same.
  *
@@ -628,7 +636,9 @@ int32_t license_try_acquire_ex(const struct license_request *req,
  *
  * Dependent licenses: when this was the user's last handle holding a type that
  * other handles of the user require (`requires = [...]`), those handles are released
- * too, with reason `LICENSE_RELEASE_DEPENDENCY`, and become unknown.
+ * too, with reason `LICENSE_RELEASE_DEPENDENCY` (whatever the reason of the release
+ * that started it), and become unknown. Their seats linger exactly when the seats of
+ * the release that started it do (after an admin release, nothing lingers).
  *
  * Returns:
  * - `LICENSE_OK`;
@@ -660,7 +670,9 @@ int32_t license_release_as(license_seat seat,
  * lingering seats are freed at once too). `*released_out` (may be NULL) receives the
  * number of handles released.
  *
- * Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_USER` if the user holds nothing;
+ * Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_USER` if nothing was released (the user
+ * holds no handle, and with ADMIN no lingering seat either: an ADMIN call that frees
+ * only lingering seats returns `LICENSE_OK` with `*released_out == 0`);
  * `LICENSE_ERR_INVALID_ARGUMENT` (bad `user` or `why`); `LICENSE_ERR_NOT_INITIALIZED`;
  * `LICENSE_ERR_INTERNAL`. Thread safety: safe from any thread; a login of the same
  * user racing with it either completes before (and is released) or after (and

@@ -158,7 +158,7 @@ enum Op<'a> {
     Acquired { seat: SeatId, req: &'a Request<'a>, types: TypeSet },
     Denied { req: &'a Request<'a>, denial: &'a Denial },
     Released,
-    Reloaded { source: &'a str, summary: &'a ReloadSummary },
+    Reloaded { source: &'a str, summary: &'a ReloadSummary, crossings: &'a [(usize, EventKind)] },
 }
 
 impl Engine {
@@ -388,6 +388,12 @@ impl Engine {
         let in_use = |slot: usize| self.backend.used(slot) > 0;
         let new = load(&Previous { config: &current, in_use: &in_use, may_free: retired.is_empty() })?;
         let summary = summarize(&current, &new, |slot| self.backend.used(slot));
+        // Thresholds in force before, by slot (`None`: off or not an active type).
+        let old_alerts: Vec<Option<u32>> = current
+            .licenses
+            .iter()
+            .map(|l| if l.state == SlotState::Active { l.alert_seats() } else { None })
+            .collect();
         let new = Arc::new(new);
         let old = self.config.swap(new.clone());
         retired.push(Arc::downgrade(&old));
@@ -401,7 +407,24 @@ impl Engine {
             (None, Some(_)) => self.audit.store(None),
             (None, None) => {}
         }
-        self.publish(&new, &Changes::default(), Op::Reloaded { source: &new.source, summary: &summary });
+        let crossings: Vec<(usize, EventKind)> = new
+            .active()
+            .filter_map(|(slot, l)| {
+                let used = self.backend.used(slot);
+                let was = old_alerts.get(slot).copied().flatten().is_some_and(|t| used >= t);
+                let is = l.alert_seats().is_some_and(|t| used >= t);
+                match (was, is) {
+                    (false, true) => Some((slot, EventKind::ThresholdUp)),
+                    (true, false) => Some((slot, EventKind::ThresholdDown)),
+                    _ => None,
+                }
+            })
+            .collect();
+        self.publish(
+            &new,
+            &Changes::default(),
+            Op::Reloaded { source: &new.source, summary: &summary, crossings: &crossings },
+        );
         Ok(summary)
     }
 
@@ -509,7 +532,7 @@ impl Engine {
                 );
             }
             if listening {
-                for slot in released.types.iter() {
+                for (i, slot) in released.types.iter().enumerate() {
                     let mut e = event(
                         EventKind::Released,
                         Some(slot),
@@ -524,6 +547,9 @@ impl Engine {
                     e.why = Some(released.why);
                     e.user = Some(released.user.clone());
                     e.seat = released.seat;
+                    if let Some(&used) = released.used.get(i) {
+                        e.used = used; // as right after this handle went, not as now
+                    }
                     events.push(e);
                 }
             }
@@ -554,6 +580,9 @@ impl Engine {
                         );
                         e.user = Some(user.clone());
                         e.seat = seat;
+                        if let Some(change) = changes.counts.iter().rev().find(|c| c.slot == slot) {
+                            e.used = change.after;
+                        }
                         events.push(e);
                     }
                 }
@@ -581,7 +610,7 @@ impl Engine {
                 }
             }
             Op::Released => {}
-            Op::Reloaded { source, summary } => {
+            Op::Reloaded { source, summary, crossings } => {
                 if let Some(audit) = audit.as_ref() {
                     audit.log(
                         json!({ "time": stamp, "event": "RELOAD", "config": source, "changes": summary.changes })
@@ -590,6 +619,25 @@ impl Engine {
                 }
                 if listening {
                     events.push(event(EventKind::Reloaded, None, format!("reloaded {source}: {summary}")));
+                    // A new limit or alert_at can move a type across its threshold.
+                    for &(slot, kind) in crossings {
+                        let Some(license) = config.licenses.get(slot) else { continue };
+                        let direction =
+                            if kind == EventKind::ThresholdUp { "is now at or over" } else { "is now under" };
+                        let mut e = event(
+                            kind,
+                            Some(slot),
+                            format!(
+                                "license type '{}' {direction} {}% of its new limit ({}/{})",
+                                license.name,
+                                license.alert_at,
+                                self.backend.used(slot),
+                                license.limit
+                            ),
+                        );
+                        e.threshold_percent = license.alert_at;
+                        events.push(e);
+                    }
                 }
             }
         }

@@ -197,7 +197,8 @@ pub struct license_event {
     pub user: *const c_char,
     /// The seat handle for ACQUIRED and RELEASED; 0 otherwise.
     pub seat: u64,
-    /// Seats of `license_type` in use right after the change, and its limit.
+    /// Seats of `license_type` in use right after the change (for RELEASED: right
+    /// after that handle went), and its limit.
     pub used: u32,
     pub limit: u32,
     /// The type's `alert_at` percentage, for THRESHOLD events; 0 otherwise.
@@ -231,7 +232,8 @@ pub struct license_type_stats {
     pub peak_since_reset: u32,
     /// Seats taken since init (a user's second handle of a per-user type takes none).
     pub acquired: u64,
-    /// Requests this type refused since init.
+    /// Requests this type refused since init (a refusal for a missing requirement
+    /// counts against the type that requires it).
     pub denied: u64,
 }
 
@@ -776,9 +778,11 @@ pub extern "C" fn license_shutdown() {
 ///   acquires. The audit log is reopened (logrotate: rename the file, then reload).
 /// - Every acquire runs entirely against the old or entirely against the new config.
 ///
-/// Returns `LICENSE_OK` (a RELOADED event follows, on the calling thread);
-/// `LICENSE_ERR_CONFIG` with `file:line:column: problem` in `license_last_error`,
-/// and the running configuration untouched; `LICENSE_ERR_INVALID_ARGUMENT` for an
+/// Returns `LICENSE_OK` (a RELOADED event follows, on the calling thread, then a
+/// THRESHOLD event for each type the new limit or `alert_at` moved across its
+/// threshold); `LICENSE_ERR_CONFIG` with `file:line:column: problem` in
+/// `license_last_error` (or `file: cannot read config file: ...` when the file cannot
+/// be read), and the running configuration untouched; `LICENSE_ERR_INVALID_ARGUMENT` for an
 /// empty or over-long path; `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`.
 ///
 /// Thread safety: safe from any thread, concurrently with acquires and releases,
@@ -922,8 +926,12 @@ pub unsafe extern "C" fn license_try_acquire(
 ///   the fields this version does not know are ignored. `req->extension` and
 ///   `req->session` may be NULL; when set they follow the rules for `user`.
 /// - `seat_out`: required; written only on success.
-/// - `denial_out`: may be NULL. On `LICENSE_ERR_LIMIT_REACHED` it receives the full
-///   license type and its used/limit; otherwise it is left untouched.
+/// - `denial_out`: may be NULL; otherwise set `denial_out->size` first. On
+///   `LICENSE_ERR_LIMIT_REACHED` or `LICENSE_ERR_REQUIREMENT_MISSING` it receives the
+///   refusing license type, its used/limit, the reason and (for a missing
+///   requirement) the missing type; otherwise it is left untouched. A `size` too
+///   small for the fields up to `limit` is `LICENSE_ERR_INVALID_ARGUMENT`, before
+///   anything is acquired.
 ///
 /// Returns the same codes as `license_try_acquire`. Thread safety: the same.
 ///
@@ -1018,7 +1026,9 @@ fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut 
 ///
 /// Dependent licenses: when this was the user's last handle holding a type that
 /// other handles of the user require (`requires = [...]`), those handles are released
-/// too, with reason `LICENSE_RELEASE_DEPENDENCY`, and become unknown.
+/// too, with reason `LICENSE_RELEASE_DEPENDENCY` (whatever the reason of the release
+/// that started it), and become unknown. Their seats linger exactly when the seats of
+/// the release that started it do (after an admin release, nothing lingers).
 ///
 /// Returns:
 /// - `LICENSE_OK`;
@@ -1072,7 +1082,9 @@ pub extern "C" fn license_release_as(seat: license_seat, why: u32) -> i32 {
 /// lingering seats are freed at once too). `*released_out` (may be NULL) receives the
 /// number of handles released.
 ///
-/// Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_USER` if the user holds nothing;
+/// Returns `LICENSE_OK`; `LICENSE_ERR_UNKNOWN_USER` if nothing was released (the user
+/// holds no handle, and with ADMIN no lingering seat either: an ADMIN call that frees
+/// only lingering seats returns `LICENSE_OK` with `*released_out == 0`);
 /// `LICENSE_ERR_INVALID_ARGUMENT` (bad `user` or `why`); `LICENSE_ERR_NOT_INITIALIZED`;
 /// `LICENSE_ERR_INTERNAL`. Thread safety: safe from any thread; a login of the same
 /// user racing with it either completes before (and is released) or after (and

@@ -651,3 +651,59 @@ fn lifecycle_config_is_validated_with_lines() {
     .unwrap();
     assert!(c.lints.iter().any(|l| l.code == "unreachable-requirement"), "{:?}", c.lints);
 }
+
+#[test]
+fn an_admin_release_cascades_as_dependency_and_nothing_lingers() {
+    let text = DEPENDENT.replace(
+        "[licenses.callcenter]\nlimit = 10\n",
+        "[licenses.callcenter]\nlimit = 10\nlinger = \"1h\"\n",
+    );
+    let (e, _clock) = engine_at(&text);
+    let log = record(&e);
+    let connect = e.try_acquire(&Request::new("alice", "connect")).unwrap();
+    let cc = e.try_acquire(&Request::new("alice", "callcenter")).unwrap();
+    e.release_as(connect, ReleaseWhy::Admin).unwrap();
+    let released: Vec<_> = kinds(&log, EventKind::Released).into_iter().map(|ev| (ev.seat, ev.why)).collect();
+    assert_eq!(released, [(connect, Some(ReleaseWhy::Admin)), (cc, Some(ReleaseWhy::Dependency))]);
+    assert_eq!(used(&e, "callcenter"), 0, "an admin release frees everything it started at once");
+}
+
+#[test]
+fn release_events_carry_the_count_right_after_their_own_handle() {
+    let (e, _clock) = engine_at("[licenses.calls]\nlimit = 5\ncount = \"session\"\n");
+    let log = record(&e);
+    for _ in 0..3 {
+        e.try_acquire(&Request::new("carol", "calls")).unwrap();
+    }
+    let acquired: Vec<u32> = kinds(&log, EventKind::Acquired).iter().map(|ev| ev.used).collect();
+    assert_eq!(acquired, [1, 2, 3]);
+    assert_eq!(e.release_user("carol", ReleaseWhy::Normal), Ok(3));
+    let mut released: Vec<u32> = kinds(&log, EventKind::Released).iter().map(|ev| ev.used).collect();
+    released.sort_unstable();
+    assert_eq!(released, [0, 1, 2]);
+}
+
+#[test]
+fn a_reload_that_moves_a_type_across_its_threshold_says_so() {
+    let (e, _clock) = engine_at("[licenses.x]\nlimit = 10\nalert_at = 50\n");
+    let log = record(&e);
+    let seat = e.try_acquire(&Request::new("a", "x")).unwrap();
+    e.reload_str("[licenses.x]\nlimit = 2\nalert_at = 50\n", "v2.toml").unwrap();
+    let up = kinds(&log, EventKind::ThresholdUp);
+    assert_eq!(up.len(), 1, "1/2 is 50 %");
+    assert_eq!((up[0].used, up[0].limit), (1, 2));
+    e.release(seat).unwrap();
+    assert_eq!(kinds(&log, EventKind::ThresholdDown).len(), 1, "down matches the up");
+}
+
+#[test]
+fn release_user_with_only_lingering_seats_frees_them_as_admin_and_is_unknown_otherwise() {
+    let (e, _clock) = engine_at(LINGER);
+    let seat = e.try_acquire(&Request::new("alice", "extension")).unwrap();
+    e.release(seat).unwrap();
+    assert_eq!(e.release_user("alice", ReleaseWhy::Normal), Err(Error::UnknownUser("alice".into())));
+    assert_eq!(used(&e, "extension"), 1);
+    assert_eq!(e.release_user("alice", ReleaseWhy::Admin), Ok(0));
+    assert_eq!(used(&e, "extension"), 0);
+    assert_eq!(e.release_user("alice", ReleaseWhy::Admin), Err(Error::UnknownUser("alice".into())));
+}

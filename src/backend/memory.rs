@@ -219,6 +219,7 @@ impl SeatRecord {
             why,
             extension: self.extension.clone(),
             session: self.session.clone(),
+            used: SmallVec::new(),
         }
     }
 }
@@ -395,6 +396,7 @@ impl MemoryBackend {
         seat: SeatId,
         record: &SeatRecord,
         why: ReleaseWhy,
+        lingers: bool,
         now: Mono,
         changes: &mut Changes,
     ) {
@@ -412,7 +414,7 @@ impl MemoryBackend {
                 continue;
             }
             state.counted = state.counted.minus(TypeSet::single(slot));
-            let linger = config.licenses.get(slot).and_then(|l| l.linger).filter(|_| why.lingers());
+            let linger = config.licenses.get(slot).and_then(|l| l.linger).filter(|_| lingers);
             match linger {
                 Some(window) => {
                     let deadline = now.saturating_add(mono_ns(window));
@@ -423,16 +425,19 @@ impl MemoryBackend {
             }
         }
         state.refresh_held();
-        changes.released.push(record.released(seat, why));
+        let mut released = record.released(seat, why);
+        released.used = released.types.iter().map(|slot| self.used(slot)).collect();
+        changes.released.push(released);
     }
 
     /// Releases, with the user's state locked, every handle that holds a type whose
-    /// `requires` the user no longer holds, until none is left.
+    /// `requires` the user no longer holds, until none is left. They linger exactly
+    /// when the release that started the cascade does (an admin release frees all).
     fn cascade(
         &self,
         config: &Config,
         state: &mut UserState,
-        why: ReleaseWhy,
+        lingers: bool,
         now: Mono,
         changes: &mut Changes,
     ) {
@@ -440,8 +445,6 @@ impl MemoryBackend {
         if dependent.is_empty() {
             return;
         }
-        // The cascade frees no seat at once that its root would have kept lingering.
-        let why_dep = if why.lingers() { ReleaseWhy::Dependency } else { why };
         loop {
             let held = state.held;
             let victims: SmallVec<[SeatId; 4]> = state
@@ -457,12 +460,8 @@ impl MemoryBackend {
                 // A handle another thread is releasing right now is settled by that
                 // thread, which runs this cascade again under the same lock.
                 if let Some((_, record)) = self.seats.remove(&victim) {
-                    let why = if why_dep == ReleaseWhy::Dependency && record.expired(now) {
-                        ReleaseWhy::Expired
-                    } else {
-                        why_dep
-                    };
-                    self.drop_handle(config, state, victim, &record, why, now, changes);
+                    let why = if record.expired(now) { ReleaseWhy::Expired } else { ReleaseWhy::Dependency };
+                    self.drop_handle(config, state, victim, &record, why, lingers, now, changes);
                     progressed = true;
                 }
             }
@@ -485,8 +484,8 @@ impl MemoryBackend {
         // The user's state exists: a handle is inserted while its user's entry is
         // locked, and that entry outlives its handles.
         self.users.remove_if_mut(&*record.user, |_, state| {
-            self.drop_handle(config, state, seat, &record, why, now, changes);
-            self.cascade(config, state, why, now, changes);
+            self.drop_handle(config, state, seat, &record, why, why.lingers(), now, changes);
+            self.cascade(config, state, why.lingers(), now, changes);
             state.is_empty()
         });
     }
@@ -643,25 +642,25 @@ impl Backend for MemoryBackend {
         changes: &mut Changes,
     ) -> Result<usize, Error> {
         let mut released = 0;
-        let mut known = false;
+        let mut freed_lingering = false;
         self.users.remove_if_mut(user, |_, state| {
-            known = true;
             if !why.lingers() {
                 for (slot, _) in std::mem::take(&mut state.lingering) {
                     self.give_back(usize::from(slot), changes);
+                    freed_lingering = true;
                 }
             }
             let handles: SmallVec<[SeatId; 4]> = state.handles.iter().map(|&(h, _)| h).collect();
             for seat in handles {
                 if let Some((_, record)) = self.seats.remove(&seat) {
                     let why = if record.expired(now) { ReleaseWhy::Expired } else { why };
-                    self.drop_handle(config, state, seat, &record, why, now, changes);
+                    self.drop_handle(config, state, seat, &record, why, why.lingers(), now, changes);
                     released += 1;
                 }
             }
             state.is_empty()
         });
-        if known { Ok(released) } else { Err(Error::UnknownUser(user.to_string())) }
+        if released > 0 || freed_lingering { Ok(released) } else { Err(Error::UnknownUser(user.to_string())) }
     }
 
     fn touch(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> Result<(), Error> {

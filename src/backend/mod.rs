@@ -86,6 +86,8 @@ pub struct ReleasedSeat {
     pub why: ReleaseWhy,
     pub extension: Option<Arc<str>>,
     pub session: Option<Arc<str>>,
+    /// Use of each type of `types` (in order) right after this handle was dropped.
+    pub used: SmallVec<[u32; 4]>,
 }
 
 /// What one backend call changed, collected while the backend holds its locks and
@@ -177,7 +179,8 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), Error>;
 
     /// Releases every handle of `user` (and, for [`ReleaseWhy::Admin`], the user's
-    /// lingering seats). Returns how many handles; [`Error::UnknownUser`] if none.
+    /// lingering seats). Returns how many handles; [`Error::UnknownUser`] if nothing
+    /// was released.
     fn release_user(
         &self,
         config: &Config,
