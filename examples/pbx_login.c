@@ -4,19 +4,47 @@
  *   build/pbx_login examples/seats.toml        (or: make demo)
  *
  * What a PBX or call-center server does with seatgate:
- *   1. license_init() at startup, refusing to start on a bad license file, and
- *      printing the config's lints as warnings;
+ *   1. license_set_event_callback() and license_init() at startup, refusing to start
+ *      on a bad license file, and printing the config's lints as warnings;
  *   2. at every agent login (SIP REGISTER, softphone sign-in, CRM session...),
  *      license_try_acquire_ex() from whichever worker thread handles it; on a
- *      refusal, tell the agent which license type is full;
- *   3. license_release() at logout;
- *   4. license_report() for the admin's "online licenses" page;
+ *      refusal, tell the agent which license type is full (or which one is missing);
+ *   3. license_release() at logout, license_touch() from the keep-alive;
+ *   4. license_reload() when the admin edits the license file, license_release_user()
+ *      and license_release_as() for the admin's "log out" buttons, license_stats()
+ *      for billing, license_report() for the admin's "online licenses" page;
  *   5. license_shutdown() on the way out.
+ *
+ * The sections, in order:
+ *   08:55 early shift, 09:00 rush   the morning storm, each wave on WORKERS threads
+ *   second device                   a softphone next to the desk phone takes no seat
+ *   logouts                         agents leave; their phones' extension seats linger
+ *   retries                         agents refused at 09:00 get the freed seats
+ *   lease                           a 1C connector that stops its keep-alive loses its
+ *                                   integration_1c seat after the 2 s lease (the demo
+ *                                   waits for it), and a waiting session gets the seat
+ *   dependent license               recording requires callcenter: refused without it,
+ *                                   and released (reason dependency) with the agent's
+ *                                   last callcenter seat
+ *   reload                          callcenter 8 -> 10 from a temporary copy of the
+ *                                   config: nobody logged out, two waiting agents get
+ *                                   in; then a broken file changes nothing
+ *   admin                           "log out everywhere" for one agent, a kicked session
+ *   billing                         license_stats per type: used, peak, acquired, denied
+ *   license report                  the admin's text view, with every new column
+ *   closing                         everyone logs out (phones linger), shutdown
+ *
+ * Events (threshold, reload, refusals other than "full", releases other than a
+ * logout) arrive on whichever thread caused them, the reaper thread included. The
+ * callback only copies them into a buffer; they are printed after the section that
+ * caused them, as "event" lines, sorted where the section ran on several threads.
  *
  * Each wave of the morning storm runs on several worker threads at once; every
  * result is kept and the lines are printed afterwards in arrival order, so the
- * output reads the same from run to run (which agents win the last seats, and the
- * seat handle numbers, differ).
+ * output reads the same from run to run (which agents win the last seats, the seat
+ * handle numbers, times and the temporary file's name differ).
+ *
+ * Every expectation is checked; a surprise prints "CHECK FAILED" and the demo exits 1.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -25,10 +53,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "seatgate.h"
 
 #define WORKERS 4
+
+/* examples/seats.toml: the type whose released seats linger (linger = "30s"). */
+#define LINGER_TYPE "extension"
+/* examples/seats.toml: integration_1c's lease, and the reaper's interval. */
+#define LEASE_S 2.0
+#define REAPER_S 0.25
 
 /* One login as the PBX sees it. */
 typedef struct {
@@ -42,7 +78,7 @@ typedef struct {
 typedef struct {
     int32_t rc;
     license_seat seat;
-    license_denial denial; /* valid when rc == LICENSE_ERR_LIMIT_REACHED */
+    license_denial denial; /* valid when rc is LIMIT_REACHED or REQUIREMENT_MISSING */
     char detail[256];      /* license_last_error() of the worker, on failure */
     int held;              /* 1 while the demo still owns `seat` */
 } login_result;
@@ -100,16 +136,17 @@ static const char *license_type_at(uint32_t index, char name[LICENSE_MAX_NAME_LE
 static login_result storm_result[STORM_LOGINS];
 static pthread_barrier_t storm_start;
 
-/* Seats acquired outside the storm (second device, retries), released at the end. */
-static login_result extra_result[16];
-static login_spec extra_spec[16];
+/* Seats acquired outside the storm (second device, retries...), released at the end. */
+#define MAX_EXTRA 32
+static login_result extra_result[MAX_EXTRA];
+static login_spec extra_spec[MAX_EXTRA];
 static size_t extra_count;
 
 /* ---- tallies for the summary line ---- */
 
 static unsigned accepted, refused;
 typedef struct {
-    char reason[96]; /* "callcenter full", or a status name */
+    char reason[160]; /* "callcenter full", "recording requires callcenter", or a status name */
     unsigned count;
 } reason_tally;
 static reason_tally reasons[16];
@@ -122,9 +159,11 @@ static void tally(const login_result *r) {
         return;
     }
     refused++;
-    char reason[96];
+    char reason[160];
     if (r->rc == LICENSE_ERR_LIMIT_REACHED)
         snprintf(reason, sizeof reason, "%s full", r->denial.license_type);
+    else if (r->rc == LICENSE_ERR_REQUIREMENT_MISSING)
+        snprintf(reason, sizeof reason, "%s requires %s", r->denial.license_type, r->denial.requires);
     else
         snprintf(reason, sizeof reason, "%s", license_strerror(r->rc));
     for (size_t i = 0; i < reason_count; i++) {
@@ -148,6 +187,191 @@ static void check(int ok, const char *what) {
         printf("  CHECK FAILED: %s\n", what);
         check_failed = 1;
     }
+}
+
+/* ---- time ---- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double seconds) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* ---- events: copied by the callback on any thread, printed by main ---- */
+
+typedef struct {
+    uint32_t kind, reason;
+    char license_type[LICENSE_MAX_NAME_LEN + 1];
+    char user[LICENSE_MAX_LABEL_LEN + 1];
+    license_seat seat;
+    uint32_t used, limit, threshold_percent;
+    char detail[512];
+    double arrived; /* now_s() when the callback ran */
+} demo_event;
+
+#define MAX_EVENTS 64
+static pthread_mutex_t event_lock = PTHREAD_MUTEX_INITIALIZER;
+static demo_event events[MAX_EVENTS];
+static size_t event_count;   /* events kept so far */
+static size_t event_printed; /* events[0 .. event_printed) are printed */
+static unsigned events_lost; /* past MAX_EVENTS */
+static size_t flushed_first, flushed_last; /* the range the last flush printed */
+
+/* What an admin wants to see: not every login and logout, only what is unusual. */
+static int interesting(const license_event *e) {
+    switch (e->kind) {
+    case LICENSE_EVENT_THRESHOLD_UP:
+    case LICENSE_EVENT_THRESHOLD_DOWN:
+    case LICENSE_EVENT_RELOADED:
+        return 1;
+    case LICENSE_EVENT_DENIED:
+        return e->reason != LICENSE_DENIAL_FULL;
+    case LICENSE_EVENT_RELEASED:
+        return e->reason != LICENSE_RELEASE_NORMAL;
+    default:
+        return 0;
+    }
+}
+
+/* The listener: short, and safe on several threads at once. */
+static void on_event(void *user_data, const license_event *e) {
+    (void)user_data;
+    /* Fields past e->size were not written by the library (an older one). */
+    if (e->size < offsetof(license_event, detail) + sizeof e->detail || !interesting(e))
+        return;
+    double arrived = now_s();
+    pthread_mutex_lock(&event_lock);
+    if (event_count < MAX_EVENTS) {
+        demo_event *d = &events[event_count++];
+        d->kind = e->kind;
+        d->reason = e->reason;
+        snprintf(d->license_type, sizeof d->license_type, "%s", e->license_type ? e->license_type : "");
+        snprintf(d->user, sizeof d->user, "%s", e->user ? e->user : "");
+        d->seat = e->seat;
+        d->used = e->used;
+        d->limit = e->limit;
+        d->threshold_percent = e->threshold_percent;
+        snprintf(d->detail, sizeof d->detail, "%s", e->detail ? e->detail : "");
+        d->arrived = arrived;
+    } else {
+        events_lost++;
+    }
+    pthread_mutex_unlock(&event_lock);
+}
+
+static const char *release_reason_name(uint32_t why) {
+    switch (why) {
+    case LICENSE_RELEASE_NORMAL: return "normal";
+    case LICENSE_RELEASE_EXPIRED: return "expired";
+    case LICENSE_RELEASE_ADMIN: return "admin";
+    case LICENSE_RELEASE_DEPENDENCY: return "dependency";
+    case LICENSE_RELEASE_SHUTDOWN: return "shutdown";
+    default: return "?";
+    }
+}
+
+static const char *denial_reason_name(uint32_t why) {
+    switch (why) {
+    case LICENSE_DENIAL_FULL: return "full";
+    case LICENSE_DENIAL_NO_SEATS: return "no seats licensed";
+    case LICENSE_DENIAL_OVER_LIMIT: return "over limit";
+    case LICENSE_DENIAL_REQUIREMENT_MISSING: return "requirement missing";
+    default: return "?";
+    }
+}
+
+static void print_event(const demo_event *e) {
+    switch (e->kind) {
+    case LICENSE_EVENT_THRESHOLD_UP:
+    case LICENSE_EVENT_THRESHOLD_DOWN:
+        printf("  event    threshold: %s %s %" PRIu32 "%% (%" PRIu32 "/%" PRIu32 ")\n",
+               e->license_type, e->kind == LICENSE_EVENT_THRESHOLD_UP ? "reached" : "fell under",
+               e->threshold_percent, e->used, e->limit);
+        break;
+    case LICENSE_EVENT_DENIED:
+        printf("  event    denied:    %s refused %s: %s (%" PRIu32 "/%" PRIu32 ")\n",
+               e->license_type, e->user, denial_reason_name(e->reason), e->used, e->limit);
+        break;
+    case LICENSE_EVENT_RELEASED:
+        printf("  event    released:  %s of %s, seat %" PRIu64 ": %s (now %" PRIu32 "/%" PRIu32 ")\n",
+               e->license_type, e->user, e->seat, release_reason_name(e->reason), e->used, e->limit);
+        break;
+    case LICENSE_EVENT_RELOADED:
+        printf("  event    reloaded:  %s\n", e->detail);
+        break;
+    default:
+        printf("  event    %" PRIu32 ": %s\n", e->kind, e->detail);
+    }
+}
+
+/* A stable order for events that several threads raised at once. */
+static int by_event(const void *a, const void *b) {
+    const demo_event *x = a, *y = b;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    int c = strcmp(x->license_type, y->license_type);
+    if (c == 0)
+        c = strcmp(x->user, y->user);
+    if (c == 0 && x->reason != y->reason)
+        c = x->reason < y->reason ? -1 : 1;
+    return c;
+}
+
+/* Prints the events that arrived since the last flush (sorted when the section ran
+ * on several threads), and checks that there are `expected` of them. */
+static void flush_events(int sorted, size_t expected, const char *what) {
+    pthread_mutex_lock(&event_lock);
+    size_t first = event_printed, last = event_count;
+    if (sorted)
+        qsort(&events[first], last - first, sizeof events[0], by_event);
+    for (size_t i = first; i < last; i++)
+        print_event(&events[i]);
+    event_printed = last;
+    flushed_first = first;
+    flushed_last = last;
+    unsigned lost = events_lost;
+    pthread_mutex_unlock(&event_lock);
+    if (last - first != expected) {
+        printf("  CHECK FAILED: %zu events %s, expected %zu\n", last - first, what, expected);
+        check_failed = 1;
+    }
+    check(lost == 0, "the demo's event buffer overflowed");
+}
+
+/* How many of the events the last flush printed match (reason/type/seat: any if
+ * UINT32_MAX / NULL / 0). Called by main only, after the flush. */
+static unsigned flushed(uint32_t kind, uint32_t reason, const char *type, license_seat seat) {
+    unsigned n = 0;
+    pthread_mutex_lock(&event_lock);
+    for (size_t i = flushed_first; i < flushed_last; i++) {
+        const demo_event *e = &events[i];
+        n += e->kind == kind && (reason == UINT32_MAX || e->reason == reason) &&
+             (!type || strcmp(e->license_type, type) == 0) && (seat == 0 || e->seat == seat);
+    }
+    pthread_mutex_unlock(&event_lock);
+    return n;
+}
+
+/* Whether an event of `kind`/`reason` for `seat` has arrived (flushed or not), and when. */
+static int event_arrived(uint32_t kind, uint32_t reason, license_seat seat, double *when) {
+    int found = 0;
+    pthread_mutex_lock(&event_lock);
+    for (size_t i = 0; i < event_count && !found; i++) {
+        if (events[i].kind == kind && events[i].reason == reason && events[i].seat == seat) {
+            found = 1;
+            *when = events[i].arrived;
+        }
+    }
+    pthread_mutex_unlock(&event_lock);
+    return found;
 }
 
 /* ---- calls into seatgate ---- */
@@ -192,6 +416,8 @@ static void print_login(const char *phase, const login_spec *spec, const login_r
     else if (r->rc == LICENSE_ERR_LIMIT_REACHED)
         printf("REFUSED  %s %" PRIu32 "/%" PRIu32 ": %s\n", r->denial.license_type,
                r->denial.used, r->denial.limit, r->detail);
+    else if (r->rc == LICENSE_ERR_REQUIREMENT_MISSING)
+        printf("REFUSED  %s needs %s: %s\n", r->denial.license_type, r->denial.requires, r->detail);
     else
         printf("ERROR    %s: %s\n", license_strerror(r->rc), r->detail);
 }
@@ -216,6 +442,11 @@ static int usage_of(const char *type, uint32_t *used, uint32_t *limit) {
     return license_usage(type, used, limit) == LICENSE_OK;
 }
 
+static uint32_t used_of(const char *type) {
+    uint32_t used = 0, limit = 0;
+    return usage_of(type, &used, &limit) ? used : UINT32_MAX;
+}
+
 static void print_usage(const char *when) {
     printf("  usage %s:", when);
     for (uint32_t i = 0; i < license_type_total(); i++) {
@@ -229,10 +460,26 @@ static void print_usage(const char *when) {
     printf("\n");
 }
 
+/* Every type's used/limit, to compare before and after a reload. */
+typedef struct {
+    uint32_t n;
+    char name[24][LICENSE_MAX_NAME_LEN + 1];
+    uint32_t used[24], limit[24];
+} usage_snapshot;
+
+static void snapshot(usage_snapshot *s) {
+    memset(s, 0, sizeof *s);
+    for (uint32_t i = 0; i < license_type_total() && s->n < 24; i++, s->n++) {
+        license_type_at(i, s->name[s->n]);
+        usage_of(s->name[s->n], &s->used[s->n], &s->limit[s->n]);
+    }
+}
+
 /* ---- the storm ---- */
 
 /* One wave: logins [first, last) of storm[], spread over the worker threads. */
 static size_t wave_first, wave_last;
+static double early_shift_from, early_shift_to; /* when the early shift's logins ran */
 
 static void *storm_worker(void *arg) {
     int worker = (int)(intptr_t)arg;
@@ -289,7 +536,7 @@ static long find_storm(const char *profiles, int32_t rc, const char *denied_type
 }
 
 static login_result *extra_login(const char *phase, login_spec spec) {
-    if (extra_count == sizeof extra_result / sizeof extra_result[0]) {
+    if (extra_count == MAX_EXTRA) {
         fprintf(stderr, "pbx_login: too many extra logins\n");
         exit(1);
     }
@@ -300,6 +547,139 @@ static login_result *extra_login(const char *phase, login_spec spec) {
     tally(r);
     extra_count++;
     return r;
+}
+
+static const login_spec *spec_of(const login_result *r) {
+    if (r >= storm_result && r < storm_result + STORM_LOGINS)
+        return &storm[r - storm_result];
+    return &extra_spec[r - extra_result];
+}
+
+/* Every handle the demo holds, one call each (a reload must keep them all). */
+static unsigned for_each_held(int32_t (*fn)(license_seat), unsigned *failed) {
+    unsigned ok = 0;
+    *failed = 0;
+    for (size_t i = 0; i < STORM_LOGINS + extra_count; i++) {
+        login_result *r = i < STORM_LOGINS ? &storm_result[i] : &extra_result[i - STORM_LOGINS];
+        if (!r->held)
+            continue;
+        if (fn(r->seat) == LICENSE_OK)
+            ok++;
+        else
+            (*failed)++;
+    }
+    return ok;
+}
+
+/* The demo's own bookkeeping after seatgate released every handle of `user`. */
+static unsigned forget_user(const char *user) {
+    unsigned n = 0;
+    for (size_t i = 0; i < STORM_LOGINS + extra_count; i++) {
+        login_result *r = i < STORM_LOGINS ? &storm_result[i] : &extra_result[i - STORM_LOGINS];
+        if (r->held && strcmp(spec_of(r)->user, user) == 0) {
+            r->held = 0;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Logins that got in with a profile list containing `profile`, and refusals by `type`. */
+static unsigned count_results(const char *profile, const char *refused_by) {
+    unsigned n = 0;
+    for (size_t i = 0; i < STORM_LOGINS + extra_count; i++) {
+        const login_result *r = i < STORM_LOGINS ? &storm_result[i] : &extra_result[i - STORM_LOGINS];
+        const login_spec *s = spec_of(r);
+        if (profile && r->rc == LICENSE_OK && strstr(s->profiles, profile))
+            n++;
+        if (refused_by && (r->rc == LICENSE_ERR_LIMIT_REACHED || r->rc == LICENSE_ERR_REQUIREMENT_MISSING) &&
+            strcmp(r->denial.license_type, refused_by) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* ---- temporary config files for the reload ---- */
+
+static char tmp_paths[2][64];
+static size_t tmp_count;
+
+static void remove_tmp_files(void) {
+    for (size_t i = 0; i < tmp_count; i++)
+        unlink(tmp_paths[i]);
+    tmp_count = 0;
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    size_t n;
+    while (text && (n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            char *bigger = realloc(text, cap * 2);
+            if (!bigger) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = bigger;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (text)
+        text[len] = '\0';
+    return text;
+}
+
+/*
+ * Writes a copy of `config` to a new temporary file, with the `limit = ...` line of
+ * [licenses.callcenter] replaced by `replacement`. Returns the file's path (or NULL),
+ * and the replaced line's number in *line_no.
+ */
+static const char *write_config_copy(const char *config, const char *replacement, unsigned *line_no) {
+    if (tmp_count == sizeof tmp_paths / sizeof tmp_paths[0])
+        return NULL;
+    char *path = tmp_paths[tmp_count];
+    snprintf(path, sizeof tmp_paths[0], "/tmp/pbx_login-seats-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        perror("mkstemp");
+        return NULL;
+    }
+    tmp_count++;
+    FILE *out = fdopen(fd, "w");
+    if (!out) {
+        close(fd);
+        return NULL;
+    }
+    int in_callcenter = 0, replaced = 0;
+    unsigned line = 0;
+    for (const char *p = config; *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *t = p;
+        while (t < p + len && (*t == ' ' || *t == '\t'))
+            t++;
+        line++;
+        if (*t == '[')
+            in_callcenter = strncmp(t, "[licenses.callcenter]", 21) == 0;
+        if (in_callcenter && !replaced && strncmp(t, "limit", 5) == 0 && (t[5] == ' ' || t[5] == '=')) {
+            fprintf(out, "%s\n", replacement);
+            replaced = 1;
+            *line_no = line;
+        } else {
+            fprintf(out, "%.*s\n", (int)len, p);
+        }
+        p = end ? end + 1 : p + len;
+    }
+    if (fclose(out) != 0 || !replaced)
+        return NULL;
+    return path;
 }
 
 /* ---- report ---- */
@@ -326,15 +706,331 @@ static int print_report(void) {
     return rc;
 }
 
+/* ---- the seat lifecycle, after the morning ---- */
+
+/*
+ * Leases: integration_1c seats last 2 s unless renewed. `alive` (the retried 1C
+ * session) keeps calling license_touch, the other session still held has hung: the
+ * reaper reclaims it, and a session waiting for a seat gets it. Returns that
+ * session's result (NULL if it did not get in).
+ */
+static login_result *lease_section(login_result *alive) {
+    printf("\n== lease: a 1C session that stops its keep-alive loses its seat (integration_1c lease %.0fs)\n",
+           LEASE_S);
+    long silent = find_storm("integration", LICENSE_OK, NULL, 0);
+    check(silent >= 0 && alive && alive->held, "two 1C sessions should be held here");
+    login_result *waiting = NULL;
+    if (silent >= 0 && alive && alive->held) {
+        login_result *hung = &storm_result[silent];
+        char alive_name[96], hung_name[96];
+        who(spec_of(alive), alive_name, sizeof alive_name);
+        who(&storm[silent], hung_name, sizeof hung_name);
+        printf("  %s calls license_touch every %.0f ms; %s has hung (no keep-alive)\n", alive_name,
+               REAPER_S * 1000, hung_name);
+        waiting = extra_login("login", (login_spec){"1c-connector", "integration", NULL, "1c-sess-7f3d"});
+        /* Only while the clock proves the hung session's lease had not run out yet. */
+        if (now_s() < early_shift_from + LEASE_S)
+            check(waiting->rc == LICENSE_ERR_LIMIT_REACHED,
+                  "a third 1C session got in while both seats were held");
+        printf("  waiting for the hung session's lease to run out (the reaper looks every %.0f ms)\n",
+               REAPER_S * 1000);
+
+        /* The keep-alive loop of the live connector, until the hung one is reclaimed. */
+        double expired_at = 0, deadline = now_s() + LEASE_S + 5.0;
+        unsigned touches = 0, touch_failures = 0;
+        while (!event_arrived(LICENSE_EVENT_RELEASED, LICENSE_RELEASE_EXPIRED, hung->seat, &expired_at) &&
+               now_s() < deadline) {
+            sleep_s(REAPER_S);
+            touches++;
+            touch_failures += license_touch(alive->seat) != LICENSE_OK;
+        }
+        int reclaimed = expired_at != 0;
+        check(reclaimed, "the hung 1C session was not reclaimed after its lease");
+        check(touch_failures == 0 && touches > 0,
+              "a keep-alive (license_touch) of the live 1C session failed");
+        /* Never before the lease: it was acquired during the early shift at the soonest. */
+        check(!reclaimed || expired_at >= early_shift_from + LEASE_S,
+              "a lease was reclaimed before it ran out");
+        check(!reclaimed || expired_at - early_shift_to < LEASE_S + REAPER_S + 2.0,
+              "a lease was reclaimed more than 2 s after it ran out and the reaper's interval");
+        flush_events(0, 1, "for the lease (the hung session expiring)");
+        check(flushed(LICENSE_EVENT_RELEASED, LICENSE_RELEASE_EXPIRED, "integration_1c", hung->seat) == 1,
+              "no RELEASED (expired) event for the hung 1C session");
+
+        char detail[256];
+        int32_t rc = license_touch(alive->seat);
+        printf("  %-8s %-30s %-19s %s\n", "touch", alive_name, "integration",
+               rc == LICENSE_OK ? "OK       lease renewed: still held" : license_strerror(rc));
+        check(rc == LICENSE_OK, "the live 1C session lost its seat");
+        rc = license_touch(hung->seat);
+        last_error(rc, detail, sizeof detail);
+        printf("  %-8s %-30s %-19s %s: %s\n", "touch", hung_name, "integration",
+               rc == LICENSE_OK ? "OK" : license_strerror(rc), detail);
+        check(rc == LICENSE_ERR_UNKNOWN_SEAT, "the expired handle still answers license_touch");
+        if (rc == LICENSE_ERR_UNKNOWN_SEAT)
+            hung->held = 0;
+        login_result *r = extra_login("retry", extra_spec[waiting - extra_result]);
+        check(r->rc == LICENSE_OK, "the waiting 1C session did not get the reclaimed seat");
+        waiting = r->rc == LICENSE_OK ? r : NULL;
+    }
+    flush_events(0, 0, "after the waiting session got in");
+    print_usage("after the lease");
+    return waiting;
+}
+
+/* A recorder session ("call_recording") for the user of storm login `i`. */
+static login_result *recording_login(long i, char session[], size_t len) {
+    snprintf(session, len, "rec-%s", storm[i].extension);
+    return extra_login("login", (login_spec){storm[i].user, "call_recording", NULL, session});
+}
+
+/* A dependent license: recording requires callcenter. Not `twin`, who is for later. */
+static void dependency_section(long twin) {
+    printf("\n== dependent license: recording requires callcenter\n");
+    long desk = find_storm("receptionist", LICENSE_OK, NULL, 0);
+    if (desk >= 0) {
+        static char session[64];
+        login_result *r = recording_login(desk, session, sizeof session);
+        check(r->rc == LICENSE_ERR_REQUIREMENT_MISSING &&
+                  r->denial.reason == LICENSE_DENIAL_REQUIREMENT_MISSING &&
+                  strcmp(r->denial.license_type, "recording") == 0 &&
+                  strcmp(r->denial.requires, "callcenter") == 0,
+              "recording without callcenter was not refused as REQUIREMENT_MISSING naming callcenter");
+    }
+    flush_events(0, 1, "for the recording refusal");
+    check(flushed(LICENSE_EVENT_DENIED, LICENSE_DENIAL_REQUIREMENT_MISSING, "recording", 0) == 1,
+          "no DENIED (requirement missing) event for recording");
+
+    long agent = -1;
+    for (size_t i = 0; i < STORM_LOGINS && agent < 0; i++)
+        if ((long)i != twin && is_plain_operator(i) && storm_result[i].held)
+            agent = (long)i;
+    check(agent >= 0, "no operator left for the recording demo");
+    if (agent >= 0) {
+        static char session[64];
+        login_result *rec = recording_login(agent, session, sizeof session);
+        check(rec->rc == LICENSE_OK, "an operator holding callcenter was refused recording");
+        printf("  recording %" PRIu32 "/4 while %s records calls; then %s logs out of the callcenter\n",
+               used_of("recording"), storm[agent].user, storm[agent].user);
+        logout("logout", &storm[agent], &storm_result[agent]);
+        flush_events(0, 1, "for the logout (recording released with it)");
+        check(flushed(LICENSE_EVENT_RELEASED, LICENSE_RELEASE_DEPENDENCY, "recording", rec->seat) == 1,
+              "no RELEASED (dependency) event for the agent's recording seat");
+        if (rec->rc == LICENSE_OK) {
+            char name[96], detail[256];
+            int32_t rc = license_release(rec->seat);
+            last_error(rc, detail, sizeof detail);
+            printf("  %-8s %-30s %-19s %s: %s\n", "logout", who(spec_of(rec), name, sizeof name),
+                   "call_recording", rc == LICENSE_OK ? "released" : license_strerror(rc), detail);
+            check(rc == LICENSE_ERR_UNKNOWN_SEAT, "the recording handle outlived its callcenter seat");
+            rec->held = 0;
+        }
+        check(used_of("recording") == 0, "a recording seat is still counted after the cascade");
+    }
+    print_usage("after the cascade");
+}
+
+/*
+ * Reload: the agents still waiting since 09:00 take the last callcenter seats, the
+ * admin buys two more and reloads a copy of `config_path` with limit 10: nobody is
+ * logged out, and two more agents get in. Then a broken copy changes nothing.
+ */
+static void reload_section(const char *config_path) {
+    printf("\n== reload: callcenter 8 -> 10 seats, nobody logged out\n");
+    int waiting_k = 2; /* refused at 09:00 and not retried yet */
+    for (int n = 0; n < 3; n++, waiting_k++) {
+        long i = find_storm("operator", LICENSE_ERR_LIMIT_REACHED, "callcenter", waiting_k);
+        if (i < 0)
+            break;
+        login_result *r = extra_login("retry", storm[i]);
+        if (n < 2)
+            check(r->rc == LICENSE_OK, "an operator retry was refused while callcenter had free seats");
+        else
+            check(r->rc == LICENSE_ERR_LIMIT_REACHED && strcmp(r->denial.license_type, "callcenter") == 0,
+                  "callcenter took a 9th operator before the reload");
+    }
+    waiting_k--; /* the one just refused waits on */
+
+    char *config = read_file(config_path);
+    check(config != NULL, "cannot read the config file for the reload demo");
+    unsigned limit_line = 0;
+    const char *raised = NULL;
+    if (config)
+        raised = write_config_copy(config, "limit = 10                      # two more seats bought",
+                                   &limit_line);
+    check(raised != NULL, "cannot write the raised config");
+    if (raised) {
+        usage_snapshot before, after;
+        snapshot(&before);
+        unsigned gone = 0, held_before = for_each_held(license_touch, &gone);
+        printf("  wrote %s: a copy with [licenses.callcenter] limit = 10 (line %u)\n", raised, limit_line);
+        int32_t rc = license_reload(raised);
+        char detail[512] = "OK";
+        if (rc != LICENSE_OK)
+            last_error(rc, detail, sizeof detail);
+        printf("  license_reload(%s): %s\n", raised, detail);
+        check(rc == LICENSE_OK, "the reload failed");
+        flush_events(0, 1, "for the reload");
+        check(flushed(LICENSE_EVENT_RELOADED, 0, NULL, 0) == 1, "no RELOADED event");
+        pthread_mutex_lock(&event_lock);
+        int detail_ok = flushed_last > flushed_first &&
+                        strstr(events[flushed_first].detail, "'callcenter' limit 8 -> 10");
+        pthread_mutex_unlock(&event_lock);
+        check(detail_ok, "the RELOADED event does not say \"'callcenter' limit 8 -> 10\"");
+
+        snapshot(&after);
+        int same = before.n == after.n;
+        for (uint32_t t = 0; same && t < before.n; t++) {
+            int is_cc = strcmp(before.name[t], "callcenter") == 0;
+            same = strcmp(before.name[t], after.name[t]) == 0 && before.used[t] == after.used[t] &&
+                   after.limit[t] == (is_cc ? 10 : before.limit[t]);
+        }
+        unsigned held_after = for_each_held(license_touch, &gone);
+        printf("  every seat held before the reload is still held: %u of %u handles answer license_touch,"
+               " usage unchanged (callcenter %" PRIu32 "/10)\n",
+               held_after, held_before, used_of("callcenter"));
+        check(same, "the reload changed a count or a limit other than callcenter's");
+        check(held_after == held_before && gone == 0, "a seat handle held before the reload is gone");
+
+        for (int n = 0; n < 2; n++, waiting_k++) {
+            long i = find_storm("operator", LICENSE_ERR_LIMIT_REACHED, "callcenter", waiting_k);
+            check(i >= 0, "no refused operator left to log in after the reload");
+            if (i >= 0)
+                check(extra_login("login", storm[i])->rc == LICENSE_OK,
+                      "a refused operator could not log in after the limit was raised");
+        }
+        flush_events(0, 0, "for the logins after the reload");
+        print_usage("after the reload");
+
+        /* A broken file: nothing changes. */
+        unsigned bad_line = 0;
+        const char *broken = write_config_copy(config, "limt = 10", &bad_line);
+        check(broken != NULL, "cannot write the broken config");
+        if (broken) {
+            snapshot(&before);
+            printf("  wrote %s: a copy with a typo on line %u: `limt = 10`\n", broken, bad_line);
+            rc = license_reload(broken);
+            last_error(rc, detail, sizeof detail);
+            printf("  license_reload(%s): %s: %s\n", broken, license_strerror(rc), detail);
+            char where[96];
+            snprintf(where, sizeof where, "%s:%u:", broken, bad_line);
+            check(rc == LICENSE_ERR_CONFIG, "a broken config file was accepted");
+            check(strncmp(detail, where, strlen(where)) == 0,
+                  "the config error does not start with file:line:");
+            snapshot(&after);
+            same = memcmp(&before, &after, sizeof before) == 0;
+            printf("  %s: callcenter %" PRIu32 "/10\n", same ? "nothing changed" : "SOMETHING CHANGED",
+                   used_of("callcenter"));
+            check(same, "a failed reload changed a count or a limit");
+            flush_events(0, 0, "for the broken reload");
+        }
+        /* The raised copy is the running config file now: it is removed at exit. */
+    }
+    free(config);
+}
+
+/*
+ * Admin actions: `twin` (the agent with two devices earlier) opens a recorder too
+ * and leaves without logging out of anything: "log out everywhere". Then the admin
+ * kicks the 1C session `waiting` by hand.
+ */
+static void admin_section(long twin, login_result *waiting) {
+    printf("\n== admin: log out everywhere, kick one session\n");
+    if (twin >= 0 && storm_result[twin].held) {
+        const char *user = storm[twin].user;
+        static char session[64];
+        check(recording_login(twin, session, sizeof session)->rc == LICENSE_OK,
+              "an operator holding callcenter was refused recording");
+        uint32_t cc_before = used_of("callcenter"), ext_before = used_of(LINGER_TYPE), n = 0;
+        int32_t rc = license_release_user(user, LICENSE_RELEASE_ADMIN, &n);
+        char detail[256];
+        last_error(rc, detail, sizeof detail);
+        if (rc == LICENSE_OK)
+            snprintf(detail, sizeof detail, "%" PRIu32 " seat handles released", n);
+        printf("  %-8s %-30s %-19s log out everywhere (license_release_user, ADMIN): %s\n", "admin", user,
+               "-", detail);
+        check(rc == LICENSE_OK && n == 2, "log out everywhere did not release the agent's 2 handles");
+        check(forget_user(user) == 2, "the demo's own count of the agent's handles is off");
+        flush_events(0, 4, "for log out everywhere (user, callcenter, extension, recording)");
+        check(flushed(LICENSE_EVENT_RELEASED, LICENSE_RELEASE_ADMIN, NULL, 0) == 4,
+              "the agent's seats were not all released with reason admin");
+        uint32_t cc_after = used_of("callcenter"), ext_after = used_of(LINGER_TYPE);
+        printf("  callcenter %" PRIu32 " -> %" PRIu32 ", %s %" PRIu32 " -> %" PRIu32
+               ": nothing lingers after an admin release\n",
+               cc_before, cc_after, LINGER_TYPE, ext_before, ext_after);
+        check(cc_after == cc_before - 1 && ext_after == ext_before - 1,
+              "an admin release left a seat counted");
+        rc = license_release_user(user, LICENSE_RELEASE_ADMIN, &n);
+        last_error(rc, detail, sizeof detail);
+        printf("  %-8s %-30s %-19s log out everywhere again: %s: %s\n", "admin", user, "-",
+               license_strerror(rc), detail);
+        check(rc == LICENSE_ERR_UNKNOWN_USER,
+              "log out everywhere of a user with no seat was not UNKNOWN_USER");
+    }
+    if (waiting && waiting->held) {
+        char name[96];
+        int32_t rc = license_release_as(waiting->seat, LICENSE_RELEASE_ADMIN);
+        printf("  %-8s %-30s %-19s kicked (license_release_as, ADMIN): seat %" PRIu64 " %s\n", "admin",
+               who(spec_of(waiting), name, sizeof name), "integration", waiting->seat,
+               rc == LICENSE_OK ? "released" : license_strerror(rc));
+        check(rc == LICENSE_OK, "the admin could not kick a 1C session");
+        if (rc == LICENSE_OK)
+            waiting->held = 0;
+        flush_events(0, 1, "for the kicked session");
+        check(flushed(LICENSE_EVENT_RELEASED, LICENSE_RELEASE_ADMIN, "integration_1c", waiting->seat) == 1,
+              "no RELEASED (admin) event for the kicked session");
+    }
+    print_usage("after the admin actions");
+}
+
+/* Billing: the counters since init, per type, checked against what the demo saw. */
+static void billing_section(const login_result *softphone) {
+    printf("\n== billing: license_stats since startup\n");
+    printf("  %-16s %10s %6s %9s %7s\n", "type", "used/limit", "peak", "acquired", "denied");
+    for (uint32_t i = 0; i < license_type_total(); i++) {
+        char name[LICENSE_MAX_NAME_LEN + 1];
+        license_type_at(i, name);
+        license_type_stats st;
+        memset(&st, 0, sizeof st);
+        st.size = sizeof st;
+        int32_t rc = license_stats(name, &st);
+        check(rc == LICENSE_OK, "license_stats failed");
+        if (rc != LICENSE_OK)
+            continue;
+        char ratio[32];
+        snprintf(ratio, sizeof ratio, "%" PRIu32 "/%" PRIu32, st.used, st.limit);
+        printf("  %-16s %10s %6" PRIu32 " %9" PRIu64 " %7" PRIu64 "\n", name, ratio, st.peak, st.acquired,
+               st.denied);
+        uint32_t used = 0, limit = 0;
+        usage_of(name, &used, &limit);
+        check(st.used == used && st.limit == limit, "license_stats disagrees with license_usage");
+        check(st.peak >= st.used && st.peak_since_reset <= st.peak, "a peak is below the current use");
+        check(st.denied == count_results(NULL, name),
+              "a type's denied counter differs from the refusals seen");
+        if (strcmp(name, "callcenter") == 0) {
+            check(st.peak == 10, "callcenter's peak is not its raised limit");
+            /* Every operator login that got in took a seat, but the second device. */
+            check(st.acquired == count_results("operator", NULL) - (softphone && softphone->rc == LICENSE_OK),
+                  "callcenter's acquired counter differs from the operators let in");
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s SEATS.toml\n", argv[0]);
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    atexit(remove_tmp_files);
     printf("pbx_login: seatgate %s (built against header %s)\n", license_version(),
            SEATGATE_VERSION);
 
+    /* Before init, so that nothing is missed; it stays registered until removed. */
+    if (license_set_event_callback(on_event, NULL) != LICENSE_OK) {
+        fprintf(stderr, "pbx_login: license_set_event_callback failed\n");
+        return 1;
+    }
     int32_t rc = license_init(argv[1]);
     if (rc != LICENSE_OK) {
         char detail[1024];
@@ -358,10 +1054,21 @@ int main(int argc, char **argv) {
         free(line);
     }
 
-    /* 1. The morning storm: WORKERS registrar threads, every login of a wave at once. */
+    /* 1. The morning storm: WORKERS registrar threads, every login of a wave at once.
+     * Events come from the workers in any order: print them sorted. */
+    early_shift_from = now_s();
     run_wave("08:55 early shift", 0, EARLY_SHIFT);
+    early_shift_to = now_s();
+    flush_events(1, 2, "in the early shift (chat refusing 2 chat-team operators)");
+    check(flushed(LICENSE_EVENT_DENIED, LICENSE_DENIAL_NO_SEATS, "chat", 0) == 2,
+          "the early shift's chat refusals were not reported as 'no seats licensed'");
     print_usage("at 08:55");
     run_wave("09:00 rush", EARLY_SHIFT, STORM_LOGINS);
+    flush_events(1, 2, "in the rush (1 chat refusal, callcenter crossing 75%)");
+    check(flushed(LICENSE_EVENT_DENIED, LICENSE_DENIAL_NO_SEATS, "chat", 0) == 1,
+          "the rush's chat refusal was not reported");
+    check(flushed(LICENSE_EVENT_THRESHOLD_UP, UINT32_MAX, "callcenter", 0) == 1,
+          "callcenter did not report reaching its alert threshold exactly once");
     print_usage("at 09:00");
 
     /* More operators and admins than seats asked at once: every seat must be taken,
@@ -398,9 +1105,12 @@ int main(int argc, char **argv) {
         check(softphone->rc == LICENSE_OK, "second device refused");
         check(after == before, "second device took a second callcenter seat");
     }
+    flush_events(0, 0, "for a second device");
 
-    /* 3. The end of the early shift: some agents log out. */
+    /* 3. The end of the early shift: some agents log out. Their phones' extension
+     * seats linger (linger = "30s"): still counted, kept for the same agent. */
     printf("\n== logouts\n");
+    uint32_t ext_before_logouts = used_of(LINGER_TYPE);
     int logged_out = 0;
     for (size_t i = 0; i < STORM_LOGINS && logged_out < 3; i++) {
         if ((long)i != twin && is_plain_operator(i) && storm_result[i].held) {
@@ -431,6 +1141,14 @@ int main(int argc, char **argv) {
                softphone->seat, license_strerror(again), detail);
         check(again == LICENSE_ERR_UNKNOWN_SEAT, "double release was accepted");
     }
+    uint32_t ext_after_logouts = used_of(LINGER_TYPE);
+    printf("  %s %" PRIu32 " seats before the logouts, %" PRIu32
+           " after: the %d agents' phones linger 30 s (a phone that re-registers gets its seat back)\n",
+           LINGER_TYPE, ext_before_logouts, ext_after_logouts, logged_out);
+    check(ext_after_logouts == ext_before_logouts, "a logged-out phone's extension seat did not linger");
+    flush_events(0, 1, "for the logouts (callcenter falling under 75%)");
+    check(flushed(LICENSE_EVENT_THRESHOLD_DOWN, UINT32_MAX, "callcenter", 0) == 1,
+          "callcenter did not report falling under its alert threshold");
     print_usage("after the logouts");
 
     /* 4. Agents who were refused at 9:00 try again. */
@@ -447,12 +1165,24 @@ int main(int argc, char **argv) {
         check(extra_login("retry", storm[i_admin])->rc == LICENSE_OK,
               "an admin retry was refused after a logout");
     long i_sess = find_storm("integration", LICENSE_ERR_LIMIT_REACHED, NULL, 0);
-    if (i_sess >= 0)
-        check(extra_login("retry", storm[i_sess])->rc == LICENSE_OK,
-              "a 1C session retry was refused after a session ended");
+    login_result *sess_retry = NULL;
+    if (i_sess >= 0) {
+        sess_retry = extra_login("retry", storm[i_sess]);
+        check(sess_retry->rc == LICENSE_OK, "a 1C session retry was refused after a session ended");
+    }
+    flush_events(0, 1, "for the retries (callcenter reaching 75% again)");
+    check(flushed(LICENSE_EVENT_THRESHOLD_UP, UINT32_MAX, "callcenter", 0) == 1,
+          "callcenter did not report reaching its alert threshold again");
     print_usage("after the retries");
 
-    /* 5. The admin's view. */
+    /* 5. to 9.: the seat lifecycle. */
+    login_result *waiting = lease_section(sess_retry);
+    dependency_section(twin);
+    reload_section(argv[1]);
+    admin_section(twin, waiting);
+    billing_section(softphone);
+
+    /* 10. The admin's view. */
     printf("\n== license report\n");
     rc = print_report();
     if (rc != LICENSE_OK) {
@@ -462,7 +1192,8 @@ int main(int argc, char **argv) {
         check_failed = 1;
     }
 
-    /* 6. Closing time: everyone logs out, then the PBX stops. */
+    /* 11. Closing time: everyone logs out, then the PBX stops. */
+    uint32_t linger_before = used_of(LINGER_TYPE);
     unsigned released = 0;
     for (size_t i = 0; i < STORM_LOGINS; i++) {
         if (storm_result[i].held) {
@@ -482,11 +1213,23 @@ int main(int argc, char **argv) {
     for (uint32_t i = 0; i < license_type_total(); i++) {
         uint32_t used, limit;
         char name[LICENSE_MAX_NAME_LEN + 1];
-        if (usage_of(license_type_at(i, name), &used, &limit))
+        if (!usage_of(license_type_at(i, name), &used, &limit))
+            continue;
+        if (strcmp(name, LINGER_TYPE) == 0) /* the phones' seats linger: nothing freed yet */
+            check(used == linger_before, "a phone's seat did not linger after its last logout");
+        else
             check(used == 0, "a seat is still counted after every handle was released");
     }
+    flush_events(0, 1, "at closing (callcenter falling under 75%)");
+    check(flushed(LICENSE_EVENT_THRESHOLD_DOWN, UINT32_MAX, "callcenter", 0) == 1,
+          "callcenter did not report falling under its alert threshold at closing");
     print_usage("at closing");
+    printf("  %s: %" PRIu32 " phones' seats linger 30 s for their agents; license_shutdown frees them\n",
+           LINGER_TYPE, linger_before);
     license_shutdown();
+    flush_events(0, 0, "at shutdown (every handle was already released)");
+    license_set_event_callback(NULL, NULL);
+    remove_tmp_files();
 
     qsort(reasons, reason_count, sizeof reasons[0], by_reason);
     printf("\nsummary: %u logins: %u accepted, %u refused", accepted + refused, accepted,
