@@ -488,9 +488,10 @@ int32_t license_init(const char *config_path);
  * `LICENSE_ERR_NOT_INITIALIZED`. Never crashes.
  *
  * Every seat still held is released with reason `LICENSE_RELEASE_SHUTDOWN`: the
- * listener gets a RELEASED event for each (on the calling thread, after the library
- * already reports NOT_INITIALIZED), and the audit log an `IN` line, which is written
- * out before this function returns.
+ * listener gets a RELEASED event for each (and THRESHOLD_DOWN events where use
+ * falls under a threshold), on the calling thread, after the library already
+ * reports NOT_INITIALIZED; the audit log gets an `IN` line for each, written out
+ * before this function returns.
  */
 void license_shutdown(void);
 
@@ -578,6 +579,9 @@ int32_t license_set_event_callback(license_event_callback callback,
  *   (`license_try_acquire_ex` also gives it as a struct). When several types are
  *   full, a type with limit 0 is named first (it can never be had), otherwise the
  *   first full type in config-file order;
+ * - `LICENSE_ERR_REQUIREMENT_MISSING`: a type in the request requires a type
+ *   (`requires = [...]`) that the user neither holds nor requests; nothing was
+ *   taken, and `license_last_error` names both;
  * - `LICENSE_ERR_UNKNOWN_PROFILE`: a name is neither a profile nor a license type;
  * - `LICENSE_ERR_INVALID_ARGUMENT`: a NULL pointer, an empty, over-long or non-UTF-8
  *   string, a control character, or an empty name in the list (`"a,,b"`);
@@ -644,7 +648,10 @@ int32_t license_try_acquire_ex(const struct license_request *req,
  * - `LICENSE_OK`;
  * - `LICENSE_ERR_UNKNOWN_SEAT`: 0, never issued, already released, released by a
  *   dependency, issued before a shutdown, or its lease ran out (it was reclaimed, by
- *   now or by this call). A double release can never free someone else's seat;
+ *   now or by this call). A double release can never free someone else's seat.
+ *   `license_last_error` says why when seatgate knows: "its lease ran out",
+ *   "released because the user gave up a license type it requires", "by an admin"
+ *   (for the last 4096 handles that went without their holder asking);
  * - `LICENSE_ERR_NOT_INITIALIZED` (checked first, for every handle, 0 included);
  * - `LICENSE_ERR_INTERNAL`.
  *

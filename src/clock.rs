@@ -95,15 +95,23 @@ pub fn unix_day(t: SystemTime) -> i64 {
     }
 }
 
-/// A short human duration for reports: `90s`, `2m 30s`, `1h 5m`.
+/// A short human duration for configured windows: `90s`, `2m 30s`, `1h 5m`, `250ms`,
+/// `1s 250ms` (exact to the millisecond under a minute).
 pub fn short_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
-        0..=59 if d.subsec_millis() > 0 && s < 10 => format!("{:.1}s", d.as_secs_f64()),
+        0..=59 if d.subsec_millis() > 0 => {
+            humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+        }
         0..=59 => format!("{s}s"),
         60..=3599 if s.is_multiple_of(60) => format!("{}m", s / 60),
         60..=3599 => format!("{}m {}s", s / 60, s % 60),
         _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
         _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
     }
+}
+
+/// A countdown for reports, in whole seconds rounded up (`0s` only when due).
+pub fn countdown(seconds: f64) -> String {
+    short_duration(Duration::from_secs(seconds.max(0.0).ceil() as u64))
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::audit::{AuditLog, AuditStatus};
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, Changes, ReleaseWhy, SeatRequest, TypeStats};
-use crate::clock::{Clock, SystemClock, mono_ns, rfc3339};
+use crate::clock::{Clock, SystemClock, mono_ns, rfc3339, short_duration};
 use crate::config::{Config, Lint, Previous, SlotState};
 use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventSink};
@@ -628,7 +628,7 @@ impl Engine {
                             kind,
                             Some(slot),
                             format!(
-                                "license type '{}' {direction} {}% of its new limit ({}/{})",
+                                "license type '{}' {direction} {}% of its limit after the reload ({}/{})",
                                 license.name,
                                 license.alert_at,
                                 self.backend.used(slot),
@@ -697,12 +697,48 @@ fn summarize(old: &Config, new: &Config, used: impl Fn(usize) -> u32) -> ReloadS
     for (slot, l) in new.active() {
         match old.licenses.get(slot).filter(|o| o.state == SlotState::Active && o.name == l.name) {
             None => changes.push(format!("added '{}' (limit {})", l.name, l.limit)),
-            Some(o) if o.limit != l.limit => {
-                let u = used(slot);
-                let note = if u > l.limit { format!(", over limit: {u} held") } else { String::new() };
-                changes.push(format!("'{}' limit {} -> {}{note}", l.name, o.limit, l.limit));
+            Some(o) => {
+                if o.limit != l.limit {
+                    let u = used(slot);
+                    let note = if u > l.limit { format!(", over limit: {u} held") } else { String::new() };
+                    changes.push(format!("'{}' limit {} -> {}{note}", l.name, o.limit, l.limit));
+                }
+                let window = |w: Option<std::time::Duration>| w.map_or("none".to_string(), short_duration);
+                if o.lease != l.lease {
+                    changes.push(format!(
+                        "'{}' lease {} -> {} (for new logins)",
+                        l.name,
+                        window(o.lease),
+                        window(l.lease)
+                    ));
+                }
+                if o.linger != l.linger {
+                    changes.push(format!("'{}' linger {} -> {}", l.name, window(o.linger), window(l.linger)));
+                }
+                if o.alert_at != l.alert_at {
+                    changes.push(format!("'{}' alert_at {}% -> {}%", l.name, o.alert_at, l.alert_at));
+                }
+                if o.count != l.count {
+                    changes.push(format!(
+                        "'{}' count {} -> {} (for new logins)",
+                        l.name,
+                        o.count.as_str(),
+                        l.count.as_str()
+                    ));
+                }
+                if o.requires != l.requires {
+                    let list = |c: &Config, set: TypeSet| {
+                        let n = names(c, set);
+                        if n.is_empty() { "nothing".to_string() } else { n.join(", ") }
+                    };
+                    changes.push(format!(
+                        "'{}' requires {} -> {}",
+                        l.name,
+                        list(old, o.requires),
+                        list(new, l.requires)
+                    ));
+                }
             }
-            Some(_) => {}
         }
     }
     for (slot, l) in new.orphans() {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::backend::ReleaseWhy;
 use crate::config::ConfigError;
 use crate::types::SeatId;
 
@@ -94,6 +95,9 @@ pub enum Error {
     /// The seat's lease ran out before this call: it has been reclaimed, and the handle
     /// is unknown from now on.
     SeatExpired(SeatId),
+    /// The seat handle was released by seatgate or an admin, not by its holder: by a
+    /// dependency cascade or an admin action.
+    SeatReleased(SeatId, ReleaseWhy),
     /// The user holds no seat.
     UnknownUser(String),
     /// The configuration did not load.
@@ -114,6 +118,16 @@ impl fmt::Display for Error {
                 f,
                 "seat {seat} is not held: its lease ran out (it was not renewed with license_touch in time) and it was reclaimed"
             ),
+            Error::SeatReleased(seat, why) => {
+                let by = match why {
+                    ReleaseWhy::Dependency => "because the user gave up a license type it requires",
+                    ReleaseWhy::Admin => "by an admin",
+                    ReleaseWhy::Shutdown => "at shutdown",
+                    ReleaseWhy::Expired => "because its lease ran out",
+                    ReleaseWhy::Normal => "by its holder",
+                };
+                write!(f, "seat {seat} is not held: it was released {by} ({})", why.as_str())
+            }
             Error::UnknownUser(user) => write!(f, "user '{user}' holds no seat"),
             Error::Config(e) => e.fmt(f),
         }

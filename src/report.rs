@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::audit::AuditStatus;
 use crate::backend::{HeldSeat, LingeringSeat, TypeStats};
-use crate::clock::{Mono, rfc3339, short_duration, unix_day};
+use crate::clock::{Mono, countdown, rfc3339, short_duration, unix_day};
 use crate::config::{Config, CountMode, SlotState};
 use crate::types::TypeSet;
 
@@ -424,7 +424,7 @@ impl Report {
                 h.user,
                 h.extension.as_deref().unwrap_or("-"),
                 h.sessions,
-                window(h.lease_left_seconds),
+                h.lease_left_seconds.map_or("-".to_string(), countdown),
             );
             for l in &self.licenses {
                 let cell = if !h.licenses.contains(&l.name) {
@@ -449,7 +449,7 @@ impl Report {
                     "  {:<user_w$}  {}  free for everyone in {}",
                     l.user,
                     l.license,
-                    short_duration(Duration::from_secs_f64(l.ends_in_seconds))
+                    countdown(l.ends_in_seconds)
                 );
             }
         }

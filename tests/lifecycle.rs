@@ -67,8 +67,9 @@ fn a_lease_not_renewed_is_reclaimed_and_its_handle_becomes_unknown() {
     }
     // Bob stopped renewing 300 s ago: the full type reclaims him before refusing.
     let c = e.try_acquire(&Request::new("carol", "phone")).unwrap();
-    assert_eq!(e.touch(b), Err(Error::UnknownSeat(b)), "already reclaimed by carol's acquire");
-    assert_eq!(e.release(b), Err(Error::UnknownSeat(b)));
+    assert_eq!(e.touch(b), Err(Error::SeatExpired(b)), "reclaimed by carol's acquire, and says so");
+    assert_eq!(e.release(b), Err(Error::SeatExpired(b)));
+    assert!(Error::SeatExpired(b).to_string().contains("lease ran out"));
     assert_eq!(used(&e, "extension"), 2);
 
     // Exactly at the deadline the lease is over; a nanosecond before it is not.
@@ -86,7 +87,7 @@ fn a_handle_takes_the_shortest_lease_of_its_types_and_no_lease_means_forever() {
     let crm = e.try_acquire(&Request::new("bob", "crm")).unwrap(); // lease "0": none
     clock.advance(secs(31));
     assert_eq!(e.reap(), 1);
-    assert_eq!(e.touch(agent), Err(Error::UnknownSeat(agent)));
+    assert_eq!(e.touch(agent), Err(Error::SeatExpired(agent)), "the handle says why it is gone");
     assert_eq!((used(&e, "extension"), used(&e, "callcenter")), (0, 0));
     clock.advance(secs(10 * 365 * 86_400));
     assert_eq!(e.reap(), 0);
@@ -332,8 +333,11 @@ fn releasing_the_last_required_seat_cascades_through_dependents() {
     // connect gone -> callcenter handle released -> supervisor handle released.
     assert_eq!((used(&e, "connect"), used(&e, "callcenter"), used(&e, "supervisor")), (1, 1, 0));
     assert_eq!(used(&e, "calls"), 0);
-    assert_eq!(e.release(cc), Err(Error::UnknownSeat(cc)));
-    assert_eq!(e.release(sup), Err(Error::UnknownSeat(sup)));
+    assert_eq!(e.release(cc), Err(Error::SeatReleased(cc, ReleaseWhy::Dependency)));
+    assert_eq!(e.touch(sup), Err(Error::SeatReleased(sup, ReleaseWhy::Dependency)));
+    let why = e.release(sup).unwrap_err().to_string();
+    assert!(why.contains("gave up a license type it requires"), "{why}");
+    assert_eq!(e.release(987_654_321), Err(Error::UnknownSeat(987_654_321)), "never issued");
     let deps: Vec<_> = kinds(&log, EventKind::Released)
         .into_iter()
         .filter(|ev| ev.why == Some(ReleaseWhy::Dependency))
@@ -414,7 +418,7 @@ fn linger_ends_are_reaped_and_admin_and_expired_releases_behave() {
     clock.advance(secs(30));
     assert_eq!(e.reap(), 1, "the linger window ended");
     assert_eq!(used(&e, "extension"), 0);
-    assert_eq!(e.touch(a), Err(Error::UnknownSeat(a)));
+    assert_eq!(e.touch(a), Err(Error::SeatExpired(a)));
     let b = e.try_acquire(&Request::new("bob", "extension")).unwrap();
     e.release_as(b, ReleaseWhy::Admin).unwrap();
     assert_eq!(used(&e, "extension"), 0, "an admin release does not linger");

@@ -17,6 +17,7 @@
 //! lower bounds of every lease and linger deadline in the table, so a reap is a load
 //! and a compare until something is really due.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -235,7 +236,14 @@ pub struct MemoryBackend {
     lease_hint: AtomicU64,
     linger_hint: AtomicU64,
     reap_lock: Mutex<()>,
+    /// The last handles that went without their holder asking (expired, dependency,
+    /// admin), so a holder that comes back with one learns why. A leaf lock, taken only
+    /// on those paths, never on a normal release.
+    gone: Mutex<VecDeque<(SeatId, ReleaseWhy)>>,
 }
+
+/// How many such handles `gone` remembers.
+const GONE_REMEMBERED: usize = 4096;
 
 impl MemoryBackend {
     /// An empty table with a counter for every possible type slot.
@@ -249,6 +257,7 @@ impl MemoryBackend {
             lease_hint: AtomicU64::new(u64::MAX),
             linger_hint: AtomicU64::new(u64::MAX),
             reap_lock: Mutex::new(()),
+            gone: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -425,6 +434,13 @@ impl MemoryBackend {
             }
         }
         state.refresh_held();
+        if matches!(why, ReleaseWhy::Expired | ReleaseWhy::Dependency | ReleaseWhy::Admin) {
+            let mut gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
+            if gone.len() == GONE_REMEMBERED {
+                gone.pop_front();
+            }
+            gone.push_back((seat, why));
+        }
         let mut released = record.released(seat, why);
         released.used = released.types.iter().map(|slot| self.used(slot)).collect();
         changes.released.push(released);
@@ -498,6 +514,16 @@ impl MemoryBackend {
                 true
             }
             None => false,
+        }
+    }
+
+    /// The error for a handle that is not in the table: why it went, when known.
+    fn not_held(&self, seat: SeatId) -> Error {
+        let gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
+        match gone.iter().rev().find(|(s, _)| *s == seat) {
+            Some((_, ReleaseWhy::Expired)) => Error::SeatExpired(seat),
+            Some(&(_, why)) => Error::SeatReleased(seat, why),
+            None => Error::UnknownSeat(seat),
         }
     }
 
@@ -629,7 +655,7 @@ impl Backend for MemoryBackend {
                 Ok(())
             }
             None if self.reclaim_if_expired(config, seat, now, changes) => Err(Error::SeatExpired(seat)),
-            None => Err(Error::UnknownSeat(seat)),
+            None => Err(self.not_held(seat)),
         }
     }
 
@@ -676,7 +702,7 @@ impl Backend for MemoryBackend {
                 self.reclaim_if_expired(config, seat, now, changes);
                 Err(Error::SeatExpired(seat))
             }
-            None => Err(Error::UnknownSeat(seat)),
+            None => Err(self.not_held(seat)),
         }
     }
 
