@@ -1021,9 +1021,19 @@ static struct {
 } p5_released[MAX_RELEASES];
 static int p5_n_released;
 static int p5_marker;
+/* The last DENIED event's missing type ("" if none came, "(null)" if NULL). */
+static char p5_denied_requires[LICENSE_MAX_NAME_LEN + 1];
 
 static void p5_callback(void *user_data, const license_event *e) {
-    if (user_data != &p5_marker || e->kind != LICENSE_EVENT_RELEASED)
+    if (user_data != &p5_marker)
+        return;
+    if (e->kind == LICENSE_EVENT_DENIED) {
+        pthread_mutex_lock(&p5_mutex);
+        snprintf(p5_denied_requires, sizeof p5_denied_requires, "%s", e->requires ? e->requires : "(null)");
+        pthread_mutex_unlock(&p5_mutex);
+        return;
+    }
+    if (e->kind != LICENSE_EVENT_RELEASED)
         return;
     pthread_mutex_lock(&p5_mutex);
     if (p5_n_released < MAX_RELEASES) {
@@ -1064,6 +1074,10 @@ static void phase5_dependencies(void) {
               strcmp(d.requires, "connect") == 0,
           "denial: type '%s' reason %u requires '%s'", d.license_type, d.reason, d.requires);
     CHECK(strstr(tc_last_error(), "connect") != NULL, "last error \"%s\" does not name 'connect'", tc_last_error());
+    pthread_mutex_lock(&p5_mutex);
+    CHECK(strcmp(p5_denied_requires, "connect") == 0, "DENIED event's requires is \"%s\", expected \"connect\"",
+          p5_denied_requires);
+    pthread_mutex_unlock(&p5_mutex);
     check_used("callcenter", 0, "after REQUIREMENT_MISSING");
     check_used("connect", 0, "after REQUIREMENT_MISSING");
     /* Requested together, it is fine. */

@@ -324,6 +324,11 @@ typedef struct license_event {
    * One human sentence, never NULL.
    */
   const char *detail;
+  /**
+   * For DENIED with `LICENSE_DENIAL_REQUIREMENT_MISSING`: the missing license type;
+   * NULL otherwise.
+   */
+  const char *requires;
 } license_event;
 
 /**

@@ -517,6 +517,7 @@ impl Engine {
             threshold_percent: 0,
             time,
             detail,
+            requires: None,
         };
 
         // Releases first: a reclaimed seat is what made room for an acquire.
@@ -603,6 +604,7 @@ impl Engine {
                     let mut e = event(EventKind::Denied, slot, format!("user '{}': {denial}", req.user));
                     e.license = Some(denial.license.clone());
                     e.denial = Some(denial.reason);
+                    e.requires = denial.requires.clone();
                     e.user = Some(Arc::from(req.user));
                     e.used = denial.used;
                     e.limit = denial.limit;

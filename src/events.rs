@@ -63,6 +63,8 @@ pub struct Event {
     pub time: SystemTime,
     /// One human sentence.
     pub detail: String,
+    /// For a denial for a missing requirement: the type that is missing.
+    pub requires: Option<Arc<str>>,
 }
 
 /// A listener. It runs on the thread that caused the event (see the header for which

@@ -207,6 +207,9 @@ pub struct license_event {
     pub time_unix_ms: i64,
     /// One human sentence, never NULL.
     pub detail: *const c_char,
+    /// For DENIED with `LICENSE_DENIAL_REQUIREMENT_MISSING`: the missing license type;
+    /// NULL otherwise.
+    pub requires: *const c_char,
 }
 
 /// The event listener: `user_data` as given to `license_set_event_callback`, and the
@@ -638,6 +641,7 @@ fn sink_for(host: HostCallback) -> EventSink {
         let license = e.license.as_deref().map(c_text);
         let user = e.user.as_deref().map(c_text);
         let detail = c_text(&e.detail);
+        let requires = e.requires.as_deref().map(c_text);
         let reason = match (e.why, e.denial) {
             (Some(why), _) => license_release_reason::from(why) as u32,
             (None, Some(denial)) => license_denial_reason::from(denial) as u32,
@@ -655,6 +659,7 @@ fn sink_for(host: HostCallback) -> EventSink {
             threshold_percent: u32::from(e.threshold_percent),
             time_unix_ms: unix_ms(e.time),
             detail: detail.as_ptr(),
+            requires: requires.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
         };
         host.deliver(&event);
     })

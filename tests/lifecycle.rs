@@ -306,8 +306,12 @@ consumes = ["connect", "callcenter"]
 #[test]
 fn a_dependent_license_needs_its_requirement_held_or_requested() {
     let (e, _clock) = engine_at(DEPENDENT);
+    let log = record(&e);
     let Err(Error::LimitReached(d)) = e.try_acquire(&Request::new("alice", "callcenter")) else { panic!() };
     assert_eq!(d.reason, DenialReason::MissingRequirement);
+    let denied = kinds(&log, EventKind::Denied);
+    assert_eq!(denied[0].requires.as_deref(), Some("connect"));
+    assert_eq!(denied[0].license.as_deref(), Some("callcenter"));
     assert_eq!(d.requires.as_deref(), Some("connect"));
     assert!(d.to_string().contains("requires 'connect'"), "{d}");
     assert_eq!(used(&e, "callcenter"), 0, "nothing taken");
