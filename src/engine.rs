@@ -164,19 +164,33 @@ enum Op<'a> {
 impl Engine {
     /// Loads and validates `path`, with an empty in-memory seat table.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Engine, Error> {
-        let engine = Engine::new(Config::from_file(path.as_ref())?);
+        Engine::from_file_with_backend(path, Box::new(MemoryBackend::new()))
+    }
+
+    /// Loads and validates `path`, over the given seat table.
+    pub fn from_file_with_backend(
+        path: impl AsRef<Path>,
+        backend: Box<dyn Backend>,
+    ) -> Result<Engine, Error> {
+        let engine = Engine::with_backend(Config::from_file(path.as_ref())?, backend);
         *engine.path.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.as_ref().to_path_buf());
         Ok(engine)
     }
 
     /// An engine over an already validated config, with the memory backend.
     pub fn new(config: Config) -> Engine {
+        Engine::with_backend(config, Box::new(MemoryBackend::new()))
+    }
+
+    /// An engine over an already validated config and the given seat table (the
+    /// backend-conformance suite builds one per backend).
+    pub fn with_backend(config: Config, backend: Box<dyn Backend>) -> Engine {
         let audit = config.audit.as_ref().map(|a| Arc::new(AuditLog::start(&a.path)));
         Engine {
             config: ArcSwap::from_pointee(config),
             path: Mutex::new(None),
             reload_lock: Mutex::new(Vec::new()),
-            backend: Box::new(MemoryBackend::new()),
+            backend,
             clock: Arc::new(SystemClock),
             sink: ArcSwapOption::empty(),
             audit: ArcSwapOption::new(audit),

@@ -1,6 +1,6 @@
-//! The seat lifecycle from safe Rust, with an injected clock: leases and the reaper,
-//! hot reload, admin release, dependent licenses, linger windows, events, the audit
-//! log and the billing counters. Nothing here sleeps to wait for time to pass.
+// The seat lifecycle from safe Rust, with an injected clock: leases and the reaper,
+// hot reload, admin release, dependent licenses, linger windows, events, the audit
+// log and the billing counters. Nothing here sleeps to wait for time to pass.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -11,7 +11,7 @@ use seatgate::{Config, DenialReason, Engine, Error, Event, EventKind, Page, Rele
 
 fn engine_at(text: &str) -> (Engine, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::at_unix(1_790_000_000));
-    let engine = Engine::new(Config::from_toml_str(text, "test.toml").expect("valid config"))
+    let engine = Engine::with_backend(Config::from_toml_str(text, "test.toml").expect("valid config"), new_backend())
         .with_clock(clock.clone());
     (engine, clock)
 }
@@ -119,7 +119,7 @@ fn the_reaper_reclaims_without_any_acquire_traffic_and_reports_expired() {
 #[test]
 fn a_real_reaper_thread_runs_and_stops_with_its_engine() {
     let text = "[licenses.x]\nlimit = 1\nlease = \"50ms\"\n[reaper]\ninterval = \"10ms\"\n";
-    let engine = Arc::new(Engine::new(Config::from_toml_str(text, "t.toml").unwrap()));
+    let engine = Arc::new(Engine::with_backend(Config::from_toml_str(text, "t.toml").unwrap(), new_backend()));
     engine.start_reaper().unwrap();
     assert!(engine.reaper_running());
     engine.try_acquire(&Request::new("a", "x")).unwrap();
@@ -564,7 +564,11 @@ fn billing_counters_count_peaks_acquisitions_and_denials() {
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("seatgate-lifecycle-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "seatgate-{}-{}-{name}",
+        std::process::id(),
+        module_path!().replace("::", "-")
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -584,7 +588,7 @@ fn the_audit_log_records_out_in_deny_and_reload_and_follows_logrotate() {
     let config = dir.join("seats.toml");
     let text = "[licenses.x]\nlimit = 1\n[audit]\npath = \"audit.jsonl\"\n";
     std::fs::write(&config, text).unwrap();
-    let e = Engine::from_file(&config).unwrap();
+    let e = Engine::from_file_with_backend(&config, new_backend()).unwrap();
     let seat = e.try_acquire(&Request::new("alice", "x").extension("101")).unwrap();
     assert!(e.try_acquire(&Request::new("bob", "x")).is_err());
     e.release(seat).unwrap();
