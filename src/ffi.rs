@@ -105,21 +105,6 @@ pub enum license_release_reason {
     LICENSE_RELEASE_SHUTDOWN = 4,
 }
 
-impl TryFrom<u32> for license_release_reason {
-    type Error = ();
-    fn try_from(value: u32) -> Result<Self, ()> {
-        use license_release_reason::*;
-        Ok(match value {
-            0 => LICENSE_RELEASE_NORMAL,
-            1 => LICENSE_RELEASE_EXPIRED,
-            2 => LICENSE_RELEASE_ADMIN,
-            3 => LICENSE_RELEASE_DEPENDENCY,
-            4 => LICENSE_RELEASE_SHUTDOWN,
-            _ => return Err(()),
-        })
-    }
-}
-
 impl From<ReleaseWhy> for license_release_reason {
     fn from(why: ReleaseWhy) -> Self {
         use license_release_reason::*;
@@ -129,19 +114,6 @@ impl From<ReleaseWhy> for license_release_reason {
             ReleaseWhy::Admin => LICENSE_RELEASE_ADMIN,
             ReleaseWhy::Dependency => LICENSE_RELEASE_DEPENDENCY,
             ReleaseWhy::Shutdown => LICENSE_RELEASE_SHUTDOWN,
-        }
-    }
-}
-
-impl From<license_release_reason> for ReleaseWhy {
-    fn from(why: license_release_reason) -> Self {
-        use license_release_reason::*;
-        match why {
-            LICENSE_RELEASE_NORMAL => ReleaseWhy::Normal,
-            LICENSE_RELEASE_EXPIRED => ReleaseWhy::Expired,
-            LICENSE_RELEASE_ADMIN => ReleaseWhy::Admin,
-            LICENSE_RELEASE_DEPENDENCY => ReleaseWhy::Dependency,
-            LICENSE_RELEASE_SHUTDOWN => ReleaseWhy::Shutdown,
         }
     }
 }
@@ -1063,11 +1035,9 @@ pub extern "C" fn license_release(seat: license_seat) -> i32 {
 
 /// Converts a caller's release reason: only NORMAL and ADMIN are the caller's to give.
 fn caller_why(why: u32) -> Result<ReleaseWhy, i32> {
-    match license_release_reason::try_from(why) {
-        Ok(
-            r @ (license_release_reason::LICENSE_RELEASE_NORMAL
-            | license_release_reason::LICENSE_RELEASE_ADMIN),
-        ) => Ok(r.into()),
+    match why {
+        w if w == license_release_reason::LICENSE_RELEASE_NORMAL as u32 => Ok(ReleaseWhy::Normal),
+        w if w == license_release_reason::LICENSE_RELEASE_ADMIN as u32 => Ok(ReleaseWhy::Admin),
         _ => Err(fail(
             license_status::LICENSE_ERR_INVALID_ARGUMENT,
             format!(

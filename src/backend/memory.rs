@@ -190,6 +190,20 @@ impl UserState {
     fn is_empty(&self) -> bool {
         self.handles.is_empty() && self.lingering.is_empty()
     }
+
+    /// Drops the linger windows that ended by `now`; returns their types, whose seats
+    /// the caller gives back.
+    fn end_lingering(&mut self, now: Mono) -> TypeSet {
+        let mut ended = TypeSet::EMPTY;
+        self.lingering.retain(|&mut (slot, deadline)| {
+            let live = deadline > now;
+            if !live {
+                ended.insert(usize::from(slot));
+            }
+            live
+        });
+        ended
+    }
 }
 
 struct SeatRecord {
@@ -306,15 +320,7 @@ impl MemoryBackend {
         // handed back below without counting again.
         let mut reuse = TypeSet::EMPTY;
         if !state.lingering.is_empty() {
-            let mut ended = TypeSet::EMPTY;
-            state.lingering.retain(|&mut (slot, deadline)| {
-                let live = deadline > req.now;
-                if !live {
-                    ended.insert(usize::from(slot));
-                }
-                live
-            });
-            for slot in ended.iter() {
+            for slot in state.end_lingering(req.now).iter() {
                 self.give_back(slot, changes);
             }
             for &(slot, _) in &state.lingering {
@@ -575,15 +581,7 @@ impl MemoryBackend {
         let mut freed = 0;
         for user in due {
             self.users.remove_if_mut(&*user, |_, state| {
-                let mut ended = TypeSet::EMPTY;
-                state.lingering.retain(|&mut (slot, deadline)| {
-                    let live = deadline > now;
-                    if !live {
-                        ended.insert(usize::from(slot));
-                    }
-                    live
-                });
-                for slot in ended.iter() {
+                for slot in state.end_lingering(now).iter() {
                     self.give_back(slot, changes);
                     freed += 1;
                 }
