@@ -122,6 +122,17 @@ enum license_status
    * The user holds no seat handle (`license_release_user`, `license_touch_user`).
    */
   LICENSE_ERR_UNKNOWN_USER = -12,
+  /**
+   * The backend could not do its part: Redis unreachable or slower than
+   * `[backend] timeout` with `on_backend_error = "deny"`, or a shared table that
+   * cannot be opened. Nothing was taken or freed; `license_last_error` says why.
+   */
+  LICENSE_ERR_BACKEND = -13,
+  /**
+   * The `shm` table has no room for another seat handle (`[backend] capacity`).
+   * Nothing was taken.
+   */
+  LICENSE_ERR_TABLE_FULL = -14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -222,6 +233,17 @@ enum license_release_reason
    * `license_shutdown`.
    */
   LICENSE_RELEASE_SHUTDOWN = 4,
+  /**
+   * The process that took it died without releasing it (`shm` backend: its pid is
+   * gone), so it was reclaimed before its lease ran out.
+   */
+  LICENSE_RELEASE_OWNER_GONE = 5,
+  /**
+   * Taken from this node's local share while Redis was unreachable
+   * (`on_backend_error = "allow_local"`), it did not fit into the cluster-wide
+   * limit when Redis came back. The host should log the user out.
+   */
+  LICENSE_RELEASE_RECONCILED = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -173,6 +173,74 @@ impl Default for ReaperConfig {
     }
 }
 
+/// `[backend]`: where seats are counted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BackendConfig {
+    /// The in-process table (default): one process, any number of threads.
+    #[default]
+    Memory,
+    /// A table in a shared memory-mapped file: every process of one host.
+    Shm(ShmConfig),
+    /// A Redis server: every node of a cluster.
+    Redis(RedisConfig),
+}
+
+impl BackendConfig {
+    /// The `kind` name as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Memory => "memory",
+            BackendConfig::Shm(_) => "shm",
+            BackendConfig::Redis(_) => "redis",
+        }
+    }
+}
+
+/// `[backend] kind = "shm"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShmConfig {
+    /// The mapped file, usually under `/dev/shm`; created with mode 0600.
+    pub path: PathBuf,
+    /// Most seat handles held at once; a full table refuses with a clear error.
+    pub capacity: u32,
+    /// Reclaim the handles of a process that died (kill -9) without waiting for their
+    /// lease. Turn off for hosts whose handles outlive the process that took them
+    /// (PHP-FPM: logout in another worker than login, workers recycled).
+    pub reclaim_dead_owners: bool,
+}
+
+/// What a node does while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBackendError {
+    /// Refuse logins with `LICENSE_ERR_BACKEND` (a refusal that says why).
+    Deny,
+    /// Serve from a local table holding `local_share` percent of each limit, report
+    /// the node as degraded, and reconcile when Redis is back.
+    AllowLocal,
+}
+
+/// `[backend] kind = "redis"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://host:port` (or `redis://:password@host:port/db`).
+    pub url: String,
+    pub password: Option<String>,
+    pub username: Option<String>,
+    pub database: Option<u32>,
+    /// Prefix of every key: one per installation sharing the server.
+    pub prefix: String,
+    /// This node's name in the report (default: the host name).
+    pub node: Option<String>,
+    pub connect_timeout: Duration,
+    /// Longest a login thread waits for one Redis call.
+    pub timeout: Duration,
+    pub on_backend_error: OnBackendError,
+    /// Percent of each limit this node may use on its own while degraded.
+    pub local_share: u8,
+    /// How often a degraded node tries Redis again.
+    pub retry_interval: Duration,
+}
+
 /// One profile (`[profiles.NAME]`): the license types a login with it takes.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -239,6 +307,7 @@ pub struct Config {
     pub order: Vec<usize>,
     pub audit: Option<AuditConfig>,
     pub reaper: ReaperConfig,
+    pub backend: BackendConfig,
     /// Profiles in file order.
     pub profiles: Vec<Profile>,
     pub lints: Vec<Lint>,
@@ -275,6 +344,29 @@ struct RawConfig {
     profiles: BTreeMap<Spanned<String>, RawProfile>,
     audit: Option<RawAudit>,
     reaper: Option<RawReaper>,
+    backend: Option<RawBackend>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    kind: Spanned<String>,
+    // shm
+    path: Option<Spanned<String>>,
+    capacity: Option<Spanned<toml::Value>>,
+    reclaim_dead_owners: Option<Spanned<bool>>,
+    // redis
+    url: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    database: Option<Spanned<toml::Value>>,
+    prefix: Option<Spanned<String>>,
+    node: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    on_backend_error: Option<Spanned<String>>,
+    local_share: Option<Spanned<toml::Value>>,
+    retry_interval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -439,6 +531,192 @@ fn parse_percent(loc: &Locator<'_>, what: &str, raw: &Spanned<toml::Value>) -> R
         other => Err(loc.error(
             raw.span().start,
             format!("{what} must be a whole percentage from 0 (off) to 100, not `{other}`"),
+        )),
+    }
+}
+
+/// A path from the config: relative ones are taken from the config file's folder.
+fn config_relative(source: &str, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_relative() {
+        Path::new(source).parent().unwrap_or(Path::new(".")).join(path)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Most handles one `shm` table may hold (the handle index is 24 bits of a seat id).
+pub const SHM_MAX_CAPACITY: u32 = 1 << 24;
+
+fn parse_backend(loc: &Locator<'_>, b: &RawBackend) -> Result<BackendConfig, ConfigError> {
+    let kind = b.kind.get_ref().as_str();
+    // Options of another kind are a mistake the admin should hear about, not ignore.
+    let shm_only: [(&str, Option<usize>); 3] = [
+        ("path", b.path.as_ref().map(|v| v.span().start)),
+        ("capacity", b.capacity.as_ref().map(|v| v.span().start)),
+        ("reclaim_dead_owners", b.reclaim_dead_owners.as_ref().map(|v| v.span().start)),
+    ];
+    let redis_only: [(&str, Option<usize>); 10] = [
+        ("url", b.url.as_ref().map(|v| v.span().start)),
+        ("password", b.password.as_ref().map(|v| v.span().start)),
+        ("username", b.username.as_ref().map(|v| v.span().start)),
+        ("database", b.database.as_ref().map(|v| v.span().start)),
+        ("prefix", b.prefix.as_ref().map(|v| v.span().start)),
+        ("node", b.node.as_ref().map(|v| v.span().start)),
+        ("connect_timeout", b.connect_timeout.as_ref().map(|v| v.span().start)),
+        ("timeout", b.timeout.as_ref().map(|v| v.span().start)),
+        ("on_backend_error", b.on_backend_error.as_ref().map(|v| v.span().start)),
+        ("local_share", b.local_share.as_ref().map(|v| v.span().start)),
+    ];
+    let retry = [("retry_interval", b.retry_interval.as_ref().map(|v| v.span().start))];
+    let foreign = |owner: &str, options: &[(&str, Option<usize>)]| -> Result<(), ConfigError> {
+        match options.iter().find_map(|(name, at)| at.map(|at| (name, at))) {
+            Some((name, at)) => Err(loc.error(
+                at,
+                format!("[backend] option '{name}' belongs to kind = \"{owner}\", but this backend is kind = \"{kind}\""),
+            )),
+            None => Ok(()),
+        }
+    };
+    match kind {
+        "memory" => {
+            foreign("shm", &shm_only)?;
+            foreign("redis", &redis_only)?;
+            foreign("redis", &retry)?;
+            Ok(BackendConfig::Memory)
+        }
+        "shm" => {
+            foreign("redis", &redis_only)?;
+            foreign("redis", &retry)?;
+            let Some(path) = &b.path else {
+                return Err(loc.error(
+                    b.kind.span().start,
+                    "[backend] kind = \"shm\" needs path = \"/dev/shm/<installation>\": the file every process of the installation maps",
+                ));
+            };
+            let text = path.get_ref().trim();
+            if text.is_empty() {
+                return Err(loc.error(path.span().start, "[backend] path is empty"));
+            }
+            let capacity = match &b.capacity {
+                None => 10_000,
+                Some(raw) => match raw.get_ref() {
+                    toml::Value::Integer(n) if (1..=i64::from(SHM_MAX_CAPACITY)).contains(n) => *n as u32,
+                    other => {
+                        return Err(loc.error(
+                            raw.span().start,
+                            format!(
+                                "[backend] capacity must be a whole number of seat handles from 1 to {SHM_MAX_CAPACITY}, not {other}"
+                            ),
+                        ));
+                    }
+                },
+            };
+            Ok(BackendConfig::Shm(ShmConfig {
+                path: config_relative(loc.file, text),
+                capacity,
+                reclaim_dead_owners: b.reclaim_dead_owners.as_ref().is_none_or(|v| *v.get_ref()),
+            }))
+        }
+        "redis" => {
+            foreign("shm", &shm_only)?;
+            let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().trim().to_string());
+            let url = text(&b.url).unwrap_or_else(|| "redis://127.0.0.1:6379".to_string());
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
+                let at = b.url.as_ref().map_or(b.kind.span().start, |v| v.span().start);
+                return Err(loc.error(
+                    at,
+                    format!("[backend] url '{url}' is not a Redis URL; write it like \"redis://127.0.0.1:6379\""),
+                ));
+            }
+            let database = match &b.database {
+                None => None,
+                Some(raw) => match raw.get_ref() {
+                    toml::Value::Integer(n) if (0..=i64::from(u16::MAX)).contains(n) => Some(*n as u32),
+                    other => {
+                        return Err(loc.error(
+                            raw.span().start,
+                            format!("[backend] database must be a Redis database number (0, 1, ...), not {other}"),
+                        ));
+                    }
+                },
+            };
+            let prefix = text(&b.prefix).unwrap_or_else(|| "seatgate".to_string());
+            if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                let at = b.prefix.as_ref().map_or(0, |v| v.span().start);
+                return Err(loc.error(at, format!("[backend] prefix '{prefix}' must be non-empty, without spaces")));
+            }
+            let node = text(&b.node);
+            if let (Some(n), Some(raw)) = (&node, &b.node) {
+                if n.is_empty() || n.len() > crate::types::MAX_LABEL_LEN || n.chars().any(char::is_control) {
+                    return Err(loc.error(
+                        raw.span().start,
+                        format!("[backend] node '{n}' must be 1 to {} printable bytes", crate::types::MAX_LABEL_LEN),
+                    ));
+                }
+            }
+            let window = |raw: &Option<Spanned<String>>, what: &str, default: Duration| match raw {
+                None => Ok(default),
+                Some(raw) => parse_window(loc, what, raw)?.ok_or_else(|| {
+                    loc.error(raw.span().start, format!("{what} must be more than 0"))
+                }),
+            };
+            let connect_timeout =
+                window(&b.connect_timeout, "[backend] connect_timeout", Duration::from_millis(500))?;
+            let timeout = window(&b.timeout, "[backend] timeout", Duration::from_millis(200))?;
+            let retry_interval = window(&b.retry_interval, "[backend] retry_interval", Duration::from_secs(1))?;
+            let on_backend_error = match b.on_backend_error.as_ref().map(|v| (v.get_ref().as_str(), v.span().start)) {
+                None | Some(("deny", _)) => OnBackendError::Deny,
+                Some(("allow_local", _)) => OnBackendError::AllowLocal,
+                Some((other, at)) => {
+                    return Err(loc.error(
+                        at,
+                        format!("[backend] on_backend_error must be \"deny\" or \"allow_local\", not '{other}'"),
+                    ));
+                }
+            };
+            let local_share = match (&b.local_share, on_backend_error) {
+                (None, OnBackendError::AllowLocal) => {
+                    return Err(loc.error(
+                        b.kind.span().start,
+                        "[backend] on_backend_error = \"allow_local\" needs local_share: the percent of each limit this node may hand out on its own while Redis is unreachable (for example 100 / number of nodes)",
+                    ));
+                }
+                (None, OnBackendError::Deny) => 0,
+                (Some(raw), OnBackendError::Deny) => {
+                    return Err(loc.error(
+                        raw.span().start,
+                        "[backend] local_share only applies with on_backend_error = \"allow_local\"",
+                    ));
+                }
+                (Some(raw), OnBackendError::AllowLocal) => {
+                    let pct = parse_percent(loc, "[backend] local_share", raw)?;
+                    if pct == 0 {
+                        return Err(loc.error(
+                            raw.span().start,
+                            "[backend] local_share = 0 hands out nothing while degraded: use on_backend_error = \"deny\" instead",
+                        ));
+                    }
+                    pct
+                }
+            };
+            Ok(BackendConfig::Redis(RedisConfig {
+                url,
+                password: text(&b.password),
+                username: text(&b.username),
+                database,
+                prefix,
+                node,
+                connect_timeout,
+                timeout,
+                on_backend_error,
+                local_share,
+                retry_interval,
+            }))
+        }
+        other => Err(loc.error(
+            b.kind.span().start,
+            format!("[backend] kind must be \"memory\", \"shm\" or \"redis\", not '{other}'"),
         )),
     }
 }
@@ -682,13 +960,7 @@ impl Config {
                     return Err(loc.error(a.path.span().start, "[audit] path is empty"));
                 }
                 // Relative paths are taken from the config file's folder, as admins expect.
-                let path = Path::new(path);
-                let path = if path.is_relative() {
-                    Path::new(source).parent().unwrap_or(Path::new(".")).join(path)
-                } else {
-                    path.to_path_buf()
-                };
-                Some(AuditConfig { path })
+                Some(AuditConfig { path: config_relative(source, path) })
             }
         };
         let reaper = match raw.reaper {
@@ -705,6 +977,11 @@ impl Config {
                 };
                 ReaperConfig { enabled: r.enabled.unwrap_or(true), interval }
             }
+        };
+
+        let backend = match &raw.backend {
+            None => BackendConfig::Memory,
+            Some(b) => parse_backend(&loc, b)?,
         };
 
         let mut raw_profiles: Vec<_> = raw.profiles.into_iter().collect();
@@ -766,6 +1043,7 @@ impl Config {
             order: slots,
             audit,
             reaper,
+            backend,
             profiles,
             lints: Vec::new(),
             names,

@@ -162,9 +162,20 @@ enum Op<'a> {
 }
 
 impl Engine {
-    /// Loads and validates `path`, with an empty in-memory seat table.
+    /// Loads and validates `path`, over the seat table its `[backend]` names (the
+    /// in-memory table when it names none).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Engine, Error> {
-        Engine::from_file_with_backend(path, Box::new(MemoryBackend::new()))
+        let config = Config::from_file(path.as_ref())?;
+        let backend = crate::backend::open(&config)?;
+        let engine = Engine::with_backend(config, backend);
+        *engine.path.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.as_ref().to_path_buf());
+        Ok(engine)
+    }
+
+    /// An engine over an already validated config, with the backend it names.
+    pub fn open(config: Config) -> Result<Engine, Error> {
+        let backend = crate::backend::open(&config)?;
+        Ok(Engine::with_backend(config, backend))
     }
 
     /// Loads and validates `path`, over the given seat table.
@@ -283,7 +294,7 @@ impl Engine {
             Ok(seat) => self.publish(&config, &changes, Op::Acquired { seat: *seat, req, types }),
             Err(Error::LimitReached(denial)) => {
                 if let Some(slot) = config.license_index(&denial.license) {
-                    self.backend.count_denial(slot);
+                    self.backend.count_denial(&config, slot);
                 }
                 self.publish(&config, &changes, Op::Denied { req, denial });
             }
@@ -361,7 +372,7 @@ impl Engine {
         let now = self.clock.monotonic();
         let mut changes = Changes::default();
         let mut n = 0;
-        for held in self.backend.holders() {
+        for held in self.backend.holders(&config) {
             if self.backend.release(&config, held.seat, ReleaseWhy::Shutdown, now, &mut changes).is_ok() {
                 n += 1;
             }
@@ -399,9 +410,27 @@ impl Engine {
         let mut retired = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         retired.retain(|old| old.strong_count() > 0);
         let current = self.config.load_full();
-        let in_use = |slot: usize| self.backend.used(slot) > 0;
+        let in_use = |slot: usize| self.backend.used(&current, slot) > 0;
         let new = load(&Previous { config: &current, in_use: &in_use, may_free: retired.is_empty() })?;
-        let summary = summarize(&current, &new, |slot| self.backend.used(slot));
+        if new.backend != current.backend {
+            return Err(Error::Config(crate::config::ConfigError {
+                file: new.source.clone(),
+                line: 0,
+                column: 0,
+                message: format!(
+                    "[backend] cannot change while running (it is {} and the file now says {}): restart the host to move seats to another backend",
+                    current.backend.kind(),
+                    new.backend.kind()
+                ),
+            }));
+        }
+        // A slot that the running config names is counted under that name; a new
+        // type's slot under the new config's.
+        let used_at = |slot: usize| {
+            let named = current.licenses.get(slot).is_some_and(|l| l.state != SlotState::Vacant);
+            self.backend.used(if named { &current } else { &new }, slot)
+        };
+        let summary = summarize(&current, &new, used_at);
         // Thresholds in force before, by slot (`None`: off or not an active type).
         let old_alerts: Vec<Option<u32>> = current
             .licenses
@@ -424,7 +453,7 @@ impl Engine {
         let crossings: Vec<(usize, EventKind)> = new
             .active()
             .filter_map(|(slot, l)| {
-                let used = self.backend.used(slot);
+                let used = self.backend.used(&new, slot);
                 let was = old_alerts.get(slot).copied().flatten().is_some_and(|t| used >= t);
                 let is = l.alert_seats().is_some_and(|t| used >= t);
                 match (was, is) {
@@ -445,15 +474,15 @@ impl Engine {
     /// Current use of every active license type, in config order.
     pub fn usage(&self) -> Vec<Usage> {
         let config = self.config.load();
-        config.active().map(|(slot, l)| self.usage_at(slot, l)).collect()
+        config.active().map(|(slot, l)| self.usage_at(&config, slot, l)).collect()
     }
 
-    fn usage_at(&self, slot: usize, l: &crate::config::LicenseType) -> Usage {
+    fn usage_at(&self, config: &Config, slot: usize, l: &crate::config::LicenseType) -> Usage {
         Usage {
             name: l.name.clone(),
-            used: self.backend.used(slot),
+            used: self.backend.used(config, slot),
             limit: l.limit,
-            stats: self.backend.stats(slot),
+            stats: self.backend.stats(config, slot),
         }
     }
 
@@ -461,12 +490,12 @@ impl Engine {
     pub fn usage_of(&self, license: &str) -> Option<Usage> {
         let config = self.config.load();
         let slot = config.license_index(license)?;
-        Some(self.usage_at(slot, &config.licenses[slot]))
+        Some(self.usage_at(&config, slot, &config.licenses[slot]))
     }
 
     /// Starts a new "peak since reset" period for every type.
     pub fn reset_peaks(&self) {
-        self.backend.reset_peaks();
+        self.backend.reset_peaks(&self.config.load());
         *self.peaks_reset_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.clock.now());
     }
 
@@ -487,15 +516,16 @@ impl Engine {
     pub fn report(&self, page: Page) -> Report {
         let config = self.config.load_full();
         let slots: Vec<usize> = (0..config.licenses.len()).collect();
-        let used: Vec<u32> = slots.iter().map(|&s| self.backend.used(s)).collect();
-        let stats: Vec<TypeStats> = slots.iter().map(|&s| self.backend.stats(s)).collect();
+        let used: Vec<u32> = slots.iter().map(|&s| self.backend.used(&config, s)).collect();
+        let stats: Vec<TypeStats> = slots.iter().map(|&s| self.backend.stats(&config, s)).collect();
         Report::build(crate::report::Snapshot {
             config: &config,
             backend: self.backend.kind(),
             used: &used,
             stats: &stats,
-            seats: self.backend.holders(),
-            lingering: self.backend.lingering(),
+            seats: self.backend.holders(&config),
+            lingering: self.backend.lingering(&config),
+            backend_status: self.backend.status(&config),
             now: self.clock.now(),
             now_mono: self.clock.monotonic(),
             started_at: self.started_at,
@@ -526,7 +556,7 @@ impl Engine {
             license: slot.and_then(name),
             user: None,
             seat: 0,
-            used: slot.map_or(0, |s| self.backend.used(s)),
+            used: slot.map_or(0, |s| self.backend.used(config, s)),
             limit: slot.and_then(|s| config.licenses.get(s)).map_or(0, |l| l.limit),
             threshold_percent: 0,
             time,
@@ -647,7 +677,7 @@ impl Engine {
                                 "license type '{}' {direction} {}% of its limit after the reload ({}/{})",
                                 license.name,
                                 license.alert_at,
-                                self.backend.used(slot),
+                                self.backend.used(config, slot),
                                 license.limit
                             ),
                         );

@@ -102,6 +102,13 @@ pub enum Error {
     UnknownUser(String),
     /// The configuration did not load.
     Config(ConfigError),
+    /// The backend could not do its part (Redis unreachable or too slow with
+    /// `on_backend_error = "deny"`, a shared table that cannot be opened). Nothing was
+    /// taken or freed.
+    Backend(String),
+    /// The shared table has no room for another seat handle (`[backend] capacity`).
+    /// Nothing was taken.
+    TableFull { capacity: u32, path: String },
 }
 
 impl fmt::Display for Error {
@@ -123,6 +130,10 @@ impl fmt::Display for Error {
                     ReleaseWhy::Dependency => "because the user gave up a license type it requires",
                     ReleaseWhy::Admin => "by an admin",
                     ReleaseWhy::Shutdown => "at shutdown",
+                    ReleaseWhy::OwnerGone => "because the process that took it died",
+                    ReleaseWhy::Reconciled => {
+                        "because it was taken while the cluster backend was unreachable and did not fit when it came back"
+                    }
                     ReleaseWhy::Expired => "because its lease ran out",
                     ReleaseWhy::Normal => "by its holder",
                 };
@@ -130,6 +141,11 @@ impl fmt::Display for Error {
             }
             Error::UnknownUser(user) => write!(f, "user '{user}' holds no seat"),
             Error::Config(e) => e.fmt(f),
+            Error::Backend(msg) => f.write_str(msg),
+            Error::TableFull { capacity, path } => write!(
+                f,
+                "the shared seat table {path} is full: all {capacity} seat handles are in use; raise [backend] capacity (and restart every process of the installation)"
+            ),
         }
     }
 }

@@ -68,6 +68,13 @@ pub enum license_status {
     LICENSE_ERR_REQUIREMENT_MISSING = -11,
     /// The user holds no seat handle (`license_release_user`, `license_touch_user`).
     LICENSE_ERR_UNKNOWN_USER = -12,
+    /// The backend could not do its part: Redis unreachable or slower than
+    /// `[backend] timeout` with `on_backend_error = "deny"`, or a shared table that
+    /// cannot be opened. Nothing was taken or freed; `license_last_error` says why.
+    LICENSE_ERR_BACKEND = -13,
+    /// The `shm` table has no room for another seat handle (`[backend] capacity`).
+    /// Nothing was taken.
+    LICENSE_ERR_TABLE_FULL = -14,
 }
 
 /// Why a license type refused a request (`license_denial.reason`, and the `reason`
@@ -103,6 +110,13 @@ pub enum license_release_reason {
     LICENSE_RELEASE_DEPENDENCY = 3,
     /// `license_shutdown`.
     LICENSE_RELEASE_SHUTDOWN = 4,
+    /// The process that took it died without releasing it (`shm` backend: its pid is
+    /// gone), so it was reclaimed before its lease ran out.
+    LICENSE_RELEASE_OWNER_GONE = 5,
+    /// Taken from this node's local share while Redis was unreachable
+    /// (`on_backend_error = "allow_local"`), it did not fit into the cluster-wide
+    /// limit when Redis came back. The host should log the user out.
+    LICENSE_RELEASE_RECONCILED = 6,
 }
 
 impl From<ReleaseWhy> for license_release_reason {
@@ -114,6 +128,8 @@ impl From<ReleaseWhy> for license_release_reason {
             ReleaseWhy::Admin => LICENSE_RELEASE_ADMIN,
             ReleaseWhy::Dependency => LICENSE_RELEASE_DEPENDENCY,
             ReleaseWhy::Shutdown => LICENSE_RELEASE_SHUTDOWN,
+            ReleaseWhy::OwnerGone => LICENSE_RELEASE_OWNER_GONE,
+            ReleaseWhy::Reconciled => LICENSE_RELEASE_RECONCILED,
         }
     }
 }
@@ -335,6 +351,8 @@ fn error_code(error: &Error) -> license_status {
         }
         Error::UnknownUser(_) => license_status::LICENSE_ERR_UNKNOWN_USER,
         Error::Config(_) => license_status::LICENSE_ERR_CONFIG,
+        Error::Backend(_) => license_status::LICENSE_ERR_BACKEND,
+        Error::TableFull { .. } => license_status::LICENSE_ERR_TABLE_FULL,
     }
 }
 
@@ -1450,6 +1468,8 @@ pub extern "C" fn license_strerror(code: i32) -> *const c_char {
             -10 => c"unknown license type",
             -11 => c"a required license type is missing",
             -12 => c"user holds no seat",
+            -13 => c"backend unavailable",
+            -14 => c"seat table full",
             _ => c"unknown status code",
         };
         text.as_ptr()
@@ -1580,7 +1600,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_distinct_name() {
-        let codes = -12..=0;
+        let codes = -14..=0;
         let names: std::collections::HashSet<_> = codes
             .clone()
             .map(|c| unsafe { CStr::from_ptr(license_strerror(c)) }.to_bytes().to_vec())

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::audit::AuditStatus;
-use crate::backend::{HeldSeat, LingeringSeat, TypeStats};
+use crate::backend::{BackendStatus, HeldSeat, LingeringSeat, TypeStats};
 use crate::clock::{Mono, countdown, rfc3339, short_duration, unix_day};
 use crate::config::{Config, CountMode, SlotState};
 use crate::types::TypeSet;
@@ -39,6 +39,7 @@ pub(crate) struct Snapshot<'a> {
     pub stats: &'a [TypeStats],
     pub seats: Vec<HeldSeat>,
     pub lingering: Vec<LingeringSeat>,
+    pub backend_status: BackendStatus,
     pub now: SystemTime,
     pub now_mono: Mono,
     pub started_at: SystemTime,
@@ -52,6 +53,10 @@ pub(crate) struct Snapshot<'a> {
 pub struct Report {
     pub generated_at: String,
     pub backend: &'static str,
+    /// Where the seat table lives and how full it is (empty for `memory`).
+    pub backend_detail: String,
+    /// Why the backend is degraded (Redis unreachable, serving a local share), if it is.
+    pub degraded: Option<String>,
     pub config: String,
     pub licensee: LicenseeRow,
     /// When counting started (peaks and totals are since then).
@@ -123,6 +128,8 @@ pub struct HolderRow {
     pub since: String,
     /// Extension of the earliest handle that has one.
     pub extension: Option<String>,
+    /// Nodes (redis) or processes (shm) holding the user's handles.
+    pub nodes: Vec<String>,
     /// Seconds left on the user's soonest-ending lease (`None`: no lease).
     pub lease_left_seconds: Option<f64>,
     pub seats: Vec<SeatRow>,
@@ -137,6 +144,8 @@ pub struct SeatRow {
     pub licenses: Vec<String>,
     pub extension: Option<String>,
     pub session: Option<String>,
+    /// The node (redis) or process (shm) that took it.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -229,6 +238,14 @@ impl Report {
                     sessions: handles.len(),
                     since: rfc3339(handles[0].since),
                     extension: handles.iter().find_map(|s| s.extension.as_deref().map(str::to_string)),
+                    nodes: {
+                        let mut nodes: Vec<String> =
+                            handles.iter().filter_map(|s| s.node.as_deref().map(str::to_string)).collect();
+                        nodes.dedup();
+                        nodes.sort();
+                        nodes.dedup();
+                        nodes
+                    },
                     lease_left_seconds: handles
                         .iter()
                         .filter_map(|s| left(s.deadline, now_mono))
@@ -242,6 +259,7 @@ impl Report {
                             licenses: names(config, s.types),
                             extension: s.extension.as_deref().map(str::to_string),
                             session: s.session.as_deref().map(str::to_string),
+                            node: s.node.as_deref().map(str::to_string),
                         })
                         .collect(),
                 }
@@ -260,6 +278,10 @@ impl Report {
             .sort_by(|a, b| a.ends_in_seconds.total_cmp(&b.ends_in_seconds).then(a.user.cmp(&b.user)));
 
         let mut warnings: Vec<String> = config.lints.iter().map(|l| l.to_string()).collect();
+        if let Some(why) = &snap.backend_status.degraded {
+            warnings.push(format!("backend degraded: {why}"));
+        }
+        warnings.extend(snap.backend_status.warnings.iter().cloned());
         let support_days_left = config.licensee.support_until.map(|d| d.days_since_epoch() - unix_day(now));
         if let (Some(date), Some(left)) = (config.licensee.support_until, support_days_left) {
             if left < 0 {
@@ -306,6 +328,8 @@ impl Report {
         Report {
             generated_at: rfc3339(now),
             backend,
+            backend_detail: snap.backend_status.detail.clone(),
+            degraded: snap.backend_status.degraded.clone(),
             config: config.source.clone(),
             licensee: LicenseeRow {
                 name: config.licensee.name.clone(),
@@ -344,7 +368,15 @@ impl Report {
                 if left >= 0 { format!("{left} days left") } else { format!("ended {} days ago", -left) };
             let _ = writeln!(out, "Support until: {until} ({when})");
         }
-        let _ = writeln!(out, "Config: {} (backend: {}, reaper: {})", self.config, self.backend, self.reaper);
+        let backend = if self.backend_detail.is_empty() {
+            self.backend.to_string()
+        } else {
+            format!("{} {}", self.backend, self.backend_detail)
+        };
+        let _ = writeln!(out, "Config: {} (backend: {backend}, reaper: {})", self.config, self.reaper);
+        if let Some(why) = &self.degraded {
+            let _ = writeln!(out, "DEGRADED: {why}");
+        }
         let since_reset = match &self.peaks_reset_at {
             Some(at) => format!("peak since reset at {at}"),
             None => "no reset yet".to_string(),
@@ -409,10 +441,16 @@ impl Report {
             .max()
             .unwrap_or(0)
             .max(9);
+        let with_nodes = self.holders.iter().any(|h| !h.nodes.is_empty());
+        let node_cell = |h: &HolderRow| if h.nodes.is_empty() { "-".to_string() } else { h.nodes.join(",") };
+        let node_w = self.holders.iter().map(|h| node_cell(h).chars().count()).max().unwrap_or(0).max(4);
         let mut header = format!(
             "  {:<20}  {:<user_w$}  {:<ext_w$}  {:>8}  {:>10}",
             "login time (UTC)", "user", "extension", "sessions", "lease left"
         );
+        if with_nodes {
+            let _ = write!(header, "  {:<node_w$}", "node");
+        }
         for l in &self.licenses {
             let _ = write!(header, "  {}", l.name);
         }
@@ -426,6 +464,9 @@ impl Report {
                 h.sessions,
                 h.lease_left_seconds.map_or("-".to_string(), countdown),
             );
+            if with_nodes {
+                let _ = write!(row, "  {:<node_w$}", node_cell(h));
+            }
             for l in &self.licenses {
                 let cell = if !h.licenses.contains(&l.name) {
                     "-".to_string()

@@ -307,7 +307,7 @@ impl MemoryBackend {
                 if let Some(missing) = license.requires.minus(available).iter().next() {
                     return Err(Error::LimitReached(Denial {
                         license: license.name.clone(),
-                        used: self.used(slot),
+                        used: self.used(config, slot),
                         limit: license.limit,
                         reason: DenialReason::MissingRequirement,
                         requires: Some(config.licenses[missing].name.clone()),
@@ -448,7 +448,7 @@ impl MemoryBackend {
             gone.push_back((seat, why));
         }
         let mut released = record.released(seat, why);
-        released.used = released.types.iter().map(|slot| self.used(slot)).collect();
+        released.used = released.types.iter().map(|slot| self.used(config, slot)).collect();
         changes.released.push(released);
     }
 
@@ -726,11 +726,11 @@ impl Backend for MemoryBackend {
     }
 
     #[inline]
-    fn used(&self, slot: usize) -> u32 {
+    fn used(&self, _config: &Config, slot: usize) -> u32 {
         self.counters.get(slot).map_or(0, Counter::committed)
     }
 
-    fn stats(&self, slot: usize) -> TypeStats {
+    fn stats(&self, _config: &Config, slot: usize) -> TypeStats {
         self.counters.get(slot).map_or_else(TypeStats::default, |c| TypeStats {
             peak: c.peak.load(Ordering::Relaxed),
             peak_since_reset: c.peak_since_reset.load(Ordering::Relaxed),
@@ -739,19 +739,19 @@ impl Backend for MemoryBackend {
         })
     }
 
-    fn count_denial(&self, slot: usize) {
+    fn count_denial(&self, _config: &Config, slot: usize) {
         if let Some(c) = self.counters.get(slot) {
             c.denied.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn reset_peaks(&self) {
+    fn reset_peaks(&self, _config: &Config) {
         for c in self.counters.iter() {
             c.peak_since_reset.store(c.committed(), Ordering::Relaxed);
         }
     }
 
-    fn holders(&self) -> Vec<HeldSeat> {
+    fn holders(&self, _config: &Config) -> Vec<HeldSeat> {
         // Each shard is read-locked only while its entries are copied (refcount bumps).
         self.seats
             .iter()
@@ -765,12 +765,13 @@ impl Backend for MemoryBackend {
                     session: r.session.clone(),
                     since: r.since,
                     deadline: r.deadline,
+                    node: None,
                 }
             })
             .collect()
     }
 
-    fn lingering(&self) -> Vec<LingeringSeat> {
+    fn lingering(&self, _config: &Config) -> Vec<LingeringSeat> {
         let mut out = Vec::new();
         for entry in self.users.iter() {
             for &(slot, deadline) in &entry.value().lingering {

@@ -6,6 +6,7 @@
 //! in behind the same trait and pass the same conformance suite.
 
 pub mod memory;
+pub mod shm;
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -32,6 +33,11 @@ pub enum ReleaseWhy {
     Dependency,
     /// The library shut down.
     Shutdown,
+    /// The process that took it died without releasing it (`shm` backend).
+    OwnerGone,
+    /// It was taken from a node's local share while Redis was unreachable, and did
+    /// not fit into the cluster-wide limit when Redis came back (`redis` backend).
+    Reconciled,
 }
 
 impl ReleaseWhy {
@@ -43,6 +49,8 @@ impl ReleaseWhy {
             ReleaseWhy::Admin => "admin",
             ReleaseWhy::Dependency => "dependency",
             ReleaseWhy::Shutdown => "shutdown",
+            ReleaseWhy::OwnerGone => "owner_gone",
+            ReleaseWhy::Reconciled => "reconciled",
         }
     }
 
@@ -117,6 +125,8 @@ pub struct HeldSeat {
     pub since: SystemTime,
     /// Monotonic deadline of the lease (0: no lease).
     pub deadline: Mono,
+    /// The node that took it (`redis` backend), or the process (`shm`: "pid 1234").
+    pub node: Option<Arc<str>>,
 }
 
 /// A released `count = "user"` seat kept for its user until `deadline`.
@@ -206,23 +216,54 @@ pub trait Backend: Send + Sync {
     /// (handles and lingering seats) were reclaimed. Cheap when nothing is due.
     fn reap(&self, config: &Config, now: Mono, changes: &mut Changes) -> usize;
 
-    /// Seats in use of the type in `slot`.
-    fn used(&self, slot: usize) -> u32;
+    /// Seats in use of the type in `slot` of `config`.
+    fn used(&self, config: &Config, slot: usize) -> u32;
 
-    /// Billing counters of the type in `slot`.
-    fn stats(&self, slot: usize) -> TypeStats;
+    /// Billing counters of the type in `slot` of `config`.
+    fn stats(&self, config: &Config, slot: usize) -> TypeStats;
 
-    /// Counts one refused request against the type in `slot`.
-    fn count_denial(&self, slot: usize);
+    /// Counts one refused request against the type in `slot` of `config`.
+    fn count_denial(&self, config: &Config, slot: usize);
 
     /// Starts a new "peak since reset" period at the current use.
-    fn reset_peaks(&self);
+    fn reset_peaks(&self, config: &Config);
 
-    /// A copy of every held handle, taken without blocking acquirers for long.
-    fn holders(&self) -> Vec<HeldSeat>;
+    /// A copy of every held handle, taken without blocking acquirers for long. Types
+    /// are given as slots of `config`.
+    fn holders(&self, config: &Config) -> Vec<HeldSeat>;
 
     /// A copy of every lingering seat.
-    fn lingering(&self) -> Vec<LingeringSeat>;
+    fn lingering(&self, config: &Config) -> Vec<LingeringSeat>;
+
+    /// What the report says about the backend itself: where the table lives, how
+    /// full it is, whether it is degraded.
+    fn status(&self, config: &Config) -> BackendStatus {
+        let _ = config;
+        BackendStatus { kind: self.kind(), detail: String::new(), degraded: None, warnings: Vec::new() }
+    }
+}
+
+/// The backend's own line in the report.
+#[derive(Debug, Clone, Default)]
+pub struct BackendStatus {
+    pub kind: &'static str,
+    /// Where the table lives and how full it is ("/dev/shm/acme, 12/10000 handles").
+    pub detail: String,
+    /// Why the backend is degraded, when it is (Redis unreachable, serving locally).
+    pub degraded: Option<String>,
+    /// Things an admin should look at.
+    pub warnings: Vec<String>,
+}
+
+/// Opens the backend the config names.
+pub fn open(config: &Config) -> Result<Box<dyn Backend>, Error> {
+    match &config.backend {
+        crate::config::BackendConfig::Memory => Ok(Box::new(memory::MemoryBackend::new())),
+        crate::config::BackendConfig::Shm(_shm) => Err(Error::Backend("todo".into())),
+        crate::config::BackendConfig::Redis(_redis) => {
+            Err(Error::Backend("the redis backend is not built yet".into()))
+        }
+    }
 }
 
 /// Process-wide handle counter: handles are never reused while the library is loaded,
