@@ -294,6 +294,9 @@ impl std::error::Error for ConfigError {}
 /// A validated configuration. Cheap to share (`Arc<Config>`), never mutated after load.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Unique per load in this process (clones share it): backends that map types by
+    /// name cache their mapping under it.
+    pub id: u64,
     /// The file it came from (or the name given to [`Config::from_toml_str`]).
     pub source: String,
     pub licensee: Licensee,
@@ -1036,7 +1039,9 @@ impl Config {
             names.insert(p.name.as_str().into(), p.consumes);
         }
 
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let mut config = Config {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             source: source.to_string(),
             licensee,
             licenses,

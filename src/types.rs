@@ -23,6 +23,10 @@ impl TypeSet {
         TypeSet(1u64 << index)
     }
     #[inline]
+    pub const fn from_bits(bits: u64) -> TypeSet {
+        TypeSet(bits)
+    }
+    #[inline]
     pub fn bits(self) -> u64 {
         self.0
     }

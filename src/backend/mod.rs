@@ -259,7 +259,7 @@ pub struct BackendStatus {
 pub fn open(config: &Config) -> Result<Box<dyn Backend>, Error> {
     match &config.backend {
         crate::config::BackendConfig::Memory => Ok(Box::new(memory::MemoryBackend::new())),
-        crate::config::BackendConfig::Shm(_shm) => Err(Error::Backend("todo".into())),
+        crate::config::BackendConfig::Shm(shm) => Ok(Box::new(shm::ShmBackend::open(shm)?)),
         crate::config::BackendConfig::Redis(_redis) => {
             Err(Error::Backend("the redis backend is not built yet".into()))
         }
