@@ -650,13 +650,13 @@ fn parse_backend(loc: &Locator<'_>, b: &RawBackend) -> Result<BackendConfig, Con
                 return Err(loc.error(at, format!("[backend] prefix '{prefix}' must be non-empty, without spaces")));
             }
             let node = text(&b.node);
-            if let (Some(n), Some(raw)) = (&node, &b.node) {
-                if n.is_empty() || n.len() > crate::types::MAX_LABEL_LEN || n.chars().any(char::is_control) {
-                    return Err(loc.error(
-                        raw.span().start,
-                        format!("[backend] node '{n}' must be 1 to {} printable bytes", crate::types::MAX_LABEL_LEN),
-                    ));
-                }
+            if let (Some(n), Some(raw)) = (&node, &b.node)
+                && (n.is_empty() || n.len() > crate::types::MAX_LABEL_LEN || n.chars().any(char::is_control))
+            {
+                return Err(loc.error(
+                    raw.span().start,
+                    format!("[backend] node '{n}' must be 1 to {} printable bytes", crate::types::MAX_LABEL_LEN),
+                ));
             }
             let window = |raw: &Option<Spanned<String>>, what: &str, default: Duration| match raw {
                 None => Ok(default),

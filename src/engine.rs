@@ -372,7 +372,7 @@ impl Engine {
         let now = self.clock.monotonic();
         let mut changes = Changes::default();
         let mut n = 0;
-        for held in self.backend.holders(&config) {
+        for held in self.backend.own_holders(&config) {
             if self.backend.release(&config, held.seat, ReleaseWhy::Shutdown, now, &mut changes).is_ok() {
                 n += 1;
             }

@@ -232,6 +232,13 @@ pub trait Backend: Send + Sync {
     /// are given as slots of `config`.
     fn holders(&self, config: &Config) -> Vec<HeldSeat>;
 
+    /// The handles this engine itself took: what a shutdown gives back. For a table
+    /// shared by processes or nodes, only this process's (or node's) handles, never
+    /// the others'.
+    fn own_holders(&self, config: &Config) -> Vec<HeldSeat> {
+        self.holders(config)
+    }
+
     /// A copy of every lingering seat.
     fn lingering(&self, config: &Config) -> Vec<LingeringSeat>;
 

@@ -914,7 +914,7 @@ impl Backend for ShmBackend {
         let mut guard = self.lock()?;
         let mut table = self.table(&mut guard);
         let map = self.map_for(config, &mut table)?;
-        let owner = if self.reclaim_dead_owners { self.owner_row(&mut table) } else { 0 };
+        let owner = self.owner_row(&mut table);
         table.acquire(config, &map, req, owner, self.region.path(), changes)
     }
 
@@ -1077,6 +1077,11 @@ impl Backend for ShmBackend {
             Ok(out)
         })
         .unwrap_or_default()
+    }
+
+    fn own_holders(&self, config: &Config) -> Vec<HeldSeat> {
+        let me = Some(Arc::<str>::from(format!("pid {}", own_pid())));
+        self.holders(config).into_iter().filter(|h| h.node == me).collect()
     }
 
     fn lingering(&self, config: &Config) -> Vec<LingeringSeat> {
