@@ -3,6 +3,7 @@
 //! the audit log). The C API keeps one in a global; Rust code builds as many as it likes.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -85,6 +86,11 @@ pub struct Engine {
     started_at: SystemTime,
     peaks_reset_at: Mutex<Option<SystemTime>>,
     reaper: Mutex<Option<Reaper>>,
+    /// The backend's reload epoch this engine's config matches (see
+    /// [`Backend::reload_epoch`]), and why following another process's reload
+    /// failed, if it did.
+    seen_reload: AtomicU64,
+    follow_error: Mutex<Option<String>>,
 }
 
 /// `ArcSwapOption` needs a sized type.
@@ -201,13 +207,15 @@ impl Engine {
             config: ArcSwap::from_pointee(config),
             path: Mutex::new(None),
             reload_lock: Mutex::new(Vec::new()),
-            backend,
             clock: Arc::new(SystemClock),
             sink: ArcSwapOption::empty(),
             audit: ArcSwapOption::new(audit),
             started_at: SystemTime::now(),
             peaks_reset_at: Mutex::new(None),
             reaper: Mutex::new(None),
+            seen_reload: AtomicU64::new(backend.reload_epoch()),
+            follow_error: Mutex::new(None),
+            backend,
         }
     }
 
@@ -269,6 +277,7 @@ impl Engine {
         if let Some(session) = req.session {
             check_label("session label", session)?;
         }
+        self.follow_shared_reload();
         // One configuration for the whole call: a reload running meanwhile is seen
         // entirely or not at all.
         let config = self.config.load();
@@ -395,7 +404,33 @@ impl Engine {
         };
         let summary = self.replace_config(|previous| Config::from_file_after(&path, previous))?;
         *self.path.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
+        // Processes sharing the table reload the same file on their next call.
+        self.seen_reload.store(self.backend.announce_reload(), Ordering::Relaxed);
+        *self.follow_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(summary)
+    }
+
+    /// Reloads this engine's file when another process sharing the table reloaded
+    /// (one atomic load when none did). One thread follows; the others go on with the
+    /// running config meanwhile.
+    #[inline]
+    fn follow_shared_reload(&self) {
+        let epoch = self.backend.reload_epoch();
+        let seen = self.seen_reload.load(Ordering::Relaxed);
+        if epoch == seen
+            || self.seen_reload.compare_exchange(seen, epoch, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        let path = self.path.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(path) = path else { return };
+        let outcome = self.replace_config(|previous| Config::from_file_after(&path, previous));
+        *self.follow_error.lock().unwrap_or_else(|e| e.into_inner()) = outcome.err().map(|e| {
+            format!(
+                "another process reloaded the shared table's config, but this process could not reload {}: {e}; it keeps its previous config",
+                path.display()
+            )
+        });
     }
 
     /// Like [`Engine::reload`], from config text.
@@ -525,7 +560,13 @@ impl Engine {
             stats: &stats,
             seats: self.backend.holders(&config),
             lingering: self.backend.lingering(&config),
-            backend_status: self.backend.status(&config),
+            backend_status: {
+                let mut status = self.backend.status(&config);
+                if let Some(e) = self.follow_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                    status.warnings.push(e);
+                }
+                status
+            },
             now: self.clock.now(),
             now_mono: self.clock.monotonic(),
             started_at: self.started_at,

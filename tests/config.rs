@@ -175,3 +175,68 @@ fn a_clean_config_has_no_lints() {
     .unwrap();
     assert!(c.lints.is_empty(), "{:?}", c.lints);
 }
+
+const TYPES: &str = "[licenses.extension]\nlimit = 2\n";
+
+#[test]
+fn backend_defaults_to_memory_and_each_kind_parses() {
+    use seatgate::config::{BackendConfig, OnBackendError};
+    assert_eq!(Config::from_toml_str(TYPES, "seats.toml").unwrap().backend, BackendConfig::Memory);
+    let shm = Config::from_toml_str(
+        &format!("[backend]\nkind = \"shm\"\npath = \"table\"\ncapacity = 500\n{TYPES}"),
+        "/etc/seatgate/seats.toml",
+    )
+    .unwrap();
+    match shm.backend {
+        BackendConfig::Shm(s) => {
+            assert_eq!(s.path, std::path::Path::new("/etc/seatgate/table"), "relative to the config file");
+            assert_eq!(s.capacity, 500);
+            assert!(s.reclaim_dead_owners);
+        }
+        other => panic!("{other:?}"),
+    }
+    let redis = Config::from_toml_str(
+        &format!(
+            "[backend]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6380\"\nprefix = \"acme\"\nnode = \"pbx-1\"\ntimeout = \"50ms\"\non_backend_error = \"allow_local\"\nlocal_share = 50\n{TYPES}"
+        ),
+        "seats.toml",
+    )
+    .unwrap();
+    match redis.backend {
+        BackendConfig::Redis(r) => {
+            assert_eq!(r.url, "redis://127.0.0.1:6380");
+            assert_eq!(r.prefix, "acme");
+            assert_eq!(r.node.as_deref(), Some("pbx-1"));
+            assert_eq!(r.timeout, std::time::Duration::from_millis(50));
+            assert_eq!(r.on_backend_error, OnBackendError::AllowLocal);
+            assert_eq!(r.local_share, 50);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn backend_mistakes_are_refused_with_their_line() {
+    assert_err("[backend]\nkind = \"disk\"\n", 2, "kind must be \"memory\", \"shm\" or \"redis\", not 'disk'");
+    assert_err("[backend]\nkind = \"shm\"\n", 2, "needs path");
+    assert_err("[backend]\nkind = \"shm\"\npath = \"/dev/shm/x\"\ncapacity = 0\n", 4, "capacity must be");
+    assert_err("[backend]\nkind = \"shm\"\npath = \"/dev/shm/x\"\ncapacity = 99999999\n", 4, "capacity must be");
+    assert_err(
+        "[backend]\nkind = \"shm\"\npath = \"/dev/shm/x\"\nurl = \"redis://127.0.0.1\"\n",
+        4,
+        "option 'url' belongs to kind = \"redis\", but this backend is kind = \"shm\"",
+    );
+    assert_err("[backend]\nkind = \"memory\"\ncapacity = 5\n", 3, "option 'capacity' belongs to kind = \"shm\"");
+    assert_err("[backend]\nkind = \"redis\"\nurl = \"http://x\"\n", 3, "is not a Redis URL");
+    assert_err("[backend]\nkind = \"redis\"\non_backend_error = \"pray\"\n", 3, "\"deny\" or \"allow_local\"");
+    assert_err("[backend]\nkind = \"redis\"\non_backend_error = \"allow_local\"\n", 2, "needs local_share");
+    assert_err("[backend]\nkind = \"redis\"\nlocal_share = 50\n", 3, "only applies with on_backend_error");
+    assert_err(
+        "[backend]\nkind = \"redis\"\non_backend_error = \"allow_local\"\nlocal_share = 0\n",
+        4,
+        "use on_backend_error = \"deny\" instead",
+    );
+    assert_err("[backend]\nkind = \"redis\"\ntimeout = \"soon\"\n", 3, "is not a duration");
+    assert_err("[backend]\nkind = \"redis\"\nprefix = \"a b\"\n", 3, "without spaces");
+    assert_err("[backend]\nkind = \"shm\"\npath = \"/x\"\nflavour = 1\n", 4, "unknown field `flavour`");
+}

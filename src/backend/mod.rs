@@ -242,6 +242,19 @@ pub trait Backend: Send + Sync {
     /// A copy of every lingering seat.
     fn lingering(&self, config: &Config) -> Vec<LingeringSeat>;
 
+    /// A number that every process sharing the table sees change when one of them
+    /// reloads its config file (0 and constant for a private table): the others then
+    /// reload the same file on their next call, so one `license_reload` (for example
+    /// an RPC that reaches one Kamailio worker) applies to the whole installation.
+    fn reload_epoch(&self) -> u64 {
+        0
+    }
+
+    /// Tells the other processes that this one reloaded; returns the new epoch.
+    fn announce_reload(&self) -> u64 {
+        0
+    }
+
     /// What the report says about the backend itself: where the table lives, how
     /// full it is, whether it is degraded.
     fn status(&self, config: &Config) -> BackendStatus {

@@ -1107,6 +1107,14 @@ impl Backend for ShmBackend {
         .unwrap_or_default()
     }
 
+    fn reload_epoch(&self) -> u64 {
+        self.region.header().reload_seq.load(Ordering::Acquire)
+    }
+
+    fn announce_reload(&self) -> u64 {
+        self.region.header().reload_seq.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
     fn status(&self, _config: &Config) -> BackendStatus {
         let h = self.region.header();
         let handles = h.handles_used.load(Ordering::Relaxed);
@@ -1143,5 +1151,46 @@ impl Backend for ShmBackend {
             degraded: None,
             warnings,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, Request};
+
+    fn table_path(name: &str) -> std::path::PathBuf {
+        let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+        dir.join(format!("seatgate-unit-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn a_lock_owner_that_dies_mid_change_costs_nothing() {
+        let path = table_path("dead-owner");
+        let _ = std::fs::remove_file(&path);
+        let shm = ShmConfig { path: path.clone(), capacity: 64, reclaim_dead_owners: true };
+        let config = Config::from_toml_str("[licenses.crm]\nlimit = 2\n", "t.toml").unwrap();
+        let engine = Engine::with_backend(config, Box::new(ShmBackend::open(&shm).unwrap()));
+        engine.try_acquire(&Request::new("alice", "crm")).unwrap();
+
+        // Another "process" takes the lock, tears a count and a free list, and dies
+        // holding it (a thread that exits without unlocking: the same robust-futex path).
+        let other = ShmBackend::open(&shm).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut guard = other.region.lock().unwrap();
+                other.region.counters()[0].used.store(77, Ordering::Relaxed);
+                guard.tables().meta.free_handle = 0;
+                std::mem::forget(guard);
+            });
+        });
+        let _ = std::fs::remove_file(&path);
+
+        // The next locker takes over and rebuilds from the records.
+        engine.try_acquire(&Request::new("bob", "crm")).unwrap();
+        assert_eq!(engine.usage_of("crm").unwrap().used, 2);
+        assert!(engine.try_acquire(&Request::new("carol", "crm")).is_err());
+        let report = engine.report(crate::report::Page::ALL);
+        assert!(report.warnings.iter().any(|w| w.contains("taken over 1 times")), "{:?}", report.warnings);
     }
 }
