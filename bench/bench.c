@@ -11,7 +11,11 @@
  *   b  a 3-type bundle: the profile "operator" = user + callcenter + extension.
  *
  * Implementations, each doing the same counting work per pair:
- *   seatgate     license_try_acquire + license_release (every return code checked);
+ *   seatgate     license_try_acquire + license_release (every return code checked),
+ *                once per backend: memory (the in-process table), shm (the table
+ *                shared by processes, in a file under /dev/shm) and, when
+ *                SEATGATE_BENCH_REDIS_PORT names a redis-server on 127.0.0.1, redis
+ *                (with the server's PING round trip measured in the same run);
  *   global lock  ONE pthread_rwlock_t taken for writing around a chained hash table
  *                of "realm_resource" -> {used, limit}, as mod_hash does for
  *                limit_incr/limit_release: hash each key, look it up, check
@@ -26,7 +30,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,6 +55,7 @@
 #define LIMIT 1000000         /* high enough that nothing is ever refused */
 
 enum impl { SEATGATE, GLOBAL_LOCK, BARE_ATOMIC, IMPLS };
+enum backend { MEMORY, SHM, REDIS, BACKENDS };
 enum scenario { ONE_TYPE, BUNDLE, SCENARIOS };
 
 static const char *const scenario_name[SCENARIOS] = {
@@ -60,7 +69,7 @@ static const char *const baseline_keys[SCENARIOS][3] = {
 };
 static const int keys_per_op[SCENARIOS] = {1, 3};
 
-static const char config_text[] =
+static const char config_types[] =
     "# written by bench/bench.c\n"
     "[licensee]\n"
     "name = \"bench\"\n"
@@ -331,14 +340,70 @@ static double measure(enum impl impl, enum scenario scenario, int threads) {
 /* ---- main ---- */
 
 static char config_path[512];
+static char table_path[512];
+static char config_text[4096];
+static int redis_port;
 
 static void remove_config(void) {
     if (config_path[0])
         unlink(config_path);
+    if (table_path[0])
+        unlink(table_path);
+}
+
+/* The backend section for `b`, then the types. */
+static void compose_config(enum backend b) {
+    char section[1024] = "";
+    if (b == SHM) {
+        snprintf(table_path, sizeof table_path, "/dev/shm/seatgate-bench-%ld", (long)getpid());
+        snprintf(section, sizeof section,
+                 "[backend]\nkind = \"shm\"\npath = \"%s\"\ncapacity = 20000\n\n", table_path);
+    } else if (b == REDIS) {
+        snprintf(section, sizeof section,
+                 "[backend]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:%d\"\n"
+                 "prefix = \"bench-%ld\"\ntimeout = \"2s\"\n\n",
+                 redis_port, (long)getpid());
+    }
+    snprintf(config_text, sizeof config_text, "%s%s", section, config_types);
+}
+
+/* Round trip of one PING on a fresh connection to the bench's redis-server, in ns
+   (median of 2000). */
+static double redis_ping_ns(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("socket failed");
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)redis_port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+        die("cannot connect to the bench redis-server");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    enum { N = 2000 };
+    static double rtt[N];
+    char buf[64];
+    for (int i = 0; i < N; i++) {
+        double start = now_s();
+        if (write(fd, "PING\r\n", 6) != 6)
+            die("PING write failed");
+        ssize_t got = 0;
+        while (got < 7) {
+            ssize_t n = read(fd, buf + got, sizeof buf - (size_t)got);
+            if (n <= 0)
+                die("PING read failed");
+            got += n;
+        }
+        rtt[i] = (now_s() - start) * 1e9;
+    }
+    close(fd);
+    qsort(rtt, N, sizeof rtt[0], by_value);
+    return rtt[N / 2];
 }
 
 static void write_config(void) {
     const char *dir = getenv("TMPDIR");
+    if (config_path[0])
+        unlink(config_path);
     snprintf(config_path, sizeof config_path, "%s/seatgate-bench-XXXXXX",
              dir && *dir ? dir : "/tmp");
     int fd = mkstemp(config_path);
@@ -346,7 +411,6 @@ static void write_config(void) {
         fprintf(stderr, "bench: mkstemp %s: %s\n", config_path, strerror(errno));
         exit(1);
     }
-    atexit(remove_config);
     size_t len = strlen(config_text), done = 0;
     while (done < len) {
         ssize_t n = write(fd, config_text + done, len - done);
@@ -367,6 +431,10 @@ static void write_config(void) {
 int main(void) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int cores = online < 1 ? 1 : online > MAX_THREADS ? MAX_THREADS : (int)online;
+    const char *port = getenv("SEATGATE_BENCH_REDIS_PORT");
+    redis_port = port && *port ? atoi(port) : 0;
+    int backends = redis_port > 0 ? BACKENDS : REDIS;
+    atexit(remove_config);
 
     /* 1, 2, 4, 8 ... below the core count, then every core. */
     int counts[16], ncounts = 0;
@@ -374,45 +442,81 @@ int main(void) {
         counts[ncounts++] = n;
     counts[ncounts++] = cores;
 
-    write_config();
-    int32_t rc = license_init(config_path);
-    if (rc != LICENSE_OK)
-        call_failed("license_init", rc);
-    uint32_t lints = 0;
-    rc = license_lint_count(&lints);
-    if (rc != LICENSE_OK)
-        call_failed("license_lint_count", rc);
-    if (lints != 0)
-        die("the bench config has lints");
-    baseline_init();
-
     for (int t = 0; t < MAX_THREADS; t++)
         for (int u = 0; u < USERS_PER_THREAD; u++)
             snprintf(workers[t].users[u], sizeof workers[t].users[u], "agent-t%03d-u%02d", t, u);
+    baseline_init();
 
     printf("seatgate %s bench: ns per acquire+release pair, per thread (median of %d runs "
            "of ~%.1f s)\n",
            license_version(), REPS, TARGET_S);
     printf("%d online cores; scenario a = bare type 'callcenter', b = profile 'operator' "
-           "(user+callcenter+extension)\n\n",
+           "(user+callcenter+extension)\n",
            cores);
-    printf("%-18s %7s %12s %14s %14s %19s\n", "scenario", "threads", "seatgate", "global lock",
-           "bare atomic", "baseline/seatgate");
+    double ping_ns = 0;
+    if (redis_port > 0) {
+        ping_ns = redis_ping_ns();
+        printf("redis-server on 127.0.0.1:%d: PING round trip %.1f us (median of 2000, same run)\n",
+               redis_port, ping_ns / 1000.0);
+    } else {
+        printf("(no redis row: run through `make bench`, which starts a redis-server, or set "
+               "SEATGATE_BENCH_REDIS_PORT)\n");
+    }
+    printf("\n");
+
     double t0 = now_s();
+    static double ns[BACKENDS + 2][SCENARIOS][16];
+    for (int b = 0; b < backends; b++) {
+        compose_config((enum backend)b);
+        write_config();
+        int32_t rc = license_init(config_path);
+        if (rc != LICENSE_OK)
+            call_failed("license_init", rc);
+        uint32_t lints = 0;
+        rc = license_lint_count(&lints);
+        if (rc != LICENSE_OK)
+            call_failed("license_lint_count", rc);
+        if (lints != 0)
+            die("the bench config has lints");
+        for (int s = 0; s < SCENARIOS; s++)
+            for (int c = 0; c < ncounts; c++)
+                ns[b][s][c] = measure(SEATGATE, (enum scenario)s, counts[c]);
+        license_shutdown();
+    }
+    /* check_idle reads seatgate's counts: keep an engine up for the baselines. */
+    compose_config(MEMORY);
+    write_config();
+    int32_t rc = license_init(config_path);
+    if (rc != LICENSE_OK)
+        call_failed("license_init", rc);
+    for (int s = 0; s < SCENARIOS; s++)
+        for (int c = 0; c < ncounts; c++) {
+            ns[BACKENDS][s][c] = measure(GLOBAL_LOCK, (enum scenario)s, counts[c]);
+            ns[BACKENDS + 1][s][c] = measure(BARE_ATOMIC, (enum scenario)s, counts[c]);
+        }
+    license_shutdown();
+
+    printf("%-18s %7s %10s %10s", "scenario", "threads", "memory", "shm");
+    if (backends == BACKENDS)
+        printf(" %10s", "redis");
+    printf(" %12s %12s %12s %12s\n", "global lock", "bare atomic", "lock/memory", "shm/memory");
     for (int s = 0; s < SCENARIOS; s++) {
         for (int c = 0; c < ncounts; c++) {
-            double ns[IMPLS];
-            for (int i = 0; i < IMPLS; i++)
-                ns[i] = measure((enum impl)i, (enum scenario)s, counts[c]);
-            printf("%-18s %7d %12.1f %14.1f %14.1f %18.2fx\n", scenario_name[s], counts[c],
-                   ns[SEATGATE], ns[GLOBAL_LOCK], ns[BARE_ATOMIC], ns[GLOBAL_LOCK] / ns[SEATGATE]);
-            fflush(stdout);
+            printf("%-18s %7d %10.1f %10.1f", scenario_name[s], counts[c], ns[MEMORY][s][c],
+                   ns[SHM][s][c]);
+            if (backends == BACKENDS)
+                printf(" %10.1f", ns[REDIS][s][c]);
+            printf(" %12.1f %12.1f %11.2fx %11.2fx\n", ns[BACKENDS][s][c], ns[BACKENDS + 1][s][c],
+                   ns[BACKENDS][s][c] / ns[MEMORY][s][c], ns[SHM][s][c] / ns[MEMORY][s][c]);
         }
     }
-    printf("\n(ns/op columns; the last column > 1 means seatgate is that many times faster "
-           "than the global lock)\ntotal %.1f s\n",
+    if (backends == BACKENDS)
+        printf("\nredis: 1 thread, 1 type: %.1f us per acquire+release = %.2f PING round trips "
+               "per call (two calls per pair)\n",
+               ns[REDIS][ONE_TYPE][0] / 1000.0, ns[REDIS][ONE_TYPE][0] / 2.0 / ping_ns);
+    printf("\n(ns/op columns, per thread; lock/memory > 1 means the in-process table is that many "
+           "times faster than the global lock; shm/memory is what sharing the table between "
+           "processes costs)\ntotal %.1f s\n",
            now_s() - t0);
-
-    license_shutdown();
     return 0;
 }

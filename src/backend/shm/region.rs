@@ -183,6 +183,8 @@ const fn align64(n: usize) -> usize {
 }
 
 const MUTEX_SPACE: usize = 64;
+/// Tries before a locker sleeps.
+const LOCK_SPINS: u32 = 100;
 const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= MUTEX_SPACE);
 const _: () = assert!(std::mem::size_of::<Header>() <= 4096);
 const _: () = assert!(std::mem::size_of::<ShmCounter>() == 64);
@@ -429,8 +431,24 @@ impl Region {
 
     /// Takes the table's mutex, waiting for other threads and processes.
     pub fn lock(&self) -> Result<Guard<'_>, Error> {
-        // SAFETY: the mutex was initialised before READY was published.
-        let rc = unsafe { libc::pthread_mutex_lock(self.mutex()) };
+        // Critical sections are a few hundred nanoseconds: spin on trylock a little
+        // before sleeping in the kernel, as glibc's adaptive mutexes do (robust ones
+        // cannot be adaptive).
+        let mut rc = libc::EBUSY;
+        for _ in 0..LOCK_SPINS {
+            // SAFETY: the mutex was initialised before READY was published.
+            rc = unsafe { libc::pthread_mutex_trylock(self.mutex()) };
+            if rc != libc::EBUSY {
+                break;
+            }
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+        }
+        if rc == libc::EBUSY {
+            // SAFETY: as above.
+            rc = unsafe { libc::pthread_mutex_lock(self.mutex()) };
+        }
         let recovered = match rc {
             0 => false,
             libc::EOWNERDEAD => {
