@@ -625,29 +625,38 @@ fn parse_backend(loc: &Locator<'_>, b: &RawBackend) -> Result<BackendConfig, Con
             foreign("shm", &shm_only)?;
             let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().trim().to_string());
             let url = text(&b.url).unwrap_or_else(|| "redis://127.0.0.1:6379".to_string());
-            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://"))
+            {
                 let at = b.url.as_ref().map_or(b.kind.span().start, |v| v.span().start);
                 return Err(loc.error(
                     at,
-                    format!("[backend] url '{url}' is not a Redis URL; write it like \"redis://127.0.0.1:6379\""),
+                    format!(
+                        "[backend] url '{url}' is not a Redis URL; write it like \"redis://127.0.0.1:6379\""
+                    ),
                 ));
             }
             let database = match &b.database {
                 None => None,
-                Some(raw) => match raw.get_ref() {
-                    toml::Value::Integer(n) if (0..=i64::from(u16::MAX)).contains(n) => Some(*n as u32),
-                    other => {
-                        return Err(loc.error(
+                Some(raw) => {
+                    match raw.get_ref() {
+                        toml::Value::Integer(n) if (0..=i64::from(u16::MAX)).contains(n) => Some(*n as u32),
+                        other => {
+                            return Err(loc.error(
                             raw.span().start,
                             format!("[backend] database must be a Redis database number (0, 1, ...), not {other}"),
                         ));
+                        }
                     }
-                },
+                }
             };
             let prefix = text(&b.prefix).unwrap_or_else(|| "seatgate".to_string());
             if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 let at = b.prefix.as_ref().map_or(0, |v| v.span().start);
-                return Err(loc.error(at, format!("[backend] prefix '{prefix}' must be non-empty, without spaces")));
+                return Err(
+                    loc.error(at, format!("[backend] prefix '{prefix}' must be non-empty, without spaces"))
+                );
             }
             let node = text(&b.node);
             if let (Some(n), Some(raw)) = (&node, &b.node)
@@ -655,26 +664,35 @@ fn parse_backend(loc: &Locator<'_>, b: &RawBackend) -> Result<BackendConfig, Con
             {
                 return Err(loc.error(
                     raw.span().start,
-                    format!("[backend] node '{n}' must be 1 to {} printable bytes", crate::types::MAX_LABEL_LEN),
+                    format!(
+                        "[backend] node '{n}' must be 1 to {} printable bytes",
+                        crate::types::MAX_LABEL_LEN
+                    ),
                 ));
             }
             let window = |raw: &Option<Spanned<String>>, what: &str, default: Duration| match raw {
                 None => Ok(default),
-                Some(raw) => parse_window(loc, what, raw)?.ok_or_else(|| {
-                    loc.error(raw.span().start, format!("{what} must be more than 0"))
-                }),
+                Some(raw) => parse_window(loc, what, raw)?
+                    .ok_or_else(|| loc.error(raw.span().start, format!("{what} must be more than 0"))),
             };
             let connect_timeout =
                 window(&b.connect_timeout, "[backend] connect_timeout", Duration::from_millis(500))?;
             let timeout = window(&b.timeout, "[backend] timeout", Duration::from_millis(200))?;
-            let retry_interval = window(&b.retry_interval, "[backend] retry_interval", Duration::from_secs(1))?;
-            let on_backend_error = match b.on_backend_error.as_ref().map(|v| (v.get_ref().as_str(), v.span().start)) {
+            let retry_interval =
+                window(&b.retry_interval, "[backend] retry_interval", Duration::from_secs(1))?;
+            let on_backend_error = match b
+                .on_backend_error
+                .as_ref()
+                .map(|v| (v.get_ref().as_str(), v.span().start))
+            {
                 None | Some(("deny", _)) => OnBackendError::Deny,
                 Some(("allow_local", _)) => OnBackendError::AllowLocal,
                 Some((other, at)) => {
                     return Err(loc.error(
                         at,
-                        format!("[backend] on_backend_error must be \"deny\" or \"allow_local\", not '{other}'"),
+                        format!(
+                            "[backend] on_backend_error must be \"deny\" or \"allow_local\", not '{other}'"
+                        ),
                     ));
                 }
             };

@@ -217,18 +217,34 @@ fn backend_defaults_to_memory_and_each_kind_parses() {
 
 #[test]
 fn backend_mistakes_are_refused_with_their_line() {
-    assert_err("[backend]\nkind = \"disk\"\n", 2, "kind must be \"memory\", \"shm\" or \"redis\", not 'disk'");
+    assert_err(
+        "[backend]\nkind = \"disk\"\n",
+        2,
+        "kind must be \"memory\", \"shm\" or \"redis\", not 'disk'",
+    );
     assert_err("[backend]\nkind = \"shm\"\n", 2, "needs path");
     assert_err("[backend]\nkind = \"shm\"\npath = \"/dev/shm/x\"\ncapacity = 0\n", 4, "capacity must be");
-    assert_err("[backend]\nkind = \"shm\"\npath = \"/dev/shm/x\"\ncapacity = 99999999\n", 4, "capacity must be");
+    assert_err(
+        "[backend]\nkind = \"shm\"\npath = \"/dev/shm/x\"\ncapacity = 99999999\n",
+        4,
+        "capacity must be",
+    );
     assert_err(
         "[backend]\nkind = \"shm\"\npath = \"/dev/shm/x\"\nurl = \"redis://127.0.0.1\"\n",
         4,
         "option 'url' belongs to kind = \"redis\", but this backend is kind = \"shm\"",
     );
-    assert_err("[backend]\nkind = \"memory\"\ncapacity = 5\n", 3, "option 'capacity' belongs to kind = \"shm\"");
+    assert_err(
+        "[backend]\nkind = \"memory\"\ncapacity = 5\n",
+        3,
+        "option 'capacity' belongs to kind = \"shm\"",
+    );
     assert_err("[backend]\nkind = \"redis\"\nurl = \"http://x\"\n", 3, "is not a Redis URL");
-    assert_err("[backend]\nkind = \"redis\"\non_backend_error = \"pray\"\n", 3, "\"deny\" or \"allow_local\"");
+    assert_err(
+        "[backend]\nkind = \"redis\"\non_backend_error = \"pray\"\n",
+        3,
+        "\"deny\" or \"allow_local\"",
+    );
     assert_err("[backend]\nkind = \"redis\"\non_backend_error = \"allow_local\"\n", 2, "needs local_share");
     assert_err("[backend]\nkind = \"redis\"\nlocal_share = 50\n", 3, "only applies with on_backend_error");
     assert_err(

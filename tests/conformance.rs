@@ -32,9 +32,15 @@ macro_rules! backend_suite {
 fn fresh_shm() -> Box<dyn seatgate::backend::Backend> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
-    let path = dir.join(format!("seatgate-conformance-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    let config = seatgate::config::ShmConfig { path: path.clone(), capacity: 50_000, reclaim_dead_owners: true };
+    let dir =
+        if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+    let path = dir.join(format!(
+        "seatgate-conformance-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let config =
+        seatgate::config::ShmConfig { path: path.clone(), capacity: 50_000, reclaim_dead_owners: true };
     let backend = seatgate::backend::shm::ShmBackend::open(&config).expect("shared table opens");
     std::fs::remove_file(&path).expect("unlink the table file");
     Box::new(backend)

@@ -13,7 +13,8 @@ struct TablePath(PathBuf);
 
 impl TablePath {
     fn new(name: &str) -> TablePath {
-        let dir = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let dir =
+            if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
         let path = dir.join(format!("seatgate-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         TablePath(path)
@@ -74,7 +75,9 @@ fn two_engines_on_one_file_share_one_limit_and_one_report() {
     // Full for both: the limit is the installation's, not each engine's.
     for e in [&a, &b] {
         match e.try_acquire(&Request::new("dave", "callcenter")) {
-            Err(Error::LimitReached(d)) => assert_eq!((d.license.as_ref(), d.used, d.limit), ("callcenter", 3, 3)),
+            Err(Error::LimitReached(d)) => {
+                assert_eq!((d.license.as_ref(), d.used, d.limit), ("callcenter", 3, 3))
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
         assert_eq!(e.usage_of("callcenter").unwrap().used, 3);
@@ -130,9 +133,15 @@ fn the_table_file_is_private_and_checked() {
 fn a_full_table_refuses_clearly_and_takes_nothing() {
     let table = TablePath::new("full");
     let dir = tempdir::Dir::new("full");
-    let e = Engine::from_file(config_file(&dir, &table.0, 3, "[licenses.chat]\nlimit = 10\ncount = \"session\"\n"))
-        .unwrap();
-    let seats: Vec<_> = (0..3).map(|i| e.try_acquire(&Request::new(&format!("u{i}"), "chat")).unwrap()).collect();
+    let e = Engine::from_file(config_file(
+        &dir,
+        &table.0,
+        3,
+        "[licenses.chat]\nlimit = 10\ncount = \"session\"\n",
+    ))
+    .unwrap();
+    let seats: Vec<_> =
+        (0..3).map(|i| e.try_acquire(&Request::new(&format!("u{i}"), "chat")).unwrap()).collect();
     match e.try_acquire(&Request::new("u9", "chat")) {
         Err(Error::TableFull { capacity, path }) => {
             assert_eq!(capacity, 3);
@@ -162,7 +171,6 @@ fn a_reload_in_one_process_reaches_the_others_on_their_next_call() {
     b.try_acquire(&Request::new("u4", "callcenter")).unwrap();
     assert_eq!(b.usage_of("callcenter").unwrap().limit, 4);
     assert_eq!(b.usage_of("callcenter").unwrap().used, 4);
-
 }
 
 #[test]

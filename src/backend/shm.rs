@@ -37,7 +37,8 @@ use self::region::{
     commit_barrier, own_pid,
 };
 use super::{
-    Backend, BackendStatus, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest, TypeStats,
+    Backend, BackendStatus, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest,
+    TypeStats,
 };
 use crate::clock::{Mono, mono_ns};
 use crate::config::{Config, ShmConfig, SlotState};
@@ -351,6 +352,15 @@ impl Table<'_> {
 
     // ---- records ----
 
+    /// Records past these were never used.
+    fn handle_end(&self) -> usize {
+        (self.meta.handle_hwm as usize).min(self.handles.len())
+    }
+
+    fn user_end(&self) -> usize {
+        (self.meta.user_hwm as usize).min(self.users.len())
+    }
+
     fn bucket(&self, hash: u64) -> usize {
         (hash as usize) & (self.buckets.len() - 1)
     }
@@ -369,13 +379,27 @@ impl Table<'_> {
     }
 
     fn new_user(&mut self, name: &str, hash: u64) -> Option<usize> {
-        let i = (self.meta.free_user.checked_sub(1)?) as usize;
-        self.meta.free_user = self.users[i].next;
+        let i = match self.meta.free_user {
+            0 if (self.meta.user_hwm as usize) < self.users.len() => {
+                self.meta.user_hwm += 1;
+                self.meta.user_hwm as usize - 1
+            }
+            0 => return None,
+            head => {
+                let i = (head - 1) as usize;
+                self.meta.free_user = self.users[i].next;
+                i
+            }
+        };
         let bucket = self.bucket(hash);
         let u = &mut self.users[i];
         u.hash = hash;
         u.name_len = put_label(&mut u.name, name);
         u.head = 0;
+        u.held = 0;
+        u.counted = 0;
+        u.user_refs = [0; MAX_LICENSE_TYPES];
+        u.session_refs = [0; MAX_LICENSE_TYPES];
         u.linger_slot = [0; LINGER_SLOTS];
         u.next = self.buckets[bucket];
         commit_barrier();
@@ -429,10 +453,39 @@ impl Table<'_> {
 
     /// (types the user holds through any handle, user-count types counted by handles).
     fn user_holds(&self, user: usize) -> (u64, u64) {
-        self.handles_of(user).iter().fold((0, 0), |(held, counted), &i| {
-            let h = &self.handles[i];
-            (held | h.user_types | h.session_types, counted | h.user_types)
-        })
+        (self.users[user].held, self.users[user].counted)
+    }
+
+    /// Adds (or with `remove`, takes away) one handle's types to its user's counts.
+    fn count_handle(&mut self, user: usize, user_types: u64, session_types: u64, remove: bool) {
+        let u = &mut self.users[user];
+        for s in bits(user_types) {
+            u.user_refs[s] = if remove { u.user_refs[s].saturating_sub(1) } else { u.user_refs[s] + 1 };
+        }
+        for s in bits(session_types) {
+            u.session_refs[s] =
+                if remove { u.session_refs[s].saturating_sub(1) } else { u.session_refs[s] + 1 };
+        }
+        for s in bits(user_types | session_types) {
+            let bit = 1u64 << s;
+            if u.user_refs[s] > 0 {
+                u.counted |= bit
+            } else {
+                u.counted &= !bit
+            }
+            if u.user_refs[s] + u.session_refs[s] > 0 { u.held |= bit } else { u.held &= !bit }
+        }
+    }
+
+    /// Puts handle `i` first in its user's chain.
+    fn link_handle(&mut self, user: usize, i: usize) {
+        let head = self.users[user].head;
+        self.handles[i].prev = 0;
+        self.handles[i].next = head;
+        if head != 0 {
+            self.handles[(head - 1) as usize].prev = i as u32 + 1;
+        }
+        self.users[user].head = i as u32 + 1;
     }
 
     fn lingering_set(&self, user: usize) -> u64 {
@@ -545,7 +598,7 @@ impl Table<'_> {
         }
         let capacity = self.handles.len() as u32;
         let full = || Error::TableFull { capacity, path: path.display().to_string() };
-        if self.meta.free_handle == 0 {
+        if self.meta.free_handle == 0 && self.meta.handle_hwm as usize >= self.handles.len() {
             return Err(full());
         }
         let user = match user {
@@ -565,8 +618,17 @@ impl Table<'_> {
             }
         }
 
-        let i = (self.meta.free_handle - 1) as usize;
-        self.meta.free_handle = self.handles[i].next;
+        let i = match self.meta.free_handle {
+            0 => {
+                self.meta.handle_hwm += 1;
+                self.meta.handle_hwm as usize - 1
+            }
+            head => {
+                let i = (head - 1) as usize;
+                self.meta.free_handle = self.handles[i].next;
+                i
+            }
+        };
         // Ids grow in the file (every process) and in this process (across files: a
         // handle from a table that was removed and made again is never valid again).
         let seq = self.meta.next_seq.max(SEQ_FLOOR.load(Ordering::Relaxed));
@@ -591,10 +653,10 @@ impl Table<'_> {
             h.session_len = put_label(&mut h.session, session);
             h.flags |= 2;
         }
-        h.next = self.users[user].head;
         commit_barrier();
         h.seat = seat;
-        self.users[user].head = i as u32 + 1;
+        self.link_handle(user, i);
+        self.count_handle(user, user_types, session_types, false);
         if owner != 0 {
             self.meta.owners[(owner - 1) as usize].handles += 1;
         }
@@ -655,16 +717,16 @@ impl Table<'_> {
         // The release's commit point, then the derived fields.
         self.handles[i].seat = 0;
         let target = i as u32 + 1;
-        if self.users[user].head == target {
-            self.users[user].head = self.handles[i].next;
-        } else {
-            for j in self.handles_of(user) {
-                if self.handles[j].next == target {
-                    self.handles[j].next = self.handles[i].next;
-                    break;
-                }
-            }
+        let (prev, next) = (self.handles[i].prev, self.handles[i].next);
+        match prev {
+            0 => self.users[user].head = next,
+            p => self.handles[(p - 1) as usize].next = next,
         }
+        if next != 0 {
+            self.handles[(next - 1) as usize].prev = prev;
+        }
+        self.count_handle(user, user_types, session_types, true);
+        self.handles[i].prev = 0;
         self.handles[i].next = self.meta.free_handle;
         self.meta.free_handle = target;
         self.header.handles_used.fetch_sub(1, Ordering::Relaxed);
@@ -692,7 +754,10 @@ impl Table<'_> {
                 _ => self.give_back(s, map, changes),
             }
         }
-        if matches!(why, ReleaseWhy::Expired | ReleaseWhy::Dependency | ReleaseWhy::Admin | ReleaseWhy::OwnerGone) {
+        if matches!(
+            why,
+            ReleaseWhy::Expired | ReleaseWhy::Dependency | ReleaseWhy::Admin | ReleaseWhy::OwnerGone
+        ) {
             let k = self.meta.gone_head as usize % GONE;
             self.meta.gone[k].seat = seat;
             self.meta.gone[k].why = why_byte(why);
@@ -711,7 +776,15 @@ impl Table<'_> {
     }
 
     /// Releases the user's handles whose `requires` the user no longer holds.
-    fn cascade(&mut self, config: &Config, map: &SlotMap, user: usize, lingers: bool, now: Mono, changes: &mut Changes) {
+    fn cascade(
+        &mut self,
+        config: &Config,
+        map: &SlotMap,
+        user: usize,
+        lingers: bool,
+        now: Mono,
+        changes: &mut Changes,
+    ) {
         if map.requiring == 0 {
             return;
         }
@@ -722,7 +795,8 @@ impl Table<'_> {
                 .into_iter()
                 .filter(|&i| {
                     let h = &self.handles[i];
-                    bits((h.user_types | h.session_types) & map.requiring).any(|d| map.requires[d] & !held != 0)
+                    bits((h.user_types | h.session_types) & map.requiring)
+                        .any(|d| map.requires[d] & !held != 0)
                 })
                 .collect();
             if victims.is_empty() {
@@ -735,19 +809,34 @@ impl Table<'_> {
         }
     }
 
-    fn settle(&mut self, config: &Config, map: &SlotMap, i: usize, why: ReleaseWhy, now: Mono, changes: &mut Changes) {
+    fn settle(
+        &mut self,
+        config: &Config,
+        map: &SlotMap,
+        i: usize,
+        why: ReleaseWhy,
+        now: Mono,
+        changes: &mut Changes,
+    ) {
         let user = (self.handles[i].user - 1) as usize;
         self.drop_handle(config, map, i, why, why.lingers(), now, changes);
         self.cascade(config, map, user, why.lingers(), now, changes);
         self.forget_if_empty(user);
     }
 
-    fn reap(&mut self, config: &Config, map: &SlotMap, now: Mono, owners: bool, changes: &mut Changes) -> usize {
+    fn reap(
+        &mut self,
+        config: &Config,
+        map: &SlotMap,
+        now: Mono,
+        owners: bool,
+        changes: &mut Changes,
+    ) -> usize {
         let mut reclaimed = 0;
         if now >= self.header.lease_hint.load(Ordering::SeqCst) {
             let mut next = u64::MAX;
             let mut due: Vec<usize> = Vec::new();
-            for (i, h) in self.handles.iter().enumerate() {
+            for (i, h) in self.handles[..self.handle_end()].iter().enumerate() {
                 if h.seat == 0 || h.deadline == 0 {
                     continue;
                 }
@@ -767,7 +856,7 @@ impl Table<'_> {
         }
         if now >= self.header.linger_hint.load(Ordering::SeqCst) {
             let mut next = u64::MAX;
-            for user in 0..self.users.len() {
+            for user in 0..self.user_end() {
                 if self.users[user].live != 1 {
                     continue;
                 }
@@ -790,11 +879,13 @@ impl Table<'_> {
                     continue;
                 }
                 let mark = row as u32 + 1;
-                let theirs: Vec<usize> =
-                    (0..self.handles.len()).filter(|&i| self.handles[i].seat != 0 && self.handles[i].owner == mark).collect();
+                let theirs: Vec<usize> = (0..self.handle_end())
+                    .filter(|&i| self.handles[i].seat != 0 && self.handles[i].owner == mark)
+                    .collect();
                 for i in theirs {
                     if self.handles[i].seat != 0 {
-                        let why = if self.expired(i, now) { ReleaseWhy::Expired } else { ReleaseWhy::OwnerGone };
+                        let why =
+                            if self.expired(i, now) { ReleaseWhy::Expired } else { ReleaseWhy::OwnerGone };
                         self.settle(config, map, i, why, now, changes);
                         reclaimed += 1;
                     }
@@ -813,8 +904,14 @@ impl Table<'_> {
         self.buckets.fill(0);
         self.meta.free_user = 0;
         let mut users_used = 0;
-        for i in (0..self.users.len()).rev() {
+        self.meta.user_hwm = self.user_end() as u32;
+        self.meta.handle_hwm = self.handle_end() as u32;
+        for i in (0..self.user_end()).rev() {
             self.users[i].head = 0;
+            self.users[i].held = 0;
+            self.users[i].counted = 0;
+            self.users[i].user_refs = [0; MAX_LICENSE_TYPES];
+            self.users[i].session_refs = [0; MAX_LICENSE_TYPES];
             let u = &self.users[i];
             let valid = u.live == 1 && usize::from(u.name_len) < LABEL && u.name_len > 0;
             let name = String::from_utf8_lossy(&u.name[..usize::from(u.name_len).min(LABEL)]).into_owned();
@@ -835,7 +932,7 @@ impl Table<'_> {
         }
         let mut handles_used = 0;
         let mut lease_hint = u64::MAX;
-        for i in (0..self.handles.len()).rev() {
+        for i in (0..self.handle_end()).rev() {
             let h = &self.handles[i];
             let user = h.user.wrapping_sub(1) as usize;
             let live = h.seat != 0
@@ -845,9 +942,9 @@ impl Table<'_> {
                 if h.deadline != 0 {
                     lease_hint = lease_hint.min(h.deadline);
                 }
-                let owner = h.owner;
-                self.handles[i].next = self.users[user].head;
-                self.users[user].head = i as u32 + 1;
+                let (owner, user_types, session_types) = (h.owner, h.user_types, h.session_types);
+                self.link_handle(user, i);
+                self.count_handle(user, user_types, session_types, false);
                 handles_used += 1;
                 if let Some(row) = owner.checked_sub(1).and_then(|r| self.meta.owners.get_mut(r as usize)) {
                     row.handles += 1;
@@ -860,7 +957,7 @@ impl Table<'_> {
         }
         let mut used = [0u32; MAX_LICENSE_TYPES];
         let mut linger_hint = u64::MAX;
-        for user in 0..self.users.len() {
+        for user in 0..self.user_end() {
             if self.users[user].live != 1 {
                 continue;
             }
@@ -882,10 +979,8 @@ impl Table<'_> {
                     linger_hint = linger_hint.min(self.users[user].linger_deadline[k]);
                 }
             }
-            for i in self.handles_of(user) {
-                for s in bits(self.handles[i].session_types) {
-                    used[s] += 1;
-                }
+            for (n, refs) in used.iter_mut().zip(self.users[user].session_refs) {
+                *n += refs;
             }
             if self.users[user].head == 0 && self.users[user].linger_slot.iter().all(|&s| s == 0) {
                 self.free_user(user);
@@ -910,7 +1005,12 @@ impl Backend for ShmBackend {
         "shm"
     }
 
-    fn try_acquire(&self, config: &Config, req: &SeatRequest<'_>, changes: &mut Changes) -> Result<SeatId, Error> {
+    fn try_acquire(
+        &self,
+        config: &Config,
+        req: &SeatRequest<'_>,
+        changes: &mut Changes,
+    ) -> Result<SeatId, Error> {
         let mut guard = self.lock()?;
         let mut table = self.table(&mut guard);
         let map = self.map_for(config, &mut table)?;
@@ -972,7 +1072,11 @@ impl Backend for ShmBackend {
                 released += 1;
             }
             table.forget_if_empty(u);
-            if released > 0 || freed_lingering { Ok(released) } else { Err(Error::UnknownUser(user.to_string())) }
+            if released > 0 || freed_lingering {
+                Ok(released)
+            } else {
+                Err(Error::UnknownUser(user.to_string()))
+            }
         })
     }
 
@@ -993,7 +1097,13 @@ impl Backend for ShmBackend {
         })
     }
 
-    fn touch_user(&self, config: &Config, user: &str, now: Mono, changes: &mut Changes) -> Result<usize, Error> {
+    fn touch_user(
+        &self,
+        config: &Config,
+        user: &str,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<usize, Error> {
         self.with_table(config, |table, map| {
             let Some(u) = table.find_user(user, name_hash(user)) else {
                 return Err(Error::UnknownUser(user.to_string()));
@@ -1060,9 +1170,10 @@ impl Backend for ShmBackend {
     fn holders(&self, config: &Config) -> Vec<HeldSeat> {
         self.with_table(config, |table, map| {
             let mut out = Vec::with_capacity(table.header.handles_used.load(Ordering::Relaxed) as usize);
-            for h in table.handles.iter().filter(|h| h.seat != 0) {
+            for h in table.handles[..table.handle_end()].iter().filter(|h| h.seat != 0) {
                 let Some(u) = table.users.get((h.user - 1) as usize) else { continue };
-                let pid = h.owner.checked_sub(1).and_then(|r| table.meta.owners.get(r as usize)).map(|o| o.pid);
+                let pid =
+                    h.owner.checked_sub(1).and_then(|r| table.meta.owners.get(r as usize)).map(|o| o.pid);
                 out.push(HeldSeat {
                     seat: h.seat,
                     user: label(&u.name, u.name_len),
@@ -1087,7 +1198,7 @@ impl Backend for ShmBackend {
     fn lingering(&self, config: &Config) -> Vec<LingeringSeat> {
         self.with_table(config, |table, map| {
             let mut out = Vec::new();
-            for u in table.users.iter().filter(|u| u.live == 1) {
+            for u in table.users[..table.user_end()].iter().filter(|u| u.live == 1) {
                 for k in 0..LINGER_SLOTS {
                     let slot = u.linger_slot[k];
                     if slot == 0 {
@@ -1160,7 +1271,8 @@ mod tests {
     use crate::engine::{Engine, Request};
 
     fn table_path(name: &str) -> std::path::PathBuf {
-        let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+        let dir =
+            if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
         dir.join(format!("seatgate-unit-{name}-{}", std::process::id()))
     }
 

@@ -119,6 +119,10 @@ pub struct Meta {
     pub free_handle: u32,
     pub free_user: u32,
     pub gone_head: u32,
+    /// Records at and past these were never used (and are all zeros): a table costs
+    /// memory for the seats it held, not for its capacity.
+    pub handle_hwm: u32,
+    pub user_hwm: u32,
     pub next_seq: u64,
     /// Type names by shared slot (`len` byte, then the bytes; len 0: free).
     pub type_names: [[u8; 64]; MAX_LICENSE_TYPES],
@@ -137,6 +141,12 @@ pub struct UserRec {
     pub head: u32,
     pub name_len: u16,
     pub _pad: u16,
+    /// Per shared slot: how many of the user's handles hold it as `count = "user"`
+    /// and as `count = "session"`, and the same as sets (derived from the handles).
+    pub held: u64,
+    pub counted: u64,
+    pub user_refs: [u32; MAX_LICENSE_TYPES],
+    pub session_refs: [u32; MAX_LICENSE_TYPES],
     /// Lingering seats: shared slot + 1 (0: empty), and their monotonic deadlines.
     pub linger_slot: [u8; LINGER_SLOTS],
     pub linger_deadline: [u64; LINGER_SLOTS],
@@ -152,6 +162,9 @@ pub struct HandleRec {
     pub user: u32,
     /// Next handle of the same user, or next free record (index + 1; 0: end).
     pub next: u32,
+    /// Previous handle of the same user (index + 1; 0: first).
+    pub prev: u32,
+    pub _pad0: u32,
     /// Shared slots held as `count = "user"` (one seat per user) and as
     /// `count = "session"` (one seat per handle).
     pub user_types: u64,
@@ -270,26 +283,27 @@ impl Region {
     fn map_locked(file: File, path: &Path, capacity: u32) -> Result<Region, Error> {
         let layout = Layout::new(capacity);
         let size = file.metadata().map_err(|e| backend_error(path, "cannot stat it", e))?.len();
-        let fresh = size < 4096 || {
-            // Peek at the header without mapping everything.
-            let mut head = [0u8; 16];
-            std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0)
-                .map_err(|e| backend_error(path, "cannot read its header", e))?;
-            let magic = u64::from_le_bytes(head[0..8].try_into().unwrap_or_default());
-            let state = u32::from_le_bytes(head[12..16].try_into().unwrap_or_default());
-            if magic != MAGIC && magic != 0 {
-                return Err(Error::Backend(format!(
-                    "{} is not a seatgate table (wrong magic number); point [backend] path at another file or remove it",
-                    path.display()
-                )));
-            }
-            state != READY
-        };
+        let fresh = size < 4096
+            || {
+                // Peek at the header without mapping everything.
+                let mut head = [0u8; 16];
+                std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0)
+                    .map_err(|e| backend_error(path, "cannot read its header", e))?;
+                let magic = u64::from_le_bytes(head[0..8].try_into().unwrap_or_default());
+                let state = u32::from_le_bytes(head[12..16].try_into().unwrap_or_default());
+                if magic != MAGIC && magic != 0 {
+                    return Err(Error::Backend(format!(
+                        "{} is not a seatgate table (wrong magic number); point [backend] path at another file or remove it",
+                        path.display()
+                    )));
+                }
+                state != READY
+            };
         if fresh {
             // A fresh table is all zeros, which every record reads as empty.
-            file.set_len(0).and_then(|()| file.set_len(layout.len as u64)).map_err(|e| {
-                backend_error(path, &format!("cannot size it to {} bytes", layout.len), e)
-            })?;
+            file.set_len(0)
+                .and_then(|()| file.set_len(layout.len as u64))
+                .map_err(|e| backend_error(path, &format!("cannot size it to {} bytes", layout.len), e))?;
         } else if size != layout.len as u64 {
             return Err(Error::Backend(format!(
                 "shared seat table {} was made by another seatgate layout or capacity (it is {size} bytes; layout version {LAYOUT_VERSION} with [backend] capacity = {capacity} needs {}). Stop every process using it and remove the file, or make the configs agree",
@@ -374,7 +388,11 @@ impl Region {
             rc
         };
         if rc != 0 {
-            return Err(backend_error(&self.path, "cannot set up its lock", std::io::Error::from_raw_os_error(rc)));
+            return Err(backend_error(
+                &self.path,
+                "cannot set up its lock",
+                std::io::Error::from_raw_os_error(rc),
+            ));
         }
         let l = &self.layout;
         let h = self.header();
