@@ -566,3 +566,8 @@ pub fn own_pid() -> i32 {
 }
 
 static OWN_PID: AtomicU32 = AtomicU32::new(0);
+
+// The record sizes are part of the file layout: changing one means bumping
+// LAYOUT_VERSION (and the README's memory figures).
+const _: () = assert!(std::mem::size_of::<HandleRec>() == 592);
+const _: () = assert!(std::mem::size_of::<UserRec>() == 880);
