@@ -548,6 +548,9 @@ fn config_relative(source: &str, path: &str) -> PathBuf {
     }
 }
 
+/// Most license types with a linger window that the `shm` backend can keep for one user.
+pub const SHM_MAX_LINGER_TYPES: usize = 8;
+
 /// Most handles one `shm` table may hold (the handle index is 24 bits of a seat id).
 pub const SHM_MAX_CAPACITY: u32 = 1 << 24;
 
@@ -680,22 +683,19 @@ fn parse_backend(loc: &Locator<'_>, b: &RawBackend) -> Result<BackendConfig, Con
             let timeout = window(&b.timeout, "[backend] timeout", Duration::from_millis(200))?;
             let retry_interval =
                 window(&b.retry_interval, "[backend] retry_interval", Duration::from_secs(1))?;
-            let on_backend_error = match b
-                .on_backend_error
-                .as_ref()
-                .map(|v| (v.get_ref().as_str(), v.span().start))
-            {
-                None | Some(("deny", _)) => OnBackendError::Deny,
-                Some(("allow_local", _)) => OnBackendError::AllowLocal,
-                Some((other, at)) => {
-                    return Err(loc.error(
+            let on_backend_error =
+                match b.on_backend_error.as_ref().map(|v| (v.get_ref().as_str(), v.span().start)) {
+                    None | Some(("deny", _)) => OnBackendError::Deny,
+                    Some(("allow_local", _)) => OnBackendError::AllowLocal,
+                    Some((other, at)) => {
+                        return Err(loc.error(
                         at,
                         format!(
                             "[backend] on_backend_error must be \"deny\" or \"allow_local\", not '{other}'"
                         ),
                     ));
-                }
-            };
+                    }
+                };
             let local_share = match (&b.local_share, on_backend_error) {
                 (None, OnBackendError::AllowLocal) => {
                     return Err(loc.error(
@@ -1004,6 +1004,20 @@ impl Config {
             None => BackendConfig::Memory,
             Some(b) => parse_backend(&loc, b)?,
         };
+        if let (BackendConfig::Shm(_), Some(b)) = (&backend, &raw.backend) {
+            let lingering: Vec<&str> =
+                licenses.iter().filter(|l| l.linger.is_some()).map(|l| &*l.name).collect();
+            if lingering.len() > SHM_MAX_LINGER_TYPES {
+                return Err(loc.error(
+                    b.kind.span().start,
+                    format!(
+                        "the shm backend keeps at most {SHM_MAX_LINGER_TYPES} lingering seats per user, but {} license types have a linger window ({}); drop linger from some of them",
+                        lingering.len(),
+                        lingering.join(", ")
+                    ),
+                ));
+            }
+        }
 
         let mut raw_profiles: Vec<_> = raw.profiles.into_iter().collect();
         raw_profiles.sort_by_key(|(name, _)| name.span().start);

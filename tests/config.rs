@@ -255,4 +255,12 @@ fn backend_mistakes_are_refused_with_their_line() {
     assert_err("[backend]\nkind = \"redis\"\ntimeout = \"soon\"\n", 3, "is not a duration");
     assert_err("[backend]\nkind = \"redis\"\nprefix = \"a b\"\n", 3, "without spaces");
     assert_err("[backend]\nkind = \"shm\"\npath = \"/x\"\nflavour = 1\n", 4, "unknown field `flavour`");
+    // What shm cannot keep is refused at load, never silently different.
+    let lingering: String =
+        (0..9).map(|i| format!("[licenses.t{i}]\nlimit = 1\nlinger = \"5s\"\n")).collect();
+    assert_err(
+        &format!("[backend]\nkind = \"shm\"\npath = \"/x\"\n{lingering}"),
+        2,
+        "at most 8 lingering seats per user, but 9 license types have a linger window",
+    );
 }

@@ -42,7 +42,7 @@ pub const OWNERS: usize = 1024;
 /// Handles whose going-away reason is remembered for a holder that comes back later.
 pub const GONE: usize = 1024;
 /// Lingering seats one user may have at once (more are freed at release instead).
-pub const LINGER_SLOTS: usize = 8;
+pub const LINGER_SLOTS: usize = crate::config::SHM_MAX_LINGER_TYPES;
 /// Bytes of a label (user, extension, session): the C API's cap.
 pub const LABEL: usize = MAX_LABEL_LEN + 1;
 
