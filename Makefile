@@ -16,7 +16,7 @@ VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-
 # owns, including what the library writes into C buffers (memcpy is intercepted).
 ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
-C_TESTS := test_basic test_bad_input test_stress test_lifecycle
+C_TESTS := test_basic test_bad_input test_stress test_lifecycle test_multiprocess
 C_SRC   := $(wildcard c-tests/*.h)
 
 # Frozen: the build leaves include/seatgate.h alone, and the drift test compares it

@@ -90,6 +90,8 @@ static inline const char *tc_code_name(int32_t code) {
     case LICENSE_ERR_UNKNOWN_LICENSE_TYPE: return "LICENSE_ERR_UNKNOWN_LICENSE_TYPE";
     case LICENSE_ERR_REQUIREMENT_MISSING: return "LICENSE_ERR_REQUIREMENT_MISSING";
     case LICENSE_ERR_UNKNOWN_USER: return "LICENSE_ERR_UNKNOWN_USER";
+    case LICENSE_ERR_BACKEND: return "LICENSE_ERR_BACKEND";
+    case LICENSE_ERR_TABLE_FULL: return "LICENSE_ERR_TABLE_FULL";
     default: return "(not a license_status)";
     }
 }

@@ -227,7 +227,9 @@ static void test_version_and_strerror(void) {
                              LICENSE_ERR_INTERNAL,
                              LICENSE_ERR_UNKNOWN_LICENSE_TYPE,
                              LICENSE_ERR_REQUIREMENT_MISSING,
-                             LICENSE_ERR_UNKNOWN_USER};
+                             LICENSE_ERR_UNKNOWN_USER,
+                             LICENSE_ERR_BACKEND,
+                             LICENSE_ERR_TABLE_FULL};
     const size_t n = sizeof codes / sizeof codes[0];
     const char *names[sizeof codes / sizeof codes[0]];
     for (size_t i = 0; i < n; i++) {
@@ -248,7 +250,7 @@ static void test_version_and_strerror(void) {
     }
     CHECK(strcmp(license_strerror(LICENSE_ERR_LIMIT_REACHED), "license type is full") == 0,
           "license_strerror(LIMIT_REACHED) is \"%s\"", license_strerror(LICENSE_ERR_LIMIT_REACHED));
-    const int32_t unknown[] = {1, 2, -13, 42, -1000, INT32_MIN, INT32_MAX};
+    const int32_t unknown[] = {1, 2, -15, 42, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *s = license_strerror(unknown[i]);
         CHECK(s != NULL && strcmp(s, "unknown status code") == 0,

@@ -492,10 +492,18 @@ extern "C" {
  * `[reaper] interval` (default 1 s). With `[audit]`, a thread ("seatgate-audit")
  * writes the audit log. Both stop at `license_shutdown`.
  *
- * Fork: the memory backend keeps its table in this process's heap. A child forked
- * after `license_init` gets a private copy of it, so each process would enforce the
- * limits on its own. Call `license_init` in exactly one process of a forking host
- * and route all acquires through it.
+ * Fork: the default `memory` backend keeps its table in this process's heap, so a
+ * child forked after `license_init` would count on a private copy. Forking hosts
+ * (Kamailio, OpenSIPS, PHP-FPM) configure `[backend] kind = "shm"`: every process
+ * then shares one table, whether it called `license_init` before the fork (children
+ * inherit it) or after (each worker maps the same file). The reaper thread runs only
+ * in the process that called `license_init`; a child's seats are still reclaimed by
+ * it (shared table), by `license_reap`, and by any login that finds a type full.
+ * `license_shutdown` releases only the calling process's own seats.
+ *
+ * Backend errors: `LICENSE_ERR_BACKEND` when the `shm` file cannot be opened or was
+ * made by another layout or capacity, or Redis cannot be reached with
+ * `on_backend_error = "deny"`; `license_last_error` names the file or server.
  *
  * # Safety
  * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.

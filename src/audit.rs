@@ -72,6 +72,9 @@ pub struct AuditLog {
     tx: Option<SyncSender<Message>>,
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
+    /// The process whose writer thread this is: a child forked after `license_init`
+    /// inherits the value but not the thread.
+    pid: i32,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -92,7 +95,12 @@ impl AuditLog {
             .spawn(move || write_loop(&rx, &writer_shared))
             .map_err(|e| shared.error(format!("cannot start the audit writer thread: {e}"), 0))
             .ok();
-        AuditLog { tx: writer.is_some().then_some(tx), shared, writer }
+        AuditLog { tx: writer.is_some().then_some(tx), shared, writer, pid: crate::backend::shm::own_pid() }
+    }
+
+    /// Whether its writer thread runs in this process (false in a forked child).
+    pub fn belongs_here(&self) -> bool {
+        self.pid == crate::backend::shm::own_pid()
     }
 
     /// Queues one line (without its newline). Never blocks.
@@ -123,6 +131,9 @@ impl AuditLog {
 
     /// Waits until every line queued so far has been written or has failed.
     pub fn flush(&self) {
+        if !self.belongs_here() {
+            return;
+        }
         if let Some(tx) = &self.tx {
             let (done_tx, done_rx) = sync_channel(1);
             if tx.send(Message::Flush(done_tx)).is_ok() {
@@ -146,6 +157,13 @@ impl AuditLog {
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
+        if !self.belongs_here() {
+            // Forked child: the writer thread and whoever held the queue's locks at the
+            // fork are in the parent. Touch neither; the parent's log is the parent's.
+            std::mem::forget(self.tx.take());
+            std::mem::forget(self.writer.take());
+            return;
+        }
         // Closing the queue lets the writer finish what is queued and stop.
         self.tx = None;
         if let Some(writer) = self.writer.take() {

@@ -238,7 +238,7 @@ impl Engine {
 
     /// Whether the background reaper thread runs.
     pub fn reaper_running(&self) -> bool {
-        self.reaper.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.reaper.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(Reaper::runs_here)
     }
 
     /// Installs (or with `None` removes) the event listener.
@@ -581,9 +581,17 @@ impl Engine {
     /// is dropped. Costs two atomic loads when nobody listens.
     fn publish(&self, config: &Config, changes: &Changes, op: Op<'_>) {
         let sink = self.sink.load();
-        let audit = self.audit.load();
+        let mut audit = self.audit.load();
         if sink.is_none() && audit.is_none() {
             return;
+        }
+        if audit.as_ref().is_some_and(|log| !log.belongs_here())
+            && let Some(cfg) = &config.audit
+        {
+            // A child forked after init: its lines get a writer of its own (O_APPEND
+            // whole-line writes interleave safely with the parent's).
+            self.audit.store(Some(Arc::new(AuditLog::start(&cfg.path))));
+            audit = self.audit.load();
         }
         let time = self.clock.now();
         let stamp = rfc3339(time);

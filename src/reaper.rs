@@ -24,6 +24,9 @@ pub(crate) struct Reaper {
     control: Arc<Control>,
     thread: Option<JoinHandle<()>>,
     thread_id: Option<ThreadId>,
+    /// The process the thread runs in: a child forked after `license_init` inherits
+    /// this value, not the thread.
+    pid: i32,
 }
 
 impl Reaper {
@@ -34,7 +37,12 @@ impl Reaper {
             .name("seatgate-reaper".into())
             .spawn(move || run(&engine, &thread_control))?;
         let thread_id = Some(thread.thread().id());
-        Ok(Reaper { control, thread: Some(thread), thread_id })
+        Ok(Reaper { control, thread: Some(thread), thread_id, pid: crate::backend::shm::own_pid() })
+    }
+
+    /// Whether the thread runs in this process (false in a forked child).
+    pub(crate) fn runs_here(&self) -> bool {
+        self.pid == crate::backend::shm::own_pid()
     }
 }
 
@@ -62,6 +70,13 @@ fn run(engine: &Weak<Engine>, control: &Control) {
 
 impl Drop for Reaper {
     fn drop(&mut self) {
+        if !self.runs_here() {
+            // Forked child: no thread to stop or wait for, and the control lock may be
+            // in whatever state the parent's thread left it at the fork.
+            std::mem::forget(self.thread.take());
+            std::mem::forget(self.control.clone());
+            return;
+        }
         *self.control.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.control.wake.notify_all();
         // The engine can be dropped on the reaper thread itself (a listener called

@@ -25,6 +25,8 @@
 
 mod region;
 
+pub(crate) use region::own_pid;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
@@ -34,7 +36,7 @@ use smallvec::SmallVec;
 
 use self::region::{
     GONE, Guard, HandleRec, Header, LABEL, LINGER_SLOTS, Meta, OWNERS, OwnerRec, Region, ShmCounter, UserRec,
-    commit_barrier, own_pid,
+    commit_barrier,
 };
 use super::{
     Backend, BackendStatus, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest,

@@ -283,33 +283,45 @@ impl Region {
     fn map_locked(file: File, path: &Path, capacity: u32) -> Result<Region, Error> {
         let layout = Layout::new(capacity);
         let size = file.metadata().map_err(|e| backend_error(path, "cannot stat it", e))?.len();
-        let fresh = size < 4096
-            || {
-                // Peek at the header without mapping everything.
-                let mut head = [0u8; 16];
-                std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0)
-                    .map_err(|e| backend_error(path, "cannot read its header", e))?;
-                let magic = u64::from_le_bytes(head[0..8].try_into().unwrap_or_default());
-                let state = u32::from_le_bytes(head[12..16].try_into().unwrap_or_default());
-                if magic != MAGIC && magic != 0 {
+        let not_ours = || {
+            Error::Backend(format!(
+                "{} is not a seatgate table (wrong magic number or size); point [backend] path at another file or remove it",
+                path.display()
+            ))
+        };
+        // Only an empty file, or one of ours that its creator never finished (its full
+        // size, no READY), is (re)initialised. Anything else is refused and left alone.
+        let fresh = if size == 0 {
+            true
+        } else {
+            let mut head = [0u8; 16];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).map_err(|_| not_ours())?;
+            let magic = u64::from_le_bytes(head[0..8].try_into().unwrap_or_default());
+            let state = u32::from_le_bytes(head[12..16].try_into().unwrap_or_default());
+            if magic != MAGIC && magic != 0 {
+                return Err(not_ours());
+            }
+            match (state == READY, size == layout.len as u64) {
+                (false, true) => true,
+                (false, false) => return Err(not_ours()),
+                (true, true) => false,
+                (true, false) => {
                     return Err(Error::Backend(format!(
-                        "{} is not a seatgate table (wrong magic number); point [backend] path at another file or remove it",
-                        path.display()
+                        "shared seat table {} was made by another seatgate layout or capacity (it is {size} bytes; layout version {LAYOUT_VERSION} with [backend] capacity = {capacity} needs {}). Stop every process using it and remove the file, or make the configs agree",
+                        path.display(),
+                        layout.len
                     )));
                 }
-                state != READY
-            };
+            }
+        };
         if fresh {
             // A fresh table is all zeros, which every record reads as empty.
             file.set_len(0)
                 .and_then(|()| file.set_len(layout.len as u64))
                 .map_err(|e| backend_error(path, &format!("cannot size it to {} bytes", layout.len), e))?;
-        } else if size != layout.len as u64 {
-            return Err(Error::Backend(format!(
-                "shared seat table {} was made by another seatgate layout or capacity (it is {size} bytes; layout version {LAYOUT_VERSION} with [backend] capacity = {capacity} needs {}). Stop every process using it and remove the file, or make the configs agree",
-                path.display(),
-                layout.len
-            )));
+            // An empty file made by someone else may have looser permissions.
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| backend_error(path, "cannot make it private (mode 0600)", e))?;
         }
         let region = Region::map(file, path, layout)?;
         if fresh {
