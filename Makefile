@@ -1,7 +1,8 @@
 # seatgate: build, demo, tests and benchmark.
 #   make demo    simulated call-center login storm against examples/seats.toml
 #   make test    every test: Rust, header drift, C tests plain + valgrind + ASan
-#   make bench   ns per acquire+release through the C ABI, against a global-lock baseline
+#   make bench   ns per acquire+release through the C ABI per backend (memory, shm, redis),
+#                against a global-lock baseline and a bare atomic
 #   make header  regenerate include/seatgate.h after changing src/ffi.rs
 
 CARGO   ?= cargo
@@ -18,6 +19,8 @@ ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 C_TESTS := test_basic test_bad_input test_stress test_lifecycle test_multiprocess
 C_SRC   := $(wildcard c-tests/*.h)
+# Tests and the bench that need a server get a private redis-server on a free port.
+WITH_REDIS := scripts/with-redis.sh
 
 # Frozen: the build leaves include/seatgate.h alone, and the drift test compares it
 # with a freshly generated copy. Unfrozen (`make header`): the build rewrites it.
@@ -60,9 +63,9 @@ test-rust:
 
 test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/asan/,$(C_TESTS))
 	@set -e; for t in $(C_TESTS); do \
-	  echo "== $$t (plain)"; $(BUILD)/c-tests/$$t; \
-	  echo "== $$t (AddressSanitizer)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/c-tests/asan/$$t; \
-	  echo "== $$t (valgrind)"; SEATGATE_TEST_QUICK=1 $(VALGRIND) $(BUILD)/c-tests/$$t; \
+	  echo "== $$t (plain)"; $(WITH_REDIS) $(BUILD)/c-tests/$$t; \
+	  echo "== $$t (AddressSanitizer)"; ASAN_OPTIONS=detect_leaks=1 $(WITH_REDIS) $(BUILD)/c-tests/asan/$$t; \
+	  echo "== $$t (valgrind)"; SEATGATE_TEST_QUICK=1 $(WITH_REDIS) $(VALGRIND) $(BUILD)/c-tests/$$t; \
 	done
 	@echo "C tests: $(words $(C_TESTS)) programs passed plain, under ASan and under valgrind"
 
@@ -70,7 +73,7 @@ $(BUILD)/bench/bench: bench/bench.c include/seatgate.h lib | $(BUILD)/bench
 	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread -Iinclude -o $@ $< $(LINK)
 
 bench: deps $(BUILD)/bench/bench
-	$(BUILD)/bench/bench
+	$(WITH_REDIS) $(BUILD)/bench/bench
 
 clean:
 	$(CARGO) clean

@@ -669,17 +669,17 @@ static void *p1_checker(void *unused) {
     return NULL;
 }
 
-static void phase1_hammer(void) {
+/* Phase 1 on one backend: `backend` is the [backend] section, `table` the shm file to
+ * remove afterwards (NULL for redis). */
+static void phase1_hammer_on(const char *label, const char *backend, const char *table, int iters) {
     double t0 = tc_now();
-    const char *table = table_path("p1");
     const char *config = write_configf("[licenses.callcenter]\nlimit = 5\ncount = \"session\"\n\n"
                                        "[licenses.crm]\nlimit = 3\n\n"
                                        "[licenses.chat]\nlimit = 2\n\n"
                                        "[profiles.agent]\nconsumes = [\"callcenter\", \"crm\"]\n\n"
                                        "[profiles.full]\nconsumes = [\"callcenter\", \"crm\", \"chat\"]\n\n"
-                                       "[backend]\nkind = \"shm\"\npath = \"%s\"\ncapacity = 1000\n",
-                                       table);
-    int iters = tc_quick() ? 300 : 25000;
+                                       "%s",
+                                       backend);
     shared_reset();
     struct child kids[P1_PROCS];
     struct p1_child_arg args[P1_PROCS];
@@ -739,16 +739,38 @@ static void phase1_hammer(void) {
     CHECK(contains(json, "\"holders\": []"), "phase 1: the final report still has holders");
     free(json);
     license_shutdown();
-    CHECK(unlink(table) == 0, "phase 1: cannot remove %s: %s", table, strerror(errno));
+    if (table != NULL)
+        CHECK(unlink(table) == 0, "phase 1: cannot remove %s: %s", table, strerror(errno));
     fprintf(stderr,
-            "test_multiprocess: phase 1: %d processes x %d threads x %d: %ld ok, %ld refused (callcenter %ld, crm %ld, "
+            "test_multiprocess: phase 1 (%s): %d processes x %d threads x %d: %ld ok, %ld refused (callcenter %ld, crm %ld, "
             "chat %ld); peaks callcenter %d/%u crm %d/%u chat %d/%u (parent's reads up to %u/%u/%u, %ld reads); "
             "%.2f s running, %.2f s in all\n",
-            P1_PROCS, P1_THREADS, iters, ok, refused, atomic_load(&sh->refused_by[T_CC]),
+            label, P1_PROCS, P1_THREADS, iters, ok, refused, atomic_load(&sh->refused_by[T_CC]),
             atomic_load(&sh->refused_by[T_CRM]), atomic_load(&sh->refused_by[T_CHAT]),
             atomic_load(&sh->shadow_max[T_CC]), P1_LIMITS[T_CC], atomic_load(&sh->shadow_max[T_CRM]), P1_LIMITS[T_CRM],
             atomic_load(&sh->shadow_max[T_CHAT]), P1_LIMITS[T_CHAT], p1_checker_max[T_CC], p1_checker_max[T_CRM],
             p1_checker_max[T_CHAT], p1_checker_reads, run_s, tc_now() - t0);
+}
+
+static void phase1_hammer(void) {
+    const char *table = table_path("p1");
+    char section[1024];
+    snprintf(section, sizeof section, "[backend]\nkind = \"shm\"\npath = \"%s\"\ncapacity = 1000\n", table);
+    phase1_hammer_on("shm", section, table, tc_quick() ? 300 : 25000);
+
+    /* The same three processes on one Redis: `make test` starts a redis-server on a
+     * free port of 127.0.0.1 (scripts/with-redis.sh) and names it here. */
+    const char *port = getenv("SEATGATE_TEST_REDIS_PORT");
+    CHECK(port != NULL && atoi(port) > 0,
+          "SEATGATE_TEST_REDIS_PORT is not set: run this test through `make test-c` (scripts/with-redis.sh "
+          "starts a redis-server for it)");
+    if (port == NULL || atoi(port) <= 0)
+        return;
+    snprintf(section, sizeof section,
+             "[backend]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:%d\"\nprefix = \"mp-%ld\"\n"
+             "timeout = \"5s\"\n",
+             atoi(port), (long)getpid());
+    phase1_hammer_on("redis", section, NULL, tc_quick() ? 60 : 1500);
 }
 
 /* ==== Phase 2: Kamailio's model, license_init in the parent, then fork ==== */
