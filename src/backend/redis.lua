@@ -116,32 +116,57 @@ end
 -- ---- counts ----
 
 local CHANGES, RELEASED = {}, {}
+-- What this call read or wrote of each type's counters: every write goes through
+-- give_back and take, so the cache stays exact for the whole script.
+local USED, BILLING = {}, {}
+
+local function load_stat(t)
+  local f = redis.call('HMGET', P .. ':t:' .. t, 'used', 'peak', 'psr', 'acq')
+  USED[t] = tonumber(f[1] or '0') or 0
+  BILLING[t] = { tonumber(f[2] or '0') or 0, tonumber(f[3] or '0') or 0, tonumber(f[4] or '0') or 0 }
+end
 
 local function used_of(t)
-  return tonumber(redis.call('HGET', P .. ':t:' .. t, 'used') or '0') or 0
+  if USED[t] == nil then
+    USED[t] = tonumber(redis.call('HGET', P .. ':t:' .. t, 'used') or '0') or 0
+  end
+  return USED[t]
+end
+
+local function change(t, before, after)
+  CHANGES[#CHANGES + 1] = t
+  CHANGES[#CHANGES + 1] = before
+  CHANGES[#CHANGES + 1] = after
 end
 
 local function give_back(t)
-  local before = used_of(t)
-  if before > 0 then
-    redis.call('HSET', P .. ':t:' .. t, 'used', num(before - 1))
-    CHANGES[#CHANGES + 1] = t
-    CHANGES[#CHANGES + 1] = before
-    CHANGES[#CHANGES + 1] = before - 1
+  local k = P .. ':t:' .. t
+  if USED[t] == nil then
+    local after = redis.call('HINCRBY', k, 'used', -1)
+    if after < 0 then
+      redis.call('HSET', k, 'used', '0')
+      USED[t] = 0
+    else
+      USED[t] = after
+      change(t, after + 1, after)
+    end
+  elseif USED[t] > 0 then
+    USED[t] = USED[t] - 1
+    redis.call('HSET', k, 'used', num(USED[t]))
+    change(t, USED[t] + 1, USED[t])
   end
 end
 
 local function take(t)
-  local k = P .. ':t:' .. t
-  local f = redis.call('HMGET', k, 'used', 'peak', 'psr')
-  local before = tonumber(f[1] or '0') or 0
+  if BILLING[t] == nil then
+    load_stat(t)
+  end
+  local before, b = USED[t], BILLING[t]
   local after = before + 1
-  local peak, psr = tonumber(f[2] or '0') or 0, tonumber(f[3] or '0') or 0
-  redis.call('HSET', k, 'used', num(after), 'peak', num(math.max(peak, after)), 'psr', num(math.max(psr, after)))
-  redis.call('HINCRBY', k, 'acq', 1)
-  CHANGES[#CHANGES + 1] = t
-  CHANGES[#CHANGES + 1] = before
-  CHANGES[#CHANGES + 1] = after
+  b[1], b[2], b[3] = math.max(b[1], after), math.max(b[2], after), b[3] + 1
+  USED[t] = after
+  redis.call('HSET', P .. ':t:' .. t, 'used', num(after), 'peak', num(b[1]), 'psr', num(b[2]), 'acq', num(b[3]))
+  change(t, before, after)
 end
 
 -- ---- handles ----
@@ -185,29 +210,54 @@ local function drop_handle(rec, why, lingers)
   local uk = P .. ':u:' .. user
   redis.call('DEL', P .. ':h:' .. seat)
   redis.call('ZREM', K_HANDLES, seat)
-  redis.call('HDEL', uk, 'h:' .. seat)
   local ut, st = split(rec.ut), split(rec.st)
+  local fields = {}
   for _, t in ipairs(st) do
-    give_back(t)
-    if redis.call('HINCRBY', uk, 's:' .. t, -1) <= 0 then
-      redis.call('HDEL', uk, 's:' .. t)
-    end
+    fields[#fields + 1] = 's:' .. t
   end
   for _, t in ipairs(ut) do
-    if redis.call('HINCRBY', uk, 'u:' .. t, -1) <= 0 then
-      redis.call('HDEL', uk, 'u:' .. t)
+    fields[#fields + 1] = 'u:' .. t
+  end
+  local refs = {}
+  if #fields > 0 then
+    refs = redis.call('HMGET', uk, unpack(fields))
+  end
+  local del, set = { 'h:' .. seat }, {}
+  for i, t in ipairs(st) do
+    give_back(t)
+    local n = (tonumber(refs[i]) or 0) - 1
+    if n > 0 then
+      set[#set + 1] = fields[i]
+      set[#set + 1] = n
+    else
+      del[#del + 1] = fields[i]
+    end
+  end
+  for j, t in ipairs(ut) do
+    local i = #st + j
+    local n = (tonumber(refs[i]) or 0) - 1
+    if n > 0 then
+      set[#set + 1] = fields[i]
+      set[#set + 1] = n
+    else
+      del[#del + 1] = fields[i]
       local window = 0
       if lingers and T[t] then
         window = T[t].linger
       end
       if window > 0 then
         local deadline = NOW + window
-        redis.call('HSET', uk, 'l:' .. t, num(deadline))
+        set[#set + 1] = 'l:' .. t
+        set[#set + 1] = num(deadline)
         redis.call('ZADD', K_LINGER, num(deadline), t .. '\n' .. user)
       else
         give_back(t)
       end
     end
+  end
+  redis.call('HDEL', uk, unpack(del))
+  if #set > 0 then
+    redis.call('HSET', uk, unpack(set))
   end
   if GONE_REMEMBERED[why] then
     redis.call('SET', P .. ':gone:' .. seat, why, 'EX', 86400)
@@ -334,7 +384,7 @@ end
 local function take_handle(a)
   local uk = P .. ':u:' .. a.user
   local raw = redis.call('HGETALL', uk)
-  local urefs, held, lingering = {}, {}, {}
+  local urefs, srefs, held, lingering = {}, {}, {}, {}
   for i = 1, #raw, 2 do
     local kind, rest, v = string.sub(raw[i], 1, 2), string.sub(raw[i], 3), raw[i + 1]
     if kind == 'u:' then
@@ -343,7 +393,8 @@ local function take_handle(a)
         held[rest] = true
       end
     elseif kind == 's:' then
-      if (tonumber(v) or 0) > 0 then
+      srefs[rest] = tonumber(v) or 0
+      if srefs[rest] > 0 then
         held[rest] = true
       end
     elseif kind == 'l:' then
@@ -405,9 +456,9 @@ local function take_handle(a)
     end
   end
   for _, t in ipairs(needed) do
-    local used = used_of(t)
-    if used >= T[t].limit then
-      return { 'full', t, used, T[t].limit }
+    load_stat(t)
+    if USED[t] >= T[t].limit then
+      return { 'full', t, USED[t], T[t].limit }
     end
   end
 
@@ -418,28 +469,33 @@ local function take_handle(a)
     redis.call('HDEL', uk, 'l:' .. t)
     redis.call('ZREM', K_LINGER, t .. '\n' .. a.user)
   end
+  local seat = a.seat or num(redis.call('INCR', K_SEQ))
+  local set = { 'h:' .. seat, table.concat(all, ',') }
   for _, t in ipairs(a.ut) do
-    redis.call('HINCRBY', uk, 'u:' .. t, 1)
+    set[#set + 1] = 'u:' .. t
+    set[#set + 1] = (urefs[t] or 0) + 1
   end
   for _, t in ipairs(a.st) do
-    redis.call('HINCRBY', uk, 's:' .. t, 1)
+    set[#set + 1] = 's:' .. t
+    set[#set + 1] = (srefs[t] or 0) + 1
   end
-  local seat = a.seat or num(redis.call('INCR', K_SEQ))
-  local hk = P .. ':h:' .. seat
-  redis.call('HSET', hk, 'user', a.user, 'ut', table.concat(a.ut, ','), 'st', table.concat(a.st, ','),
-    'since', a.since, 'lease', num(a.lease), 'node', a.node)
+  redis.call('HSET', uk, unpack(set))
+  local record = { 'user', a.user, 'ut', table.concat(a.ut, ','), 'st', table.concat(a.st, ','),
+    'since', a.since, 'lease', num(a.lease), 'node', a.node }
   if a.ext ~= '' then
-    redis.call('HSET', hk, 'ext', a.ext)
+    record[#record + 1] = 'ext'
+    record[#record + 1] = a.ext
   end
   if a.ses ~= '' then
-    redis.call('HSET', hk, 'ses', a.ses)
+    record[#record + 1] = 'ses'
+    record[#record + 1] = a.ses
   end
+  redis.call('HSET', P .. ':h:' .. seat, unpack(record))
   local score = '+inf'
   if a.deadline > 0 then
     score = num(a.deadline)
   end
   redis.call('ZADD', K_HANDLES, score, seat)
-  redis.call('HSET', uk, 'h:' .. seat, table.concat(all, ','))
   return { 'ok', seat, score }
 end
 

@@ -37,7 +37,8 @@ use smallvec::SmallVec;
 
 use super::memory::MemoryBackend;
 use super::{
-    Backend, BackendStatus, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest, TypeStats,
+    Backend, BackendStatus, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest,
+    TypeStats,
 };
 use crate::clock::{Clock, Mono, SystemClock, rfc3339, unix_ms};
 use crate::config::{Config, CountMode, OnBackendError, RedisConfig, SlotState};
@@ -142,15 +143,14 @@ fn label(s: String) -> Option<Arc<str>> {
 
 /// A lease deadline as the script gives it ("+inf"/"inf": none).
 fn score(s: &str) -> i64 {
-    s.parse::<i64>().ok().or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64)).unwrap_or(0)
+    s.parse::<i64>()
+        .ok()
+        .or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+        .unwrap_or(0)
 }
 
 fn since_of(ms: i64) -> SystemTime {
-    if ms >= 0 {
-        UNIX_EPOCH + Duration::from_millis(ms as u64)
-    } else {
-        UNIX_EPOCH
-    }
+    if ms >= 0 { UNIX_EPOCH + Duration::from_millis(ms as u64) } else { UNIX_EPOCH }
 }
 
 // ---- names and slots ----
@@ -349,7 +349,10 @@ impl RedisBackend {
     }
 
     fn refusal(&self, consequence: &str, error: &str) -> String {
-        format!("redis at {} unreachable: {error}; {consequence} (on_backend_error = \"deny\")", self.location)
+        format!(
+            "redis at {} unreachable: {error}; {consequence} (on_backend_error = \"deny\")",
+            self.location
+        )
     }
 
     fn allow_local(&self) -> bool {
@@ -360,7 +363,16 @@ impl RedisBackend {
 
     fn connect(&self) -> Result<Connection, String> {
         let conn = self.client.get_connection_with_timeout(self.settings.connect_timeout).map_err(|e| {
-            format!("cannot connect within {} ms: {e}", self.settings.connect_timeout.as_millis())
+            if e.kind() == redis::ErrorKind::AuthenticationFailed {
+                format!("the server refused the login (check [backend] username and password): {e}")
+            } else if e.is_timeout() {
+                format!(
+                    "no connection within {} ms (connect_timeout): {e}",
+                    self.settings.connect_timeout.as_millis()
+                )
+            } else {
+                format!("cannot connect: {e}")
+            }
         })?;
         conn.set_read_timeout(Some(self.settings.timeout)).map_err(|e| e.to_string())?;
         conn.set_write_timeout(Some(self.settings.timeout)).map_err(|e| e.to_string())?;
@@ -505,7 +517,13 @@ impl RedisBackend {
         let table = type_table(config);
         let value = self.exec(|conn| {
             let mut inv = self.script.prepare_invoke();
-            inv.key(&self.epoch_key).arg(op).arg(&self.prefix).arg(&*epoch).arg(&*self.node).arg(&now_us).arg(&table);
+            inv.key(&self.epoch_key)
+                .arg(op)
+                .arg(&self.prefix)
+                .arg(&*epoch)
+                .arg(&*self.node)
+                .arg(&now_us)
+                .arg(&table);
             for a in args {
                 inv.arg(*a);
             }
@@ -612,7 +630,13 @@ impl RedisBackend {
 
     /// Redis answered with another data set than this node knew: take this node's
     /// handles there again (once, whichever thread gets here first).
-    fn recover(&self, config: &Config, now: Mono, changes: &mut Changes, stale: Option<&str>) -> Result<(), String> {
+    fn recover(
+        &self,
+        config: &Config,
+        now: Mono,
+        changes: &mut Changes,
+        stale: Option<&str>,
+    ) -> Result<(), String> {
         let _recovering = lock(&self.recovery);
         if lock(&self.epoch).as_deref() != stale {
             return Ok(());
@@ -697,7 +721,14 @@ impl RedisBackend {
     }
 
     /// Reports a handle that could not be taken again.
-    fn not_retaken(&self, config: &Config, seat: SeatId, m: &Mirrored, outcome: &[Value], changes: &mut Changes) {
+    fn not_retaken(
+        &self,
+        config: &Config,
+        seat: SeatId,
+        m: &Mirrored,
+        outcome: &[Value],
+        changes: &mut Changes,
+    ) {
         let why = if at(outcome, 0) == "expired" { ReleaseWhy::Expired } else { ReleaseWhy::Reconciled };
         let mut used: SmallVec<[(usize, u32); 4]> = outcome
             .get(1..)
@@ -715,12 +746,21 @@ impl RedisBackend {
             extension: m.extension.clone(),
             session: m.session.clone(),
             // Empty for an expired one: the engine reads the counts as they are.
-            used: if used.len() == types.len() { used.into_iter().map(|(_, u)| u).collect() } else { SmallVec::new() },
+            used: if used.len() == types.len() {
+                used.into_iter().map(|(_, u)| u).collect()
+            } else {
+                SmallVec::new()
+            },
         });
     }
 
     /// Redis came back without its data: take every handle this node holds there again.
-    fn retake_mirror(&self, config: &Config, now: Mono, changes: &mut Changes) -> Result<(usize, usize), String> {
+    fn retake_mirror(
+        &self,
+        config: &Config,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<(usize, usize), String> {
         let handles: Vec<(SeatId, Mirrored)> = {
             let mut mirror = lock(&self.mirror);
             mirror.retain(|_, m| m.pending.is_none());
@@ -803,9 +843,13 @@ impl RedisBackend {
             .filter(|(id, _)| ids.contains(id))
             .map(|(id, h)| {
                 let user_types = h.types.intersect(config.user_count_types());
-                let lease_us = config.lease_of(h.types).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(0));
-                let deadline_us =
-                    if h.deadline == 0 { 0 } else { ((h.deadline / 1000) as i64).saturating_add(self.offset()) };
+                let lease_us =
+                    config.lease_of(h.types).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(0));
+                let deadline_us = if h.deadline == 0 {
+                    0
+                } else {
+                    ((h.deadline / 1000) as i64).saturating_add(self.offset())
+                };
                 (
                     id,
                     Mirrored {
@@ -916,7 +960,12 @@ impl RedisBackend {
         Some(result)
     }
 
-    fn acquire_locally(&self, config: &Config, req: &SeatRequest<'_>, changes: &mut Changes) -> Option<Result<SeatId, Error>> {
+    fn acquire_locally(
+        &self,
+        config: &Config,
+        req: &SeatRequest<'_>,
+        changes: &mut Changes,
+    ) -> Option<Result<SeatId, Error>> {
         let local = read(&self.local);
         // Recovered meanwhile: the caller goes to Redis.
         if !self.down.load(Ordering::Acquire) {
@@ -1021,29 +1070,30 @@ impl Backend for RedisBackend {
         "redis"
     }
 
-    fn try_acquire(&self, config: &Config, req: &SeatRequest<'_>, changes: &mut Changes) -> Result<SeatId, Error> {
+    fn try_acquire(
+        &self,
+        config: &Config,
+        req: &SeatRequest<'_>,
+        changes: &mut Changes,
+    ) -> Result<SeatId, Error> {
         let user_types = req.types.intersect(config.user_count_types());
         let ut = names_csv(config, user_types);
         let st = names_csv(config, req.types.minus(user_types));
         let lease_us = (req.lease / 1000).to_string();
         let since_ms = unix_ms(req.since);
         let since = since_ms.to_string();
-        let args = [
-            req.user,
-            &ut,
-            &st,
-            &lease_us,
-            &since,
-            req.extension.unwrap_or(""),
-            req.session.unwrap_or(""),
-        ];
+        let args =
+            [req.user, &ut, &st, &lease_us, &since, req.extension.unwrap_or(""), req.session.unwrap_or("")];
         let attempt = |changes: &mut Changes| -> Result<Result<SeatId, Error>, String> {
             let reply = self.call(config, req.now, changes, "acquire", &args)?;
             let d = &reply.detail;
             Ok(match reply.status.as_str() {
                 "ok" => {
                     let Ok(seat) = at(d, 1).parse::<SeatId>() else {
-                        return Ok(Err(Error::Backend(format!("redis at {}: bad seat id in reply", self.location))));
+                        return Ok(Err(Error::Backend(format!(
+                            "redis at {}: bad seat id in reply",
+                            self.location
+                        ))));
                     };
                     lock(&self.mirror).insert(
                         seat,
@@ -1074,7 +1124,9 @@ impl Backend for RedisBackend {
                     reason: DenialReason::MissingRequirement,
                     requires: Some(type_name(config, &at(d, 4))),
                 })),
-                other => Err(Error::Backend(format!("redis at {}: unexpected reply '{other}'", self.location))),
+                other => {
+                    Err(Error::Backend(format!("redis at {}: unexpected reply '{other}'", self.location)))
+                }
             })
         };
         let error = match attempt(changes) {
@@ -1102,8 +1154,8 @@ impl Backend for RedisBackend {
         now: Mono,
         changes: &mut Changes,
     ) -> Result<(), Error> {
-        if let Some(result) =
-            self.on_local(config, seat, changes, |local, scaled, mem, c| local.release(scaled, mem, why, now, c))
+        if let Some(result) = self
+            .on_local(config, seat, changes, |local, scaled, mem, c| local.release(scaled, mem, why, now, c))
         {
             return result;
         }
@@ -1165,7 +1217,8 @@ impl Backend for RedisBackend {
     }
 
     fn touch(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> Result<(), Error> {
-        if let Some(result) = self.on_local(config, seat, changes, |local, scaled, mem, c| local.touch(scaled, mem, now, c))
+        if let Some(result) =
+            self.on_local(config, seat, changes, |local, scaled, mem, c| local.touch(scaled, mem, now, c))
         {
             return result;
         }
@@ -1189,7 +1242,13 @@ impl Backend for RedisBackend {
         }
     }
 
-    fn touch_user(&self, config: &Config, user: &str, now: Mono, changes: &mut Changes) -> Result<usize, Error> {
+    fn touch_user(
+        &self,
+        config: &Config,
+        user: &str,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<usize, Error> {
         let error = match self.call(config, now, changes, "touch_user", &[user]) {
             Ok(reply) => {
                 let d = &reply.detail;
@@ -1217,7 +1276,8 @@ impl Backend for RedisBackend {
         };
         let seats: Vec<SeatId> =
             lock(&self.mirror).iter().filter(|(_, m)| &*m.user == user).map(|(s, _)| *s).collect();
-        let renewed = local_renewed + seats.into_iter().filter(|&s| self.touch_while_down(s, now, &error).is_ok()).count();
+        let renewed = local_renewed
+            + seats.into_iter().filter(|&s| self.touch_while_down(s, now, &error).is_ok()).count();
         if renewed == 0 { Err(Error::UnknownUser(user.to_string())) } else { Ok(renewed) }
     }
 
@@ -1298,7 +1358,12 @@ impl Backend for RedisBackend {
             let value = self
                 .exec(|conn| {
                     let mut inv = self.script.prepare_invoke();
-                    inv.key(&self.epoch_key).arg("holders").arg(&self.prefix).arg("").arg(&*self.node).arg("0");
+                    inv.key(&self.epoch_key)
+                        .arg("holders")
+                        .arg(&self.prefix)
+                        .arg("")
+                        .arg(&*self.node)
+                        .arg("0");
                     inv.invoke::<Value>(conn)
                 })
                 .inspect_err(|e| self.mark_down(e));
@@ -1334,15 +1399,17 @@ impl Backend for RedisBackend {
                 h
             })
             .collect();
-        out.extend(lock(&self.mirror).iter().filter(|(_, m)| m.pending.is_none()).map(|(seat, m)| HeldSeat {
-            seat: *seat,
-            user: m.user.clone(),
-            types: set_of(config, &m.user_types).union(set_of(config, &m.session_types)),
-            extension: m.extension.clone(),
-            session: m.session.clone(),
-            since: since_of(m.since_ms),
-            deadline: if m.deadline_us == 0 { 0 } else { self.mono_of(m.deadline_us) },
-            node: Some(self.node.clone()),
+        out.extend(lock(&self.mirror).iter().filter(|(_, m)| m.pending.is_none()).map(|(seat, m)| {
+            HeldSeat {
+                seat: *seat,
+                user: m.user.clone(),
+                types: set_of(config, &m.user_types).union(set_of(config, &m.session_types)),
+                extension: m.extension.clone(),
+                session: m.session.clone(),
+                since: since_of(m.since_ms),
+                deadline: if m.deadline_us == 0 { 0 } else { self.mono_of(m.deadline_us) },
+                node: Some(self.node.clone()),
+            }
         }));
         out
     }

@@ -39,7 +39,9 @@ pub struct RedisServer {
 fn require_redis_server() {
     match Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
         Ok(status) if status.success() => {}
-        Ok(status) => panic!("redis-server --version failed ({status}): run `bash scripts/setup.sh` to install it"),
+        Ok(status) => {
+            panic!("redis-server --version failed ({status}): run `bash scripts/setup.sh` to install it")
+        }
         Err(e) => panic!(
             "redis-server is not installed ({e}); the redis backend's tests need it: run `bash scripts/setup.sh`"
         ),
@@ -66,7 +68,8 @@ impl RedisServer {
         require_redis_server();
         let mut last = String::new();
         for _ in 0..5 {
-            let mut server = RedisServer { port: free_port(), password: password.clone(), watchdog: None, pid: None };
+            let mut server =
+                RedisServer { port: free_port(), password: password.clone(), watchdog: None, pid: None };
             match server.launch() {
                 Ok(()) => return server,
                 Err(e) => last = e,
@@ -247,4 +250,69 @@ pub fn fresh_backend() -> RedisBackend {
     let server = shared_server();
     RedisBackend::open(&settings(&server.url(), &unique_prefix("conformance"), "conformance-node"))
         .unwrap_or_else(|e| panic!("redis backend on {}: {e}", server.url()))
+}
+
+/// A TCP relay in front of a server that counts round trips: each time the client
+/// speaks again after the server answered is one more. Runs until the process exits.
+pub struct CountingProxy {
+    pub port: u16,
+    turns: std::sync::Arc<AtomicU64>,
+}
+
+impl CountingProxy {
+    pub fn start(target_port: u16) -> CountingProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let turns = Arc::new(AtomicU64::new(0));
+        let counter = turns.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else { continue };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                // Whether the last bytes went server -> client: the next request is a new turn.
+                let answered = Arc::new(AtomicBool::new(true));
+                let pump =
+                    |mut from: TcpStream, mut to: TcpStream, upstream: bool, answered: Arc<AtomicBool>| {
+                        let counter = counter.clone();
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 16384];
+                            loop {
+                                let n = match from.read(&mut buf) {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(n) => n,
+                                };
+                                if upstream {
+                                    if answered.swap(false, Ordering::SeqCst) {
+                                        counter.fetch_add(1, Ordering::SeqCst);
+                                    }
+                                } else {
+                                    answered.store(true, Ordering::SeqCst);
+                                }
+                                if to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    };
+                let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else { continue };
+                pump(client, server, true, answered.clone());
+                pump(server2, client2, false, answered);
+            }
+        });
+        CountingProxy { port, turns }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Round trips so far, over every connection.
+    pub fn round_trips(&self) -> u64 {
+        self.turns.load(Ordering::SeqCst)
+    }
 }
