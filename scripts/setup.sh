@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what `make demo`, `make test` and `make bench` need beyond the Rust
-# toolchain, from Debian's packages, only when it is missing. Safe to run again.
+# Installs what `make demo`, `make test`, `make bench` and `cargo test` need beyond
+# the Rust toolchain, from Debian's packages, only when it is missing. Safe to run again.
 set -euo pipefail
 
 need=()
@@ -10,6 +10,8 @@ have make || need+=(make)
 have valgrind || need+=(valgrind)
 have pkg-config || need+=(pkg-config)
 have python3 || need+=(python3)
+# The redis backend's tests start their own redis-server on 127.0.0.1.
+have redis-server || need+=(redis-server)
 # AddressSanitizer's runtime for the C tests.
 if have gcc && ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address -o /dev/null - >/dev/null 2>&1; then
   need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")

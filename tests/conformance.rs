@@ -8,6 +8,9 @@
 //! files, built through `new_backend()`. A backend that cannot offer a behaviour must
 //! refuse it at config load, never pass here by differing silently.
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
 macro_rules! backend_suite {
     ($($name:ident => $make:expr),* $(,)?) => {$(
         mod $name {
@@ -49,4 +52,5 @@ fn fresh_shm() -> Box<dyn seatgate::backend::Backend> {
 backend_suite! {
     memory => Box::new(seatgate::backend::memory::MemoryBackend::new()),
     shm => crate::fresh_shm(),
+    redis => Box::new(crate::redis_server::fresh_backend()),
 }

@@ -6,6 +6,7 @@
 //! in behind the same trait and pass the same conformance suite.
 
 pub mod memory;
+pub mod redis;
 pub mod shm;
 
 use std::cell::Cell;
@@ -280,9 +281,7 @@ pub fn open(config: &Config) -> Result<Box<dyn Backend>, Error> {
     match &config.backend {
         crate::config::BackendConfig::Memory => Ok(Box::new(memory::MemoryBackend::new())),
         crate::config::BackendConfig::Shm(shm) => Ok(Box::new(shm::ShmBackend::open(shm)?)),
-        crate::config::BackendConfig::Redis(_redis) => {
-            Err(Error::Backend("the redis backend is not built yet".into()))
-        }
+        crate::config::BackendConfig::Redis(r) => Ok(Box::new(redis::RedisBackend::open(r)?)),
     }
 }
 

@@ -1,0 +1,602 @@
+// What only the redis backend does: several nodes sharing one table, one round trip
+// per acquire, leases on an injected clock across nodes, Redis dying under load and
+// coming back empty (deny and allow_local), and clear errors for a wrong password or
+// an unreachable server. Every server here is a throwaway redis-server on 127.0.0.1.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis_server::{CountingProxy, RedisServer, settings, unique_prefix};
+use seatgate::backend::redis::{LOCAL_SEAT_BIT, RedisBackend};
+use seatgate::clock::ManualClock;
+use seatgate::config::{OnBackendError, RedisConfig};
+use seatgate::{Config, Engine, Error, Event, EventKind, Page, ReleaseWhy, Request};
+
+fn engine(text: &str, settings: &RedisConfig) -> Engine {
+    let backend = RedisBackend::open(settings).unwrap_or_else(|e| panic!("open {}: {e}", settings.url));
+    Engine::with_backend(Config::from_toml_str(text, "t.toml").expect("valid config"), Box::new(backend))
+}
+
+fn used(e: &Engine, license: &str) -> u32 {
+    e.usage_of(license).expect("known type").used
+}
+
+fn node_settings(url: &str, prefix: &str, node: &str) -> RedisConfig {
+    settings(url, prefix, node)
+}
+
+/// Settings for the failure tests: short timeouts, quick retries.
+fn failing_settings(url: &str, prefix: &str, node: &str, mode: OnBackendError, share: u8) -> RedisConfig {
+    RedisConfig {
+        connect_timeout: Duration::from_millis(500),
+        timeout: Duration::from_millis(500),
+        retry_interval: Duration::from_millis(100),
+        on_backend_error: mode,
+        local_share: share,
+        ..settings(url, prefix, node)
+    }
+}
+
+/// Polls the node (a reap drives the retry) until it is no longer degraded.
+fn wait_recovered(e: &Engine) {
+    let start = Instant::now();
+    while e.report(Page::ALL).degraded.is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the node never reconciled: {:?}",
+            e.report(Page::ALL).degraded
+        );
+        e.reap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const SHARED: &str = r#"
+[licenses.pool]
+limit = 5
+[licenses.calls]
+limit = 3
+count = "session"
+[profiles.team]
+consumes = ["pool", "calls"]
+"#;
+
+#[test]
+fn nodes_on_one_server_share_one_limit_under_contention() {
+    let server = RedisServer::start();
+    let prefix = unique_prefix("shared");
+    let nodes: Vec<Arc<Engine>> = (0..3)
+        .map(|n| Arc::new(engine(SHARED, &node_settings(&server.url(), &prefix, &format!("pbx-{n}")))))
+        .collect();
+    let limits = [5u32, 3];
+    let shadow: Arc<[AtomicU32; 2]> = Arc::new(Default::default());
+    let violation = Arc::new(AtomicBool::new(false));
+    let granted = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let e = nodes[t % 3].clone();
+            let (shadow, violation, granted) = (shadow.clone(), violation.clone(), granted.clone());
+            std::thread::spawn(move || {
+                for i in 0..400 {
+                    let user = format!("t{t}-{}", i % 4);
+                    let (profile, types): (&str, &[usize]) =
+                        if i % 2 == 0 { ("pool", &[0]) } else { ("team", &[0, 1]) };
+                    match e.try_acquire(&Request::new(&user, profile)) {
+                        Ok(seat) => {
+                            granted.fetch_add(1, Ordering::Relaxed);
+                            for &ty in types {
+                                if shadow[ty].fetch_add(1, Ordering::SeqCst) + 1 > limits[ty] {
+                                    violation.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            for &ty in types {
+                                shadow[ty].fetch_sub(1, Ordering::SeqCst);
+                            }
+                            e.release(seat).unwrap();
+                        }
+                        Err(Error::LimitReached(_)) => {}
+                        Err(other) => panic!("unexpected error: {other}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(!violation.load(Ordering::SeqCst), "more holders than the limit at some instant");
+    assert!(granted.load(Ordering::Relaxed) > 0);
+    for e in &nodes {
+        assert_eq!((used(e, "pool"), used(e, "calls")), (0, 0), "every node sees the same empty table");
+        assert!(e.report(Page::ALL).holders.is_empty());
+    }
+    // The billing counters are the cluster's, not one node's.
+    let stats: Vec<_> = nodes.iter().map(|e| e.usage_of("pool").unwrap().stats).collect();
+    assert!(stats.windows(2).all(|w| w[0] == w[1]), "{stats:?}");
+    assert!(stats[0].peak <= 5 && stats[0].acquired > 0);
+}
+
+#[test]
+fn a_user_counted_type_takes_one_seat_whichever_node_the_user_logs_in_on() {
+    let server = RedisServer::start();
+    let prefix = unique_prefix("dedupe");
+    let a = engine(SHARED, &node_settings(&server.url(), &prefix, "pbx-a"));
+    let b = engine(SHARED, &node_settings(&server.url(), &prefix, "pbx-b"));
+    let desk = a.try_acquire(&Request::new("alice", "pool").extension("2001")).unwrap();
+    let mobile = b.try_acquire(&Request::new("alice", "pool").extension("2001-mobile")).unwrap();
+    assert_eq!((used(&a, "pool"), used(&b, "pool")), (1, 1));
+    a.release(desk).unwrap();
+    assert_eq!(used(&b, "pool"), 1, "alice still holds it on the other node");
+    // An admin on node A logs alice out everywhere; node B's holder learns why.
+    assert_eq!(a.release_user("alice", ReleaseWhy::Admin), Ok(1));
+    assert_eq!(b.release(mobile), Err(Error::SeatReleased(mobile, ReleaseWhy::Admin)));
+    assert_eq!(used(&b, "pool"), 0);
+}
+
+#[test]
+fn an_acquire_is_one_round_trip() {
+    let server = RedisServer::start();
+    let proxy = CountingProxy::start(server.port);
+    let e = engine(
+        "[licenses.a]\nlimit = 10\n[licenses.b]\nlimit = 10\nrequires = [\"a\"]\n[licenses.c]\nlimit = 10\ncount = \"session\"\n\
+         [profiles.all]\nconsumes = [\"a\", \"b\", \"c\"]\n",
+        &node_settings(&proxy.url(), &unique_prefix("trips"), "pbx-1"),
+    );
+    // The first call loads the script and fills the pool.
+    let warm = e.try_acquire(&Request::new("warm", "all")).unwrap();
+    let evalsha_before = commandstat(&server, "evalsha");
+    let before = proxy.round_trips();
+    let seat = e.try_acquire(&Request::new("alice", "all").extension("2001")).unwrap();
+    assert_eq!(proxy.round_trips() - before, 1, "a three-type bundle with a requirement is one round trip");
+    assert_eq!(commandstat(&server, "evalsha") - evalsha_before, 1, "as one EVALSHA");
+    let before = proxy.round_trips();
+    e.release(seat).unwrap();
+    assert_eq!(proxy.round_trips() - before, 1, "and so is a release");
+    let before = proxy.round_trips();
+    assert!(e.try_acquire(&Request::new("bob", "b")).is_err(), "missing requirement");
+    // A refusal: the refused call, and the engine's count_denial (no reap: nothing
+    // was full).
+    assert_eq!(proxy.round_trips() - before, 2);
+    e.release(warm).unwrap();
+}
+
+fn commandstat(server: &RedisServer, command: &str) -> u64 {
+    let info = server.command(&["INFO", "commandstats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+const LEASED: &str = r#"
+[licenses.extension]
+limit = 2
+lease = "30s"
+"#;
+
+#[test]
+fn leases_run_on_the_callers_clock_across_nodes() {
+    let server = RedisServer::start();
+    let prefix = unique_prefix("lease");
+    let clock = Arc::new(ManualClock::at_unix(1_790_000_000));
+    let a = engine(LEASED, &node_settings(&server.url(), &prefix, "pbx-a")).with_clock(clock.clone());
+    let b = engine(LEASED, &node_settings(&server.url(), &prefix, "pbx-b")).with_clock(clock.clone());
+    let alice = a.try_acquire(&Request::new("alice", "extension")).unwrap();
+    let bob = b.try_acquire(&Request::new("bob", "extension")).unwrap();
+    assert!(matches!(b.try_acquire(&Request::new("carol", "extension")), Err(Error::LimitReached(_))));
+    let lease_left = a.report(Page::ALL).holders[0].lease_left_seconds.unwrap();
+    assert!((29.0..=30.0).contains(&lease_left), "{lease_left}");
+
+    clock.advance(Duration::from_secs(20));
+    a.touch(alice).unwrap();
+    clock.advance(Duration::from_secs(20));
+    // Bob's lease ran out 10 s ago: node A's full type reclaims node B's holder.
+    let carol = a.try_acquire(&Request::new("carol", "extension")).unwrap();
+    assert_eq!(b.touch(bob), Err(Error::SeatExpired(bob)), "node B's holder learns why");
+    assert_eq!(used(&b, "extension"), 2);
+    // Nothing is reaped before its deadline, everything after it.
+    assert_eq!(b.reap(), 0);
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(b.reap(), 2, "alice and carol, both taken on node A, reaped by node B");
+    assert_eq!(a.release(carol), Err(Error::SeatExpired(carol)));
+    assert_eq!(used(&a, "extension"), 0);
+}
+
+#[test]
+fn the_report_shows_the_holders_of_every_node() {
+    let server = RedisServer::start();
+    let prefix = unique_prefix("report");
+    let a = engine(SHARED, &node_settings(&server.url(), &prefix, "pbx-a"));
+    let b = engine(SHARED, &node_settings(&server.url(), &prefix, "pbx-b"));
+    a.try_acquire(&Request::new("alice", "team").extension("2001")).unwrap();
+    b.try_acquire(&Request::new("bob", "pool").extension("2002")).unwrap();
+    b.try_acquire(&Request::new("alice", "pool").extension("2001-mobile")).unwrap();
+    let report = a.report(Page::ALL);
+    let nodes: Vec<(String, Vec<String>)> =
+        report.holders.iter().map(|h| (h.user.clone(), h.nodes.clone())).collect();
+    assert_eq!(
+        nodes,
+        [
+            ("alice".to_string(), vec!["pbx-a".to_string(), "pbx-b".to_string()]),
+            ("bob".to_string(), vec!["pbx-b".to_string()])
+        ]
+    );
+    assert_eq!(report.backend, "redis");
+    let expected = format!("redis://127.0.0.1:{} db 0 prefix '{prefix}', node 'pbx-a'", server.port);
+    assert_eq!(report.backend_detail, expected);
+    let text = report.to_text();
+    assert!(text.contains("pbx-b") && text.contains("node"), "{text}");
+    assert_eq!(report.licenses.iter().find(|l| l.name == "pool").unwrap().used, 2);
+}
+
+#[test]
+fn a_wrong_password_or_an_unreachable_server_is_a_clear_error_within_the_connect_timeout() {
+    let server = RedisServer::start_with_password("s3cret");
+    let connect_timeout = Duration::from_millis(500);
+    let base = RedisConfig { connect_timeout, ..settings(&server.url(), &unique_prefix("auth"), "pbx-1") };
+
+    let start = Instant::now();
+    let wrong =
+        RedisBackend::open(&RedisConfig { password: Some("nope".into()), ..base.clone() }).unwrap_err();
+    assert!(start.elapsed() < connect_timeout + Duration::from_millis(500), "{:?}", start.elapsed());
+    let text = wrong.to_string();
+    assert!(matches!(wrong, Error::Backend(_)), "{wrong:?}");
+    assert!(text.contains(&format!("redis at redis://127.0.0.1:{} db 0 unreachable", server.port)), "{text}");
+    assert!(text.contains("the server refused the login"), "names the refused login: {text}");
+    assert!(text.contains("on_backend_error = \"deny\""), "{text}");
+    assert!(!text.contains("nope"), "never shows the password: {text}");
+
+    let missing = RedisBackend::open(&base).unwrap_err().to_string();
+    assert!(missing.contains("NOAUTH") || missing.contains("uthentication"), "{missing}");
+
+    // The password from the config, or from the URL.
+    RedisBackend::open(&RedisConfig { password: Some("s3cret".into()), ..base.clone() }).unwrap();
+    let in_url = format!("redis://:s3cret@127.0.0.1:{}/0", server.port);
+    RedisBackend::open(&RedisConfig { url: in_url, ..base.clone() }).unwrap();
+
+    // Nothing listens on this port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let start = Instant::now();
+    let err = RedisBackend::open(&RedisConfig { url: format!("redis://127.0.0.1:{closed}"), ..base.clone() })
+        .unwrap_err();
+    assert!(start.elapsed() < connect_timeout + Duration::from_millis(500), "{:?}", start.elapsed());
+    assert!(
+        err.to_string().contains(&format!("redis at redis://127.0.0.1:{closed} db 0 unreachable")),
+        "{err}"
+    );
+
+    // allow_local opens anyway, degraded, and says so.
+    let degraded = RedisBackend::open(&RedisConfig {
+        url: format!("redis://127.0.0.1:{closed}"),
+        on_backend_error: OnBackendError::AllowLocal,
+        local_share: 50,
+        ..base.clone()
+    })
+    .unwrap();
+    assert!(degraded.is_degraded());
+}
+
+#[test]
+fn engine_open_builds_the_redis_backend_from_the_config_file() {
+    let server = RedisServer::start();
+    let text = format!(
+        "[licenses.x]\nlimit = 1\n[backend]\nkind = \"redis\"\nurl = \"{}\"\nprefix = \"{}\"\nnode = \"pbx-9\"\n",
+        server.url(),
+        unique_prefix("open")
+    );
+    let e = Engine::open(Config::from_toml_str(&text, "seats.toml").unwrap()).unwrap();
+    assert_eq!(e.backend_kind(), "redis");
+    let seat = e.try_acquire(&Request::new("alice", "x")).unwrap();
+    assert_eq!(e.report(Page::ALL).holders[0].nodes, ["pbx-9"]);
+    e.release(seat).unwrap();
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = format!(
+        "[licenses.x]\nlimit = 1\n[backend]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{closed}\"\nconnect_timeout = \"300ms\"\n"
+    );
+    let err = Engine::open(Config::from_toml_str(&text, "seats.toml").unwrap()).unwrap_err();
+    assert!(matches!(err, Error::Backend(ref m) if m.contains("logins are refused")), "{err:?}");
+}
+
+const POOL: &str = "[licenses.agent]\nlimit = 4\n";
+
+/// deny: while Redis is dead every call is a clean `Error::Backend` within the timeout
+/// that took nothing; Redis restarted empty gets the nodes' handles back, and the
+/// counts are right.
+#[test]
+fn deny_refuses_cleanly_while_redis_is_dead_and_counts_are_right_after_it_restarts_empty() {
+    let mut server = RedisServer::start();
+    let prefix = unique_prefix("deny");
+    let node = |name: &str| {
+        Arc::new(engine(POOL, &failing_settings(&server.url(), &prefix, name, OnBackendError::Deny, 0)))
+    };
+    let nodes = [node("pbx-a"), node("pbx-b")];
+    let bound = Duration::from_millis(500 + 500 + 1500); // connect_timeout + timeout + a loaded machine
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicU64::new(0));
+    let slowest = Arc::new(Mutex::new(Duration::ZERO));
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let e = nodes[t % 2].clone();
+            let (stop, refused, slowest) = (stop.clone(), refused.clone(), slowest.clone());
+            std::thread::spawn(move || {
+                // Handles whose release failed while Redis was away: released later.
+                let mut owed: Vec<u64> = Vec::new();
+                let mut i = 0u64;
+                let timed = |f: &mut dyn FnMut() -> Result<(), Error>| {
+                    let start = Instant::now();
+                    let r = f();
+                    let took = start.elapsed();
+                    let mut s = slowest.lock().unwrap();
+                    *s = (*s).max(took);
+                    r
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let mut seat = 0;
+                    let r = timed(&mut || {
+                        seat = e.try_acquire(&Request::new(&format!("u{t}-{}", i % 3), "agent"))?;
+                        Ok(())
+                    });
+                    match r {
+                        Ok(()) => {
+                            if let Err(err) = timed(&mut || e.release(seat)) {
+                                assert!(matches!(err, Error::Backend(_)), "{err:?}");
+                                owed.push(seat);
+                            }
+                        }
+                        Err(Error::LimitReached(_)) => {}
+                        Err(Error::Backend(msg)) => {
+                            assert!(
+                                msg.contains("unreachable")
+                                    && msg.contains("logins are refused (on_backend_error = \"deny\")"),
+                                "{msg}"
+                            );
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(other) => panic!("{other:?}"),
+                    }
+                }
+                owed
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.stop();
+    std::thread::sleep(Duration::from_millis(400));
+    // While it is dead: a clean refusal that took nothing.
+    let start = Instant::now();
+    let err = nodes[0].try_acquire(&Request::new("late", "agent")).unwrap_err();
+    assert!(start.elapsed() < bound);
+    assert!(
+        matches!(err, Error::Backend(ref m) if m.contains(&format!("redis at redis://127.0.0.1:{} db 0 unreachable", server.port))),
+        "{err:?}"
+    );
+    let degraded = nodes[0].report(Page::ALL).degraded.expect("reported as degraded");
+    assert!(degraded.contains("logins are refused"), "{degraded}");
+    server.restart();
+    std::thread::sleep(Duration::from_millis(400));
+    stop.store(true, Ordering::Relaxed);
+    let owed: Vec<Vec<u64>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(refused.load(Ordering::Relaxed) > 0, "the workers never saw Redis down");
+    let slowest = *slowest.lock().unwrap();
+    assert!(slowest < bound, "a call took {slowest:?}");
+    for e in &nodes {
+        wait_recovered(e);
+    }
+    // Redis came back empty: the handles whose release failed were taken again.
+    let held: usize = owed.iter().map(Vec::len).sum();
+    let holders = nodes[0].report(Page::ALL).holders.iter().map(|h| h.sessions).sum::<usize>();
+    assert_eq!(holders, held, "every handle a host still holds is held in Redis again");
+    let users: HashSet<String> = nodes[0].report(Page::ALL).holders.iter().map(|h| h.user.clone()).collect();
+    assert_eq!(used(&nodes[0], "agent") as usize, users.len());
+    for (t, seats) in owed.iter().enumerate() {
+        for &seat in seats {
+            nodes[t % 2].release(seat).unwrap();
+        }
+    }
+    assert_eq!((used(&nodes[0], "agent"), used(&nodes[1], "agent")), (0, 0));
+    assert!(nodes[0].report(Page::ALL).holders.is_empty());
+    assert!(
+        nodes[0].report(Page::ALL).warnings.iter().any(|w| w.contains("redis lost its data")),
+        "{:?}",
+        nodes[0].report(Page::ALL).warnings
+    );
+}
+
+/// allow_local, step by step: each node serves its share while Redis is dead, and on
+/// return the local handles move into Redis; what no longer fits is released as
+/// `Reconciled`, and the counts add up.
+#[test]
+fn allow_local_serves_its_share_and_reconciles_when_redis_is_back() {
+    let mut server = RedisServer::start();
+    let prefix = unique_prefix("local");
+    let node = |name: &str| {
+        engine(POOL, &failing_settings(&server.url(), &prefix, name, OnBackendError::AllowLocal, 50))
+    };
+    let (a, b) = (node("pbx-a"), node("pbx-b"));
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = events.clone();
+    b.set_event_sink(Some(Arc::new(move |ev: &Event| sink.lock().unwrap().push(ev.clone()))));
+
+    let a1 = a.try_acquire(&Request::new("a1", "agent")).unwrap();
+    let b1 = b.try_acquire(&Request::new("b1", "agent")).unwrap();
+    let b2 = b.try_acquire(&Request::new("b2", "agent")).unwrap();
+    assert_eq!(used(&a, "agent"), 3);
+    server.stop();
+
+    // Each node hands out at most 50 % of 4 = 2 seats on its own.
+    let a2 = a.try_acquire(&Request::new("a2", "agent")).unwrap();
+    assert!(a2 & LOCAL_SEAT_BIT != 0, "a local handle");
+    let a3 = a.try_acquire(&Request::new("a3", "agent")).unwrap();
+    let Err(Error::LimitReached(d)) = a.try_acquire(&Request::new("a4", "agent")) else {
+        panic!("over the share")
+    };
+    assert_eq!((d.used, d.limit), (2, 2));
+    let b3 = b.try_acquire(&Request::new("b3", "agent")).unwrap();
+    let b4 = b.try_acquire(&Request::new("b4", "agent")).unwrap();
+    assert!(b.try_acquire(&Request::new("b5", "agent")).is_err());
+    let status = a.report(Page::ALL);
+    let degraded = status.degraded.expect("degraded");
+    assert!(
+        degraded.contains(&format!("redis at redis://127.0.0.1:{} db 0 unreachable since", server.port)),
+        "{degraded}"
+    );
+    assert!(degraded.contains("serving 50% of each limit locally"), "{degraded}");
+    // The report shows what this node holds: its local handles and its Redis one.
+    let seats: HashSet<u64> = status.holders.iter().flat_map(|h| h.seats.iter().map(|s| s.seat)).collect();
+    assert_eq!(seats, HashSet::from([a1, a2, a3]));
+    // Operations follow the handle: a Redis handle released now is released in Redis
+    // when it is back; a local one at once.
+    a.release(a1).unwrap();
+    a.touch(a2).unwrap();
+
+    server.restart(); // empty: Redis lost everything
+    std::thread::sleep(Duration::from_millis(150));
+    wait_recovered(&a);
+    // Node A came first: its two local handles moved, a1 is gone for good.
+    assert_eq!(used(&a, "agent"), 2);
+    wait_recovered(&b);
+    // Node B's Redis handles came back first, then its local ones, which no longer fit.
+    assert_eq!(used(&b, "agent"), 4);
+    let reconciled: Vec<u64> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|ev| ev.kind == EventKind::Released && ev.why == Some(ReleaseWhy::Reconciled))
+        .map(|ev| ev.seat)
+        .collect();
+    assert_eq!(reconciled, [b3, b4]);
+    assert_eq!(b.release(b3), Err(Error::SeatReleased(b3, ReleaseWhy::Reconciled)));
+    assert!(Error::SeatReleased(b3, ReleaseWhy::Reconciled).to_string().contains("did not fit"));
+    let warnings = b.report(Page::ALL).warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("0 local handles moved to redis, 2 released")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("redis lost its data: 2 handles of this node taken again")),
+        "{warnings:?}"
+    );
+    let warnings = a.report(Page::ALL).warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("2 local handles moved to redis, 0 released")),
+        "{warnings:?}"
+    );
+    // Moved handles keep their ids and work from either node.
+    let report = a.report(Page::ALL);
+    let held: HashSet<u64> = report.holders.iter().flat_map(|h| h.seats.iter().map(|s| s.seat)).collect();
+    assert_eq!(held, HashSet::from([a2, a3, b1, b2]));
+    assert_eq!(a.release(a1), Err(Error::UnknownSeat(a1)));
+    for (e, seat) in [(&a, a2), (&b, a3), (&b, b1), (&a, b2)] {
+        e.release(seat).unwrap();
+    }
+    assert_eq!((used(&a, "agent"), used(&b, "agent")), (0, 0));
+    assert!(a.report(Page::ALL).degraded.is_none() && a.report(Page::ALL).holders.is_empty());
+}
+
+/// allow_local under load: threads on two nodes log in and out while Redis dies and
+/// comes back empty. No node ever holds more than its share locally, and once both
+/// have reconciled the table holds exactly the handles the hosts still hold.
+#[test]
+fn allow_local_under_load_never_exceeds_the_share_and_reconciles_the_counts() {
+    let mut server = RedisServer::start();
+    let prefix = unique_prefix("load");
+    let node = |name: &str| {
+        Arc::new(engine(
+            "[licenses.agent]\nlimit = 6\n",
+            &failing_settings(&server.url(), &prefix, name, OnBackendError::AllowLocal, 50),
+        ))
+    };
+    let nodes = [node("pbx-a"), node("pbx-b")];
+    let share = 3u32;
+    let local_held: Arc<[AtomicU32; 2]> = Arc::new(Default::default());
+    let violation = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let local_grants = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let e = nodes[t % 2].clone();
+            let (local_held, violation, stop, local_grants) =
+                (local_held.clone(), violation.clone(), stop.clone(), local_grants.clone());
+            std::thread::spawn(move || {
+                let mut held: Vec<u64> = Vec::new();
+                let mut reconciled = 0usize;
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    match e.try_acquire(&Request::new(&format!("u{t}-{i}"), "agent")) {
+                        Ok(seat) => {
+                            if seat & LOCAL_SEAT_BIT != 0 {
+                                local_grants.fetch_add(1, Ordering::Relaxed);
+                                if local_held[t % 2].fetch_add(1, Ordering::SeqCst) + 1 > share {
+                                    violation.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            held.push(seat);
+                        }
+                        Err(Error::LimitReached(_)) => {}
+                        Err(other) => panic!("allow_local never refuses for the backend: {other:?}"),
+                    }
+                    // Keep one or two handles; give back the oldest.
+                    if held.len() > 1 + (i as usize % 2) {
+                        let seat = held.remove(0);
+                        if seat & LOCAL_SEAT_BIT != 0 {
+                            local_held[t % 2].fetch_sub(1, Ordering::SeqCst);
+                        }
+                        match e.release(seat) {
+                            Ok(()) => {}
+                            Err(Error::SeatReleased(_, ReleaseWhy::Reconciled)) => reconciled += 1,
+                            Err(other) => panic!("release {seat}: {other:?}"),
+                        }
+                    }
+                }
+                (held, reconciled)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    server.restart();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let results: Vec<(Vec<u64>, usize)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(!violation.load(Ordering::SeqCst), "a node held more than its share locally");
+    assert!(local_grants.load(Ordering::Relaxed) > 0, "no login was served locally");
+    for e in &nodes {
+        wait_recovered(e);
+    }
+    // What the hosts still hold is what Redis holds, within the limit.
+    let mut still_held = 0;
+    let mut released_reconciled = 0;
+    for (t, (held, _)) in results.iter().enumerate() {
+        for &seat in held {
+            match nodes[t % 2].touch(seat) {
+                Ok(()) => still_held += 1,
+                Err(Error::SeatReleased(_, ReleaseWhy::Reconciled)) => released_reconciled += 1,
+                Err(other) => panic!("{seat}: {other:?}"),
+            }
+        }
+    }
+    let report = nodes[0].report(Page::ALL);
+    let in_redis: usize = report.holders.iter().map(|h| h.sessions).sum();
+    assert_eq!(
+        in_redis, still_held,
+        "Redis holds exactly the live handles ({released_reconciled} reconciled away)"
+    );
+    assert_eq!(used(&nodes[0], "agent") as usize, still_held);
+    assert!(still_held <= 6);
+    for (t, (held, _)) in results.iter().enumerate() {
+        for &seat in held {
+            let _ = nodes[t % 2].release(seat);
+        }
+    }
+    assert_eq!((used(&nodes[0], "agent"), used(&nodes[1], "agent")), (0, 0));
+}
