@@ -139,6 +139,21 @@ fn a_user_counted_type_takes_one_seat_whichever_node_the_user_logs_in_on() {
 }
 
 #[test]
+fn a_node_that_shuts_down_gives_back_its_own_seats_only() {
+    let server = RedisServer::start();
+    let prefix = unique_prefix("shutdown");
+    let a = engine(SHARED, &node_settings(&server.url(), &prefix, "pbx-a"));
+    let b = engine(SHARED, &node_settings(&server.url(), &prefix, "pbx-b"));
+    a.try_acquire(&Request::new("alice", "team")).unwrap();
+    a.try_acquire(&Request::new("carol", "pool")).unwrap();
+    let bob = b.try_acquire(&Request::new("bob", "team")).unwrap();
+    assert_eq!(a.report(Page::ALL).holders.len(), 3, "the report shows every node's holders");
+    assert_eq!(a.release_all(), 2, "but a shutdown releases this node's");
+    assert_eq!((used(&b, "pool"), used(&b, "calls")), (1, 1));
+    b.release(bob).unwrap();
+}
+
+#[test]
 fn an_acquire_is_one_round_trip() {
     let server = RedisServer::start();
     let proxy = CountingProxy::start(server.port);

@@ -605,6 +605,9 @@ elseif OP == 'release' then
       redis.call('ZREM', K_HANDLES, seat)
     end
     detail = gone(seat)
+  elseif why == 'shutdown' and (rec.node or '') ~= NODE then
+    -- A node that shuts down gives back its own seats, never another node's.
+    detail = { 'othernode', rec.node or '' }
   elseif expired(deadline) then
     settle(rec, 'expired')
     detail = { 'expired' }

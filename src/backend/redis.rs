@@ -1166,6 +1166,13 @@ impl Backend for RedisBackend {
                 match reply.status.as_str() {
                     "ok" => Ok(()),
                     "expired" => Err(Error::SeatExpired(seat)),
+                    // The engine's shutdown walks every holder the report shows, which
+                    // here includes the other nodes'.
+                    "othernode" => Err(Error::Backend(format!(
+                        "seat {seat} was taken on node '{}': a shutdown of node '{}' leaves it held",
+                        at(&reply.detail, 1),
+                        self.node
+                    ))),
                     _ => Err(Self::gone_error(seat, &at(&reply.detail, 1))),
                 }
             }
