@@ -1421,6 +1421,11 @@ impl Backend for RedisBackend {
         out
     }
 
+    fn own_holders(&self, config: &Config) -> Vec<HeldSeat> {
+        let me = Some(self.node.clone());
+        self.holders(config).into_iter().filter(|h| h.node == me).collect()
+    }
+
     fn lingering(&self, config: &Config) -> Vec<LingeringSeat> {
         if self.down.load(Ordering::Acquire) {
             return read(&self.local).lingering(&self.scaled(config));
