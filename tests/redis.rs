@@ -238,12 +238,22 @@ fn the_report_shows_the_holders_of_every_node() {
     assert_eq!(
         nodes,
         [
-            ("alice".to_string(), vec!["pbx-a".to_string(), "pbx-b".to_string()]),
-            ("bob".to_string(), vec!["pbx-b".to_string()])
+            (
+                "alice".to_string(),
+                vec![
+                    format!("pbx-a pid {}", std::process::id()),
+                    format!("pbx-b pid {}", std::process::id())
+                ]
+            ),
+            ("bob".to_string(), vec![format!("pbx-b pid {}", std::process::id())])
         ]
     );
     assert_eq!(report.backend, "redis");
-    let expected = format!("redis://127.0.0.1:{} db 0 prefix '{prefix}', node 'pbx-a'", server.port);
+    let expected = format!(
+        "redis://127.0.0.1:{} db 0 prefix '{prefix}', node 'pbx-a pid {}'",
+        server.port,
+        std::process::id()
+    );
     assert_eq!(report.backend_detail, expected);
     let text = report.to_text();
     assert!(text.contains("pbx-b") && text.contains("node"), "{text}");
@@ -308,7 +318,8 @@ fn engine_open_builds_the_redis_backend_from_the_config_file() {
     let e = Engine::open(Config::from_toml_str(&text, "seats.toml").unwrap()).unwrap();
     assert_eq!(e.backend_kind(), "redis");
     let seat = e.try_acquire(&Request::new("alice", "x")).unwrap();
-    assert_eq!(e.report(Page::ALL).holders[0].nodes, ["pbx-9"]);
+    // The node's name, and the process on it (each process's handles are its own).
+    assert_eq!(e.report(Page::ALL).holders[0].nodes, [format!("pbx-9 pid {}", std::process::id())]);
     e.release(seat).unwrap();
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

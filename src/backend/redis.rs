@@ -310,7 +310,14 @@ impl RedisBackend {
             settings: settings.clone(),
             client,
             location,
-            node: Arc::from(settings.node.clone().unwrap_or_else(host_name)),
+            // The node name plus the process: each process's handles are its own (a
+            // shutdown gives back only them), also when a forking host runs several
+            // processes per node.
+            node: Arc::from(format!(
+                "{} pid {}",
+                settings.node.clone().unwrap_or_else(host_name),
+                crate::backend::shm::own_pid()
+            )),
             epoch_key: format!("{prefix}:epoch"),
             prefix,
             script: redis::Script::new(SCRIPT),
