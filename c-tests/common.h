@@ -6,6 +6,8 @@
  *   CHECK_RC(expr, want)      CHECK that a status code is `want`, naming both codes
  *   tc_write_config(text)     write TOML to a fresh mkstemp file under /tmp; the
  *                             file is removed at exit; returns its path
+ *   tc_write_configf(fmt, ...) the same, from a printf format
+ *   tc_acquire_ex(u, p, &s, &d) license_try_acquire_ex with a sized request and denial
  *   tc_last_error()           this thread's license_last_error, in a thread-local buffer
  *   tc_usage(type)            seats used of a type (UINT32_MAX if license_usage fails)
  *   tc_quick()                true when SEATGATE_TEST_QUICK is set (valgrind runs)
@@ -178,6 +180,35 @@ static inline const char *tc_write_config(const char *text) {
     }
     tc_temp_files[tc_temp_count++] = path;
     return path;
+}
+
+/* tc_write_configf(fmt, ...): tc_write_config from a printf format. */
+static inline const char *tc_write_configf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline const char *tc_write_configf(const char *fmt, ...) {
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof text) {
+        fprintf(stderr, "tc_write_configf: config too long\n");
+        exit(2);
+    }
+    return tc_write_config(text);
+}
+
+/* tc_acquire_ex(user, profiles, &seat, &denial): license_try_acquire_ex with a zeroed,
+ * sized request and denial. */
+static inline int32_t tc_acquire_ex(const char *user, const char *profiles, license_seat *seat,
+                                    license_denial *denial) {
+    license_request req;
+    memset(&req, 0, sizeof req);
+    req.size = sizeof req;
+    req.user = user;
+    req.profiles = profiles;
+    memset(denial, 0, sizeof *denial);
+    denial->size = sizeof *denial;
+    return license_try_acquire_ex(&req, seat, denial);
 }
 
 /* ---- library helpers ---- */

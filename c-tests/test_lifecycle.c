@@ -85,32 +85,6 @@ static void timing_note(const char *what) {
     fprintf(stderr, "test_lifecycle: note: %s (machine too slow for this check; skipped)\n", what);
 }
 
-/* Writes a config from a printf format (every phase builds its TOML this way). */
-static const char *write_configf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *write_configf(const char *fmt, ...) {
-    char text[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof text) {
-        fprintf(stderr, "write_configf: config too long\n");
-        exit(2);
-    }
-    return tc_write_config(text);
-}
-
-static int32_t acquire_ex(const char *user, const char *profiles, license_seat *seat, license_denial *denial) {
-    license_request req;
-    memset(&req, 0, sizeof req);
-    req.size = sizeof req;
-    req.user = user;
-    req.profiles = profiles;
-    memset(denial, 0, sizeof *denial);
-    denial->size = sizeof *denial;
-    return license_try_acquire_ex(&req, seat, denial);
-}
-
 static license_seat must_acquire(const char *user, const char *profiles) {
     license_seat seat = 0;
     int32_t rc = license_try_acquire(user, profiles, &seat);
@@ -243,7 +217,7 @@ static void phase1_touch_then_expire(double ttl) {
 
         license_seat b = 0;
         license_denial d;
-        rc = acquire_ex("bob", "desk", &b, &d);
+        rc = tc_acquire_ex("bob", "desk", &b, &d);
         after = tc_now();
         if (after - t_touch < ttl) {
             CHECK(rc == LICENSE_ERR_LIMIT_REACHED, "bob got a seat %.3f s after alice's touch (lease %.3f s): %s",
@@ -372,7 +346,7 @@ static void phase1_touch_user(double ttl) {
 
 static void phase1_leases(void) {
     double ttl = scaled(0.300);
-    const char *path = write_configf("[licenses.desk]\n"
+    const char *path = tc_write_configf("[licenses.desk]\n"
                                      "limit = 1\n"
                                      "lease = \"%dms\"\n"
                                      "\n"
@@ -477,7 +451,7 @@ static void *p2_worker(void *arg) {
         snprintf(user, sizeof user, "w%d-%ld", me->id, i++);
         license_seat seat = 0;
         license_denial d;
-        int32_t rc = acquire_ex(user, profiles, &seat, &d);
+        int32_t rc = tc_acquire_ex(user, profiles, &seat, &d);
         if (rc == LICENSE_OK) {
             p2_shadow_up(mask);
             if (i % 4 == 0)
@@ -520,7 +494,7 @@ static void *p2_worker(void *arg) {
 }
 
 static const char *p2_config(int c) {
-    return write_configf("[licenses.pool]\nlimit = %u\n\n"
+    return tc_write_configf("[licenses.pool]\nlimit = %u\n\n"
                          "[licenses.agent]\nlimit = %u\n\n"
                          "[licenses.crm]\nlimit = %u\n\n"
                          "[profiles.op]\nconsumes = [\"agent\", \"crm\"]\n",
@@ -607,7 +581,7 @@ static void phase2_over_limit_and_orphan(void) {
     CHECK(used == 3 && limit == 1, "after lowering the limit: 'seat' %u/%u, expected 3/1", used, limit);
     license_seat x = 0;
     license_denial d;
-    CHECK_RC(acquire_ex("u5", "seat", &x, &d), LICENSE_ERR_LIMIT_REACHED);
+    CHECK_RC(tc_acquire_ex("u5", "seat", &x, &d), LICENSE_ERR_LIMIT_REACHED);
     CHECK(strcmp(d.license_type, "seat") == 0 && d.reason == LICENSE_DENIAL_OVER_LIMIT && d.used == 3 &&
               d.limit == 1,
           "denial: '%s' %u/%u reason %u, expected 'seat' 3/1 OVER_LIMIT", d.license_type, d.used, d.limit, d.reason);
@@ -634,10 +608,10 @@ static void phase2_over_limit_and_orphan(void) {
 
     /* Over limit until use falls under the limit: 2/1 still over, 1/1 full, 0/1 free. */
     CHECK_RC(license_release(s[0]), LICENSE_OK);
-    CHECK_RC(acquire_ex("u5", "seat", &x, &d), LICENSE_ERR_LIMIT_REACHED);
+    CHECK_RC(tc_acquire_ex("u5", "seat", &x, &d), LICENSE_ERR_LIMIT_REACHED);
     CHECK(d.reason == LICENSE_DENIAL_OVER_LIMIT && d.used == 2, "at 2/1: reason %u, used %u", d.reason, d.used);
     CHECK_RC(license_release(s[1]), LICENSE_OK);
-    CHECK_RC(acquire_ex("u5", "seat", &x, &d), LICENSE_ERR_LIMIT_REACHED);
+    CHECK_RC(tc_acquire_ex("u5", "seat", &x, &d), LICENSE_ERR_LIMIT_REACHED);
     CHECK(d.reason == LICENSE_DENIAL_FULL && d.used == 1, "at 1/1: reason %u, used %u", d.reason, d.used);
     CHECK_RC(license_release(s[2]), LICENSE_OK);
     x = must_acquire("u5", "seat");
@@ -683,7 +657,7 @@ static char *json_without_generated_at(void) {
 static void phase3_behaviour(const char *when) {
     license_seat x = 0;
     license_denial d;
-    int32_t rc = acquire_ex("zed", "small", &x, &d);
+    int32_t rc = tc_acquire_ex("zed", "small", &x, &d);
     CHECK(rc == LICENSE_ERR_LIMIT_REACHED, "%s: a third 'small' login returned %s", when, tc_code_name(rc));
     CHECK(strcmp(d.license_type, "small") == 0 && d.used == 2 && d.limit == 2 && d.reason == LICENSE_DENIAL_FULL,
           "%s: denial '%s' %u/%u reason %u", when, d.license_type, d.used, d.limit, d.reason);
@@ -1069,7 +1043,7 @@ static void phase5_dependencies(void) {
     /* Alone, callcenter is refused and nothing is taken. */
     license_seat x = 0;
     license_denial d;
-    CHECK_RC(acquire_ex("alice", "callcenter", &x, &d), LICENSE_ERR_REQUIREMENT_MISSING);
+    CHECK_RC(tc_acquire_ex("alice", "callcenter", &x, &d), LICENSE_ERR_REQUIREMENT_MISSING);
     CHECK(d.reason == LICENSE_DENIAL_REQUIREMENT_MISSING && strcmp(d.license_type, "callcenter") == 0 &&
               strcmp(d.requires, "connect") == 0,
           "denial: type '%s' reason %u requires '%s'", d.license_type, d.reason, d.requires);
@@ -1158,7 +1132,7 @@ static void phase5_dependencies(void) {
 
 static void phase6_linger(void) {
     double linger = scaled(0.300);
-    const char *path = write_configf("[licenses.ext]\nlimit = 1\nlinger = \"%dms\"\n\n"
+    const char *path = tc_write_configf("[licenses.ext]\nlimit = 1\nlinger = \"%dms\"\n\n"
                                      "[licenses.pool]\nlimit = 3\ncount = \"session\"\n\n"
                                      "[reaper]\nenabled = true\ninterval = \"50ms\"\n",
                                      (int)(linger * 1000));
@@ -1179,7 +1153,7 @@ static void phase6_linger(void) {
         in_window = false;
     license_seat b = 0;
     license_denial d;
-    int32_t rc = acquire_ex("bob", "ext", &b, &d);
+    int32_t rc = tc_acquire_ex("bob", "ext", &b, &d);
     if (tc_now() - t_release < linger) {
         CHECK(rc == LICENSE_ERR_LIMIT_REACHED, "bob took alice's lingering seat: %s", tc_code_name(rc));
         CHECK(rc != LICENSE_ERR_LIMIT_REACHED || (d.reason == LICENSE_DENIAL_FULL && d.used == 1 && d.limit == 1),

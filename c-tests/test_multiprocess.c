@@ -86,25 +86,6 @@
 
 #define BIT(t) (1u << (t))
 
-/* tc_code_name does not know the backend codes yet. */
-static const char *code_name(int32_t code) {
-    switch (code) {
-    case LICENSE_ERR_BACKEND: return "LICENSE_ERR_BACKEND";
-    case LICENSE_ERR_TABLE_FULL: return "LICENSE_ERR_TABLE_FULL";
-    default: return tc_code_name(code);
-    }
-}
-
-#undef CHECK_RC
-#define CHECK_RC(expr, want)                                                   \
-    do {                                                                       \
-        int32_t tc_rc_ = (expr);                                               \
-        int32_t tc_want_ = (want);                                             \
-        CHECK(tc_rc_ == tc_want_, "%s returned %d (%s), expected %d (%s); last error: \"%s\"", \
-              #expr, (int)tc_rc_, code_name(tc_rc_), (int)tc_want_,            \
-              code_name(tc_want_), tc_last_error());                           \
-    } while (0)
-
 static long timing_notes; /* checks skipped because this machine was too slow */
 
 static void sleep_s(double seconds) {
@@ -131,37 +112,11 @@ static uint32_t rnd(uint64_t *s) {
     return (uint32_t)(*s >> 11);
 }
 
-/* Writes a config from a printf format. */
-static const char *write_configf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *write_configf(const char *fmt, ...) {
-    char text[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof text) {
-        fprintf(stderr, "write_configf: config too long\n");
-        exit(2);
-    }
-    return tc_write_config(text);
-}
-
-static int32_t acquire_ex(const char *user, const char *profiles, license_seat *seat, license_denial *denial) {
-    license_request req;
-    memset(&req, 0, sizeof req);
-    req.size = sizeof req;
-    req.user = user;
-    req.profiles = profiles;
-    memset(denial, 0, sizeof *denial);
-    denial->size = sizeof *denial;
-    return license_try_acquire_ex(&req, seat, denial);
-}
-
 static license_seat must_acquire(const char *user, const char *profiles) {
     license_seat seat = 0;
     int32_t rc = license_try_acquire(user, profiles, &seat);
     CHECK(rc == LICENSE_OK && seat != 0, "[pid %d] acquire(%s, %s) returned %s; last error: \"%s\"", (int)getpid(),
-          user, profiles, code_name(rc), tc_last_error());
+          user, profiles, tc_code_name(rc), tc_last_error());
     return rc == LICENSE_OK ? seat : 0;
 }
 
@@ -181,7 +136,7 @@ static license_type_stats stats_of(const char *type) {
 /* license_init that must succeed; false (with the failure counted) if it did not. */
 static bool init_ok(const char *config, const char *who) {
     int32_t rc = license_init(config);
-    CHECK(rc == LICENSE_OK, "%s (pid %d): license_init returned %s: %s", who, (int)getpid(), code_name(rc),
+    CHECK(rc == LICENSE_OK, "%s (pid %d): license_init returned %s: %s", who, (int)getpid(), tc_code_name(rc),
           tc_last_error());
     return rc == LICENSE_OK;
 }
@@ -557,7 +512,7 @@ static void p1_shadow_down(unsigned mask) {
 static void p1_release(license_seat seat, unsigned mask) {
     p1_shadow_down(mask); /* before the seat is free for anyone else */
     int32_t rc = license_release(seat);
-    CHECK_LOOP(rc == LICENSE_OK, "[pid %d] release returned %s: %s", (int)getpid(), code_name(rc),
+    CHECK_LOOP(rc == LICENSE_OK, "[pid %d] release returned %s: %s", (int)getpid(), tc_code_name(rc),
                tc_last_error());
 }
 
@@ -578,7 +533,7 @@ static void *p1_worker(void *arg) {
         snprintf(user, sizeof user, "p%d-t%d-%d", w->proc, w->thread, i);
         license_seat h = 0;
         license_denial d;
-        int32_t rc = acquire_ex(user, k->profiles, &h, &d);
+        int32_t rc = tc_acquire_ex(user, k->profiles, &h, &d);
         if (rc == LICENSE_OK) {
             ok++;
             p1_shadow_up(k->mask, k->profiles);
@@ -604,7 +559,7 @@ static void *p1_worker(void *arg) {
                 atomic_fetch_add(&sh->refused_by[t], 1);
         } else {
             CHECK_LOOP(0, "[pid %d] acquire(%s, %s) returned %s: %s", (int)getpid(), user, k->profiles,
-                       code_name(rc), tc_last_error());
+                       tc_code_name(rc), tc_last_error());
         }
         if (n_held > 0 && rnd(&seed) % 4 == 0) {
             p1_release(held[0], held_mask[0]);
@@ -655,7 +610,7 @@ static void *p1_checker(void *unused) {
         for (int t = 0; t < P1_TYPES; t++) {
             uint32_t used = 0, limit = 0;
             int32_t rc = license_usage(P1_NAMES[t], &used, &limit);
-            CHECK_LOOP(rc == LICENSE_OK, "checker: license_usage(%s) returned %s", P1_NAMES[t], code_name(rc));
+            CHECK_LOOP(rc == LICENSE_OK, "checker: license_usage(%s) returned %s", P1_NAMES[t], tc_code_name(rc));
             if (rc != LICENSE_OK)
                 continue;
             p1_checker_reads++;
@@ -673,7 +628,7 @@ static void *p1_checker(void *unused) {
  * remove afterwards (NULL for redis). */
 static void phase1_hammer_on(const char *label, const char *backend, const char *table, int iters) {
     double t0 = tc_now();
-    const char *config = write_configf("[licenses.callcenter]\nlimit = 5\ncount = \"session\"\n\n"
+    const char *config = tc_write_configf("[licenses.callcenter]\nlimit = 5\ncount = \"session\"\n\n"
                                        "[licenses.crm]\nlimit = 3\n\n"
                                        "[licenses.chat]\nlimit = 2\n\n"
                                        "[profiles.agent]\nconsumes = [\"callcenter\", \"crm\"]\n\n"
@@ -735,7 +690,7 @@ static void phase1_hammer_on(const char *label, const char *backend, const char 
     }
     int32_t rc;
     char *json = tc_report(LICENSE_REPORT_JSON, &rc);
-    CHECK(json != NULL, "phase 1: final JSON report: %s", code_name(rc));
+    CHECK(json != NULL, "phase 1: final JSON report: %s", tc_code_name(rc));
     CHECK(contains(json, "\"holders\": []"), "phase 1: the final report still has holders");
     free(json);
     license_shutdown();
@@ -793,14 +748,14 @@ static void p2_child(void *arg) {
         char user[32];
         snprintf(user, sizeof user, "kam%d-u%d", me, i);
         license_denial d;
-        int32_t rc = acquire_ex(user, "pbx", &seats[n], &d);
+        int32_t rc = tc_acquire_ex(user, "pbx", &seats[n], &d);
         if (rc == LICENSE_OK) {
             n++;
             atomic_fetch_add(&sh->tally, 1);
             sched_yield(); /* let the other workers in: a race, not a queue */
             continue;
         }
-        CHECK(rc == LICENSE_ERR_LIMIT_REACHED, "[%s] acquire returned %s: %s", child_name, code_name(rc),
+        CHECK(rc == LICENSE_ERR_LIMIT_REACHED, "[%s] acquire returned %s: %s", child_name, tc_code_name(rc),
               tc_last_error());
         if (rc == LICENSE_ERR_LIMIT_REACHED)
             CHECK(strcmp(d.license_type, "pbx") == 0 && d.used == P2_LIMIT && d.limit == P2_LIMIT,
@@ -822,7 +777,7 @@ static void phase2_kamailio(void) {
     double t0 = tc_now();
     const char *table = table_path("p2");
     /* no reaper thread: the parent forks from a single-threaded state */
-    const char *config = write_configf("[licenses.pbx]\nlimit = %d\n\n[reaper]\nenabled = false\n\n"
+    const char *config = tc_write_configf("[licenses.pbx]\nlimit = %d\n\n[reaper]\nenabled = false\n\n"
                                        "[backend]\nkind = \"shm\"\npath = \"%s\"\ncapacity = 64\n",
                                        P2_LIMIT, table);
     shared_reset();
@@ -869,7 +824,7 @@ static void phase2_kamailio(void) {
     /* the report shows the holders, by the pid of the worker that took each */
     int32_t rc;
     char *text = tc_report(LICENSE_REPORT_TEXT, &rc);
-    CHECK(text != NULL, "phase 2: text report: %s", code_name(rc));
+    CHECK(text != NULL, "phase 2: text report: %s", tc_code_name(rc));
     CHECK(contains(text, "6/6"), "phase 2: the report does not show pbx 6/6:\n%s", text ? text : "");
     for (int i = 0; i < P2_CHILDREN && text != NULL; i++) {
         char node[32], user[32];
@@ -945,7 +900,7 @@ static double poll_acquire(const char *user, const char *type, double t_from, do
         if (rc == LICENSE_OK)
             return now;
         CHECK_LOOP(rc == LICENSE_ERR_LIMIT_REACHED, "polling acquire of '%s' returned %s: %s", type,
-                   code_name(rc), tc_last_error());
+                   tc_code_name(rc), tc_last_error());
         if (now - t_from > deadline_s)
             return -1;
         sleep_s(0.005);
@@ -960,7 +915,7 @@ static int take_all(const char *type, const char *prefix, license_seat *seats, i
         snprintf(user, sizeof user, "%s-%d", prefix, n);
         int32_t rc = license_try_acquire(user, type, &seats[n]);
         if (rc != LICENSE_OK) {
-            CHECK(rc == LICENSE_ERR_LIMIT_REACHED, "take_all(%s) returned %s", type, code_name(rc));
+            CHECK(rc == LICENSE_ERR_LIMIT_REACHED, "take_all(%s) returned %s", type, tc_code_name(rc));
             break;
         }
     }
@@ -977,7 +932,7 @@ static void phase3a_owner_gone(void) {
     double t0 = tc_now();
     const int limit = 3;
     const char *table = table_path("p3a");
-    const char *config = write_configf("[licenses.desk]\nlimit = %d\n\n"
+    const char *config = tc_write_configf("[licenses.desk]\nlimit = %d\n\n"
                                        "[backend]\nkind = \"shm\"\npath = \"%s\"\ncapacity = 64\n",
                                        limit, table);
     struct p3_arg va = {config, "desk", limit};
@@ -997,7 +952,7 @@ static void phase3a_owner_gone(void) {
     check_used("desk", (uint32_t)limit, "phase 3a, the victim holds every seat");
     license_seat s = 0;
     license_denial d;
-    CHECK_RC(acquire_ex("alive-0", "desk", &s, &d), LICENSE_ERR_LIMIT_REACHED);
+    CHECK_RC(tc_acquire_ex("alive-0", "desk", &s, &d), LICENSE_ERR_LIMIT_REACHED);
     CHECK(d.used == (uint32_t)limit && d.limit == (uint32_t)limit, "phase 3a: denial %u/%u", d.used, d.limit);
 
     double t_kill = tc_now();
@@ -1042,7 +997,7 @@ static void phase3b_lease_only(void) {
     const int limit = 2;
     const double lease = 1.0;
     const char *table = table_path("p3b");
-    const char *config = write_configf("[licenses.hot]\nlimit = %d\nlease = \"1s\"\n\n"
+    const char *config = tc_write_configf("[licenses.hot]\nlimit = %d\nlease = \"1s\"\n\n"
                                        "[backend]\nkind = \"shm\"\npath = \"%s\"\ncapacity = 64\n"
                                        "reclaim_dead_owners = false\n",
                                        limit, table);
@@ -1115,7 +1070,7 @@ static void phase3c_inherited_reap(void) {
     double t0 = tc_now();
     const int limit = 3, theirs = 2;
     const char *table = table_path("p3c");
-    const char *config = write_configf("[licenses.seat]\nlimit = %d\n\n[reaper]\nenabled = false\n\n"
+    const char *config = tc_write_configf("[licenses.seat]\nlimit = %d\n\n[reaper]\nenabled = false\n\n"
                                        "[backend]\nkind = \"shm\"\npath = \"%s\"\ncapacity = 64\n",
                                        limit, table);
     ev_reset();
@@ -1176,7 +1131,7 @@ static void phase3c_inherited_reap(void) {
 /* ==== Phase 4: bad input, clear errors ==== */
 
 static const char *shm_config(const char *table, int capacity, const char *types) {
-    return write_configf("%s\n[backend]\nkind = \"shm\"\npath = \"%s\"\ncapacity = %d\n", types, table, capacity);
+    return tc_write_configf("%s\n[backend]\nkind = \"shm\"\npath = \"%s\"\ncapacity = %d\n", types, table, capacity);
 }
 
 /* init must fail with `want`, naming every needle; the library stays uninitialized. */
@@ -1185,7 +1140,7 @@ static void expect_init_error(const char *config, int32_t want, const char *what
     int32_t rc = license_init(config);
     const char *err = tc_last_error();
     CHECK(rc == want, "[pid %d] %s: license_init returned %s, expected %s; last error: \"%s\"", (int)getpid(), what,
-          code_name(rc), code_name(want), err);
+          tc_code_name(rc), tc_code_name(want), err);
     const char *needles[3] = {n1, n2, n3};
     for (int i = 0; i < 3; i++)
         if (needles[i] != NULL)
