@@ -690,10 +690,8 @@ impl Table<'_> {
     }
 
     /// Gives back what handle `i` holds (or keeps user-count seats lingering).
-    #[allow(clippy::too_many_arguments)]
     fn drop_handle(
         &mut self,
-        config: &Config,
         map: &SlotMap,
         i: usize,
         why: ReleaseWhy,
@@ -773,20 +771,11 @@ impl Table<'_> {
                 s => self.used(usize::from(s)),
             })
             .collect();
-        let _ = config;
         changes.released.push(released);
     }
 
     /// Releases the user's handles whose `requires` the user no longer holds.
-    fn cascade(
-        &mut self,
-        config: &Config,
-        map: &SlotMap,
-        user: usize,
-        lingers: bool,
-        now: Mono,
-        changes: &mut Changes,
-    ) {
+    fn cascade(&mut self, map: &SlotMap, user: usize, lingers: bool, now: Mono, changes: &mut Changes) {
         if map.requiring == 0 {
             return;
         }
@@ -806,34 +795,19 @@ impl Table<'_> {
             }
             for i in victims {
                 let why = if self.expired(i, now) { ReleaseWhy::Expired } else { ReleaseWhy::Dependency };
-                self.drop_handle(config, map, i, why, lingers, now, changes);
+                self.drop_handle(map, i, why, lingers, now, changes);
             }
         }
     }
 
-    fn settle(
-        &mut self,
-        config: &Config,
-        map: &SlotMap,
-        i: usize,
-        why: ReleaseWhy,
-        now: Mono,
-        changes: &mut Changes,
-    ) {
+    fn settle(&mut self, map: &SlotMap, i: usize, why: ReleaseWhy, now: Mono, changes: &mut Changes) {
         let user = (self.handles[i].user - 1) as usize;
-        self.drop_handle(config, map, i, why, why.lingers(), now, changes);
-        self.cascade(config, map, user, why.lingers(), now, changes);
+        self.drop_handle(map, i, why, why.lingers(), now, changes);
+        self.cascade(map, user, why.lingers(), now, changes);
         self.forget_if_empty(user);
     }
 
-    fn reap(
-        &mut self,
-        config: &Config,
-        map: &SlotMap,
-        now: Mono,
-        owners: bool,
-        changes: &mut Changes,
-    ) -> usize {
+    fn reap(&mut self, map: &SlotMap, now: Mono, owners: bool, changes: &mut Changes) -> usize {
         let mut reclaimed = 0;
         if now >= self.header.lease_hint.load(Ordering::SeqCst) {
             let mut next = u64::MAX;
@@ -851,7 +825,7 @@ impl Table<'_> {
             self.header.lease_hint.store(next, Ordering::SeqCst);
             for i in due {
                 if self.handles[i].seat != 0 {
-                    self.settle(config, map, i, ReleaseWhy::Expired, now, changes);
+                    self.settle(map, i, ReleaseWhy::Expired, now, changes);
                     reclaimed += 1;
                 }
             }
@@ -888,7 +862,7 @@ impl Table<'_> {
                     if self.handles[i].seat != 0 {
                         let why =
                             if self.expired(i, now) { ReleaseWhy::Expired } else { ReleaseWhy::OwnerGone };
-                        self.settle(config, map, i, why, now, changes);
+                        self.settle(map, i, why, now, changes);
                         reclaimed += 1;
                     }
                 }
@@ -1030,11 +1004,11 @@ impl Backend for ShmBackend {
     ) -> Result<(), Error> {
         self.with_table(config, |table, map| match table.handle_of(seat) {
             Some(i) if table.expired(i, now) => {
-                table.settle(config, map, i, ReleaseWhy::Expired, now, changes);
+                table.settle(map, i, ReleaseWhy::Expired, now, changes);
                 Err(Error::SeatExpired(seat))
             }
             Some(i) => {
-                table.settle(config, map, i, why, now, changes);
+                table.settle(map, i, why, now, changes);
                 Ok(())
             }
             None => Err(table.not_held(seat)),
@@ -1070,7 +1044,7 @@ impl Backend for ShmBackend {
                     continue;
                 }
                 let why = if table.expired(i, now) { ReleaseWhy::Expired } else { why };
-                table.drop_handle(config, map, i, why, why.lingers(), now, changes);
+                table.drop_handle(map, i, why, why.lingers(), now, changes);
                 released += 1;
             }
             table.forget_if_empty(u);
@@ -1085,7 +1059,7 @@ impl Backend for ShmBackend {
     fn touch(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> Result<(), Error> {
         self.with_table(config, |table, map| match table.handle_of(seat) {
             Some(i) if table.expired(i, now) => {
-                table.settle(config, map, i, ReleaseWhy::Expired, now, changes);
+                table.settle(map, i, ReleaseWhy::Expired, now, changes);
                 Err(Error::SeatExpired(seat))
             }
             Some(i) => {
@@ -1116,7 +1090,7 @@ impl Backend for ShmBackend {
                     continue;
                 }
                 if table.expired(i, now) {
-                    table.settle(config, map, i, ReleaseWhy::Expired, now, changes);
+                    table.settle(map, i, ReleaseWhy::Expired, now, changes);
                 } else {
                     let h = &mut table.handles[i];
                     if h.lease > 0 {
@@ -1141,7 +1115,7 @@ impl Backend for ShmBackend {
         if !due {
             return 0;
         }
-        self.with_table(config, |table, map| Ok(table.reap(config, map, now, owners, changes))).unwrap_or(0)
+        self.with_table(config, |table, map| Ok(table.reap(map, now, owners, changes))).unwrap_or(0)
     }
 
     fn used(&self, config: &Config, slot: usize) -> u32 {

@@ -249,6 +249,14 @@ pub struct Region {
 unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
+/// The one message for a table this process cannot use as it is laid out.
+fn another_layout(path: &Path, capacity: u32, found: &str) -> Error {
+    Error::Backend(format!(
+        "shared seat table {} was made by another seatgate layout or capacity ({found}); this process has layout version {LAYOUT_VERSION} and [backend] capacity = {capacity}. Stop every process using it and remove the file, or make the configs agree",
+        path.display()
+    ))
+}
+
 fn backend_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::Backend(format!("shared seat table {}: {what}: {e}", path.display()))
 }
@@ -306,11 +314,11 @@ impl Region {
                 (false, false) => return Err(not_ours()),
                 (true, true) => false,
                 (true, false) => {
-                    return Err(Error::Backend(format!(
-                        "shared seat table {} was made by another seatgate layout or capacity (it is {size} bytes; layout version {LAYOUT_VERSION} with [backend] capacity = {capacity} needs {}). Stop every process using it and remove the file, or make the configs agree",
-                        path.display(),
-                        layout.len
-                    )));
+                    return Err(another_layout(
+                        path,
+                        capacity,
+                        &format!("it is {size} bytes; this process needs {}", layout.len),
+                    ));
                 }
             }
         };
@@ -433,12 +441,12 @@ impl Region {
 
     fn mismatch(&self, capacity: u32) -> Error {
         let h = self.header();
-        Error::Backend(format!(
-            "shared seat table {} was made by another seatgate layout or capacity (layout version {}, capacity {}); this process has layout version {LAYOUT_VERSION} and [backend] capacity = {capacity}. Stop every process using it and remove the file, or make the configs agree",
-            self.path.display(),
+        let found = format!(
+            "it has layout version {} and capacity {}",
             h.version.load(Ordering::Relaxed),
-            h.capacity.load(Ordering::Relaxed),
-        ))
+            h.capacity.load(Ordering::Relaxed)
+        );
+        another_layout(&self.path, capacity, &found)
     }
 
     fn check(&self, capacity: u32) -> Result<(), Error> {
