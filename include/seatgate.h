@@ -133,6 +133,34 @@ enum license_status
    * Nothing was taken.
    */
   LICENSE_ERR_TABLE_FULL = -14,
+  /**
+   * A license type of the request, or the whole license, passed its `valid_until`
+   * date (or the signed license's). Nothing was taken; `license_last_error` names
+   * the type and the date.
+   */
+  LICENSE_ERR_EXPIRED = -15,
+  /**
+   * The request names a tenant that is neither declared (`[tenants.NAME]`) nor
+   * given limits with `license_set_limit`.
+   */
+  LICENSE_ERR_UNKNOWN_TENANT = -16,
+  /**
+   * `license_emergency_activate` cannot open a window: no `[emergency]` in the
+   * config, a window is open, or the one window allowed was used and no affected
+   * type's permanent limit has grown since. `license_last_error` says which.
+   */
+  LICENSE_ERR_EMERGENCY_UNAVAILABLE = -17,
+  /**
+   * The state file in `state_dir` cannot be read or written, or is corrupt.
+   * Nothing changed; `license_last_error` names the file.
+   */
+  LICENSE_ERR_STATE = -18,
+  /**
+   * The vendor-signed license file (`license_file`) is unreadable, tampered with,
+   * signed by a key that is not trusted, or expired; or a key passed to
+   * `license_trust_key` is malformed.
+   */
+  LICENSE_ERR_LICENSE_FILE = -19,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -194,6 +222,17 @@ enum license_denial_reason
    * (`license_denial.requires` names it).
    */
   LICENSE_DENIAL_REQUIREMENT_MISSING = 3,
+  /**
+   * The free seats of the type are reserved for other profiles
+   * (`reserve = {...}`); `license_denial.profile` names them.
+   */
+  LICENSE_DENIAL_RESERVED = 4,
+  /**
+   * The request's profile is capped at `limit` seats of the type (`cap = {...}`)
+   * and its members hold them all; `license_denial.profile` names it, and
+   * `used`/`limit` are the cap's.
+   */
+  LICENSE_DENIAL_CAPPED = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -244,6 +283,17 @@ enum license_release_reason
    * limit when Redis came back. The host should log the user out.
    */
   LICENSE_RELEASE_RECONCILED = 6,
+  /**
+   * One of the extra seats of an emergency window (`license_emergency_activate`)
+   * that ended: the newest holders beyond the permanent limit are released. The
+   * host should log the user out.
+   */
+  LICENSE_RELEASE_EMERGENCY_EXPIRED = 7,
+  /**
+   * The license type, or the whole license, passed its `valid_until` date with
+   * `on_expiry = "revoke"`. The host should log the user out.
+   */
+  LICENSE_RELEASE_LICENSE_EXPIRED = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -86,10 +86,175 @@ impl fmt::Display for Date {
 }
 
 /// Who the license was issued to; shown at the top of every report.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Licensee {
     pub name: Option<String>,
+    /// End of the support subscription: after it nothing is blocked, a warning is raised.
     pub support_until: Option<Date>,
+    /// The whole license ends after this day (UTC).
+    pub valid_until: Option<Date>,
+    /// What happens to holders when the license (or a type without its own
+    /// `on_expiry`) ends.
+    pub on_expiry: OnExpiry,
+    /// How long before a `valid_until` (or `support_until`) the early warning comes.
+    pub warn_before: Duration,
+}
+
+impl Default for Licensee {
+    fn default() -> Self {
+        Licensee {
+            name: None,
+            support_until: None,
+            valid_until: None,
+            on_expiry: OnExpiry::DenyNew,
+            warn_before: DEFAULT_WARN_BEFORE,
+        }
+    }
+}
+
+/// Default early warning before an end date: two weeks.
+pub const DEFAULT_WARN_BEFORE: Duration = Duration::from_secs(14 * 86_400);
+
+/// What happens when a license type (or the whole license) passes `valid_until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExpiry {
+    /// Holders keep their seats; new logins are refused with `Error::Expired`.
+    DenyNew,
+    /// Holders are released (`license_expired`), and new logins are refused.
+    Revoke,
+}
+
+impl OnExpiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnExpiry::DenyNew => "deny_new",
+            OnExpiry::Revoke => "revoke",
+        }
+    }
+}
+
+impl Date {
+    /// The first instant after this day (UTC), as seconds since the Unix epoch: a
+    /// `valid_until` day is valid through its last second.
+    pub fn end_unix(&self) -> i64 {
+        (self.days_since_epoch() + 1) * 86_400
+    }
+
+    /// The UTC day of a Unix time.
+    pub fn from_unix(secs: i64) -> Date {
+        // Howard Hinnant's civil_from_days.
+        let z = secs.div_euclid(86_400) + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+        Date { year, month, day }
+    }
+}
+
+/// `[emergency]`: extra seats a vendor allows for sudden growth, opened once with
+/// `license_emergency_activate` and closed when the window ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmergencyConfig {
+    /// Extra seats of each affected type while the window is open.
+    pub seats: u32,
+    /// The affected types (slots). Default: every `count = "user"` type.
+    pub types: TypeSet,
+    /// How long a window stays open.
+    pub duration: Duration,
+}
+
+/// Where a type's limit came from, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimitSource {
+    /// `[licenses.NAME] limit` of the file.
+    #[default]
+    File,
+    /// `[tenants.NAME.licenses]` of the file.
+    TenantFile,
+    /// `license_set_limit` at run time (kept across reloads).
+    Runtime,
+}
+
+impl LimitSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitSource::File => "config",
+            LimitSource::TenantFile => "tenant config",
+            LimitSource::Runtime => "set at run time",
+        }
+    }
+}
+
+/// How a type's effective limit was made: `min(base, signed_cap) + emergency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitOrigin {
+    pub source: LimitSource,
+    pub base: u32,
+    /// The vendor-signed limit, when a signed license is configured.
+    pub signed_cap: Option<u32>,
+    /// Extra seats of an open emergency window.
+    pub emergency: u32,
+}
+
+/// A seat pool seatgate adds to carry a profile's reservation or cap: a hidden license
+/// type taken in the same all-or-nothing step as the type it belongs to, so the rule is
+/// enforced by the seat table itself on every backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolKind {
+    /// The seats of the base type that no reservation holds: every request that does
+    /// not draw on a reservation of its own takes one of these.
+    Shared,
+    /// Seats of the base type only members of `profile` can take.
+    Reserve { profile: Arc<str>, seats: u32 },
+    /// The most seats of the base type the members of `profile` may hold.
+    Cap { profile: Arc<str>, seats: u32 },
+}
+
+/// A hidden pool type: which type it belongs to, and what it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Slot of the license type it belongs to.
+    pub base: usize,
+    pub kind: PoolKind,
+}
+
+/// One tenant (`[tenants.NAME]`) of a hosted installation: its own seat pool with its
+/// own limits, and optionally its own profiles.
+#[derive(Debug, Clone)]
+pub struct TenantDef {
+    pub name: Arc<str>,
+    /// Limits by slot from `[tenants.NAME.licenses]`; other types use the global limit.
+    pub limits: Vec<(usize, u32)>,
+    /// Its own profiles (they replace the global ones for this tenant).
+    pub profiles: Option<Arc<ProfileSet>>,
+    pub description: Option<String>,
+    pub line: usize,
+}
+
+/// Profiles and every name a request may use (profiles and bare license types), to
+/// their seat sets.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileSet {
+    pub profiles: Vec<Profile>,
+    names: HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
+}
+
+/// What the engine feeds [`Config::effective`]: the limits that do not come from the
+/// file.
+pub struct LimitInputs<'a> {
+    /// The tenant whose view to build (`None`: the default tenant).
+    pub tenant: Option<&'a TenantDef>,
+    /// Limits set at run time for this tenant, by type name.
+    pub runtime: &'a dyn Fn(&str) -> Option<u32>,
+    /// Limits of the vendor-signed license, by type name (`None`: no signed license).
+    pub signed: Option<&'a BTreeMap<String, u32>>,
+    /// Extra seats while an emergency window is open.
+    pub emergency: u32,
 }
 
 /// Whether a type slot belongs to the running configuration.
@@ -124,6 +289,13 @@ pub struct LicenseType {
     pub state: SlotState,
     /// Line of the `[licenses.NAME]` header, for messages.
     pub line: usize,
+    /// The type ends after this day (UTC).
+    pub valid_until: Option<Date>,
+    pub on_expiry: OnExpiry,
+    /// Set for the hidden pools that carry reservations and caps.
+    pub pool: Option<Pool>,
+    /// How `limit` was made (the effective limit is what backends enforce).
+    pub origin: LimitOrigin,
 }
 
 impl LicenseType {
@@ -139,7 +311,17 @@ impl LicenseType {
             alert_at: 0,
             state: SlotState::Vacant,
             line: 0,
+            valid_until: None,
+            on_expiry: OnExpiry::DenyNew,
+            pool: None,
+            origin: LimitOrigin::default(),
         }
+    }
+
+    /// Whether this is a hidden pool of a reservation or cap (not a type of the file).
+    #[inline]
+    pub fn is_pool(&self) -> bool {
+        self.pool.is_some()
     }
 
     /// Seats in use at which the threshold counts as reached (`None`: no threshold).
@@ -311,11 +493,23 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     pub reaper: ReaperConfig,
     pub backend: BackendConfig,
-    /// Profiles in file order.
-    pub profiles: Vec<Profile>,
+    /// Profiles in file order, and every name a request may use (profiles and bare
+    /// license types) to its seat set. Shared by the views built from this config.
+    pub profiles: Arc<ProfileSet>,
     pub lints: Vec<Lint>,
-    /// Every name a request may use, profiles and bare license types, to its seat set.
-    names: HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
+    /// `[emergency]`, when configured.
+    pub emergency: Option<EmergencyConfig>,
+    /// `state_dir`: where the emergency state file lives.
+    pub state_dir: Option<PathBuf>,
+    /// `license_file`: the vendor-signed license, when configured.
+    pub license_file: Option<PathBuf>,
+    /// `[tenants.NAME]`, by name.
+    pub tenants: Arc<BTreeMap<Arc<str>, TenantDef>>,
+    /// The tenant this view serves (`None`: the default tenant).
+    pub tenant: Option<Arc<str>>,
+    /// Hidden pool slots: every one, and those of reservations.
+    pool_types: TypeSet,
+    reserve_types: TypeSet,
     user_count_types: TypeSet,
     /// Types with a lease, with `requires`, and with a linger window: the acquire path
     /// skips that work for requests that touch none of them.
@@ -339,7 +533,12 @@ pub struct Previous<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    state_dir: Option<Spanned<String>>,
+    license_file: Option<Spanned<String>>,
     licensee: Option<RawLicensee>,
+    emergency: Option<RawEmergency>,
+    #[serde(default)]
+    tenants: BTreeMap<Spanned<String>, RawTenant>,
     defaults: Option<RawDefaults>,
     #[serde(default)]
     licenses: BTreeMap<Spanned<String>, RawLicense>,
@@ -398,6 +597,27 @@ struct RawReaper {
 struct RawLicensee {
     name: Option<String>,
     support_until: Option<Spanned<RawDate>>,
+    valid_until: Option<Spanned<RawDate>>,
+    on_expiry: Option<Spanned<String>>,
+    warn_before: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmergency {
+    seats: Option<Spanned<toml::Value>>,
+    types: Option<Spanned<Vec<Spanned<String>>>>,
+    duration: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    description: Option<String>,
+    #[serde(default)]
+    licenses: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    #[serde(default)]
+    profiles: BTreeMap<Spanned<String>, RawProfile>,
 }
 
 #[derive(Deserialize)]
@@ -418,6 +638,8 @@ struct RawLicense {
     linger: Option<Spanned<String>>,
     requires: Option<Spanned<Vec<Spanned<String>>>>,
     alert_at: Option<Spanned<toml::Value>>,
+    valid_until: Option<Spanned<RawDate>>,
+    on_expiry: Option<Spanned<String>>,
 }
 
 fn default_count() -> CountMode {
@@ -429,6 +651,10 @@ fn default_count() -> CountMode {
 struct RawProfile {
     consumes: Spanned<Vec<Spanned<String>>>,
     description: Option<String>,
+    /// Seats of a type only this profile's members can take.
+    reserve: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    /// Most seats of a type this profile's members may hold.
+    cap: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
 }
 
 /// Maps byte offsets to 1-based line/column for messages.
@@ -742,6 +968,301 @@ fn parse_backend(loc: &Locator<'_>, b: &RawBackend) -> Result<BackendConfig, Con
     }
 }
 
+fn parse_on_expiry(loc: &Locator<'_>, what: &str, raw: &Spanned<String>) -> Result<OnExpiry, ConfigError> {
+    match raw.get_ref().as_str() {
+        "deny_new" => Ok(OnExpiry::DenyNew),
+        "revoke" => Ok(OnExpiry::Revoke),
+        other => Err(loc.error(
+            raw.span().start,
+            format!(
+                "{what} must be \"deny_new\" (holders keep their seats, new logins are refused) or \"revoke\" (holders are released too), not '{other}'"
+            ),
+        )),
+    }
+}
+
+/// A stable 64-bit FNV-1a hash: hidden pool names must be the same in every process
+/// and after every reload (their seats are counted under that name).
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            h = (h ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        for b in part.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// A hidden pool to add: its internal name (short, stable, never a valid file name
+/// since it starts with `~`), where it was written, its type (index into the file's
+/// types) and what it carries.
+struct PoolDef {
+    name: String,
+    at: usize,
+    base: usize,
+    kind: PoolKind,
+}
+
+fn pool_seats(loc: &Locator<'_>, what: &str, raw: &Spanned<toml::Value>) -> Result<u32, ConfigError> {
+    match raw.get_ref() {
+        toml::Value::Integer(n) if *n >= 1 && *n <= i64::from(u32::MAX) => Ok(*n as u32),
+        other => Err(loc.error(
+            raw.span().start,
+            format!("{what} must be a whole number of seats from 1, not `{other}`"),
+        )),
+    }
+}
+
+/// The pools that carry the profiles' `reserve` and `cap` tables, checked.
+fn pool_definitions(
+    loc: &Locator<'_>,
+    raw_licenses: &[(Spanned<String>, RawLicense)],
+    raw_profiles: &[(Spanned<String>, RawProfile)],
+) -> Result<Vec<PoolDef>, ConfigError> {
+    let mut defs: Vec<PoolDef> = Vec::new();
+    let mut shared_needed: Vec<(usize, usize)> = Vec::new();
+    for (pname, prof) in raw_profiles {
+        let profile = pname.get_ref().as_str();
+        for (table, is_reserve) in [(&prof.reserve, true), (&prof.cap, false)] {
+            let Some(table) = table else { continue };
+            let word = if is_reserve { "reserve" } else { "cap" };
+            let mut entries: Vec<_> = table.iter().collect();
+            entries.sort_by_key(|(k, _)| k.span().start);
+            for (type_name, seats) in entries {
+                let t = type_name.get_ref().as_str();
+                let Some(base) = raw_licenses.iter().position(|(n, _)| n.get_ref() == t) else {
+                    return Err(loc.error(
+                        type_name.span().start,
+                        format!("profile '{profile}' has a {word} for unknown license type '{t}'"),
+                    ));
+                };
+                if !prof.consumes.get_ref().iter().any(|c| c.get_ref() == t) {
+                    return Err(loc.error(
+                        type_name.span().start,
+                        format!(
+                            "profile '{profile}' has a {word} for license type '{t}', which it does not consume; add '{t}' to its consumes"
+                        ),
+                    ));
+                }
+                let n = pool_seats(loc, &format!("{word} of '{t}' in profile '{profile}'"), seats)?;
+                let who: Arc<str> = Arc::from(profile);
+                let (tag, kind) = if is_reserve {
+                    ("reserve", PoolKind::Reserve { profile: who, seats: n })
+                } else {
+                    ("cap", PoolKind::Cap { profile: who, seats: n })
+                };
+                defs.push(PoolDef {
+                    name: format!("~{tag}.{:016x}", fnv1a(&[t, profile])),
+                    at: type_name.span().start,
+                    base,
+                    kind,
+                });
+                if is_reserve && !shared_needed.iter().any(|(b, _)| *b == base) {
+                    shared_needed.push((base, type_name.span().start));
+                }
+            }
+        }
+    }
+    for (base, at) in shared_needed {
+        let t = raw_licenses[base].0.get_ref().as_str();
+        defs.push(PoolDef {
+            name: format!("~shared.{:016x}", fnv1a(&[t])),
+            at,
+            base,
+            kind: PoolKind::Shared,
+        });
+    }
+    Ok(defs)
+}
+
+/// The slot of the pool of `base` whose kind matches.
+fn pool_slot(licenses: &[LicenseType], base: usize, kind: impl Fn(&PoolKind) -> bool) -> Option<usize> {
+    licenses.iter().position(|l| {
+        l.state == SlotState::Active && l.pool.as_ref().is_some_and(|p| p.base == base && kind(&p.kind))
+    })
+}
+
+/// One `[profiles.NAME]` (or `[tenants.T.profiles.NAME]`): its seat set from the
+/// type names (and their shared pools) in `names`.
+fn parse_profile(
+    loc: &Locator<'_>,
+    name: &Spanned<String>,
+    prof: &RawProfile,
+    names: &HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
+    type_names: &[&str],
+) -> Result<Profile, ConfigError> {
+    check_name(loc, "profile", name)?;
+    if names.contains_key(name.get_ref().as_str()) {
+        return Err(loc.error(
+            name.span().start,
+            format!(
+                "profile '{0}' has the same name as license type '{0}'; a bare license type already acts as a profile of one type, so rename the profile",
+                name.get_ref()
+            ),
+        ));
+    }
+    let mut consumes = TypeSet::EMPTY;
+    for entry in prof.consumes.get_ref() {
+        let Some(&set) = names.get(entry.get_ref().as_str()) else {
+            return Err(loc.error(
+                entry.span().start,
+                format!(
+                    "profile '{}' consumes unknown license type '{}' (known types: {})",
+                    name.get_ref(),
+                    entry.get_ref(),
+                    if type_names.is_empty() { "none".to_string() } else { type_names.join(", ") }
+                ),
+            ));
+        };
+        if consumes.contains_all(set) {
+            return Err(loc.error(
+                entry.span().start,
+                format!("profile '{}' lists license type '{}' twice", name.get_ref(), entry.get_ref()),
+            ));
+        }
+        consumes = consumes.union(set);
+    }
+    Ok(Profile {
+        name: name.get_ref().clone(),
+        consumes,
+        description: prof.description.clone(),
+        line: loc.line_col(name.span().start).0,
+    })
+}
+
+impl ProfileSet {
+    fn new(
+        profiles: Vec<Profile>,
+        mut names: HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
+    ) -> ProfileSet {
+        for p in &profiles {
+            names.insert(p.name.as_str().into(), p.consumes);
+        }
+        ProfileSet { profiles, names }
+    }
+
+    /// The seat set of one profile or bare license-type name.
+    #[inline]
+    pub fn resolve(&self, name: &str) -> Option<TypeSet> {
+        self.names.get(name).copied()
+    }
+}
+
+fn parse_emergency(
+    loc: &Locator<'_>,
+    e: &RawEmergency,
+    licenses: &[LicenseType],
+    slots: &[usize],
+) -> Result<EmergencyConfig, ConfigError> {
+    let seats = match &e.seats {
+        None => 10,
+        Some(raw) => match raw.get_ref() {
+            toml::Value::Integer(n) if (1..=100_000).contains(n) => *n as u32,
+            other => {
+                return Err(loc.error(
+                    raw.span().start,
+                    format!("[emergency] seats must be a whole number of extra seats from 1, not `{other}`"),
+                ));
+            }
+        },
+    };
+    let mut types = TypeSet::EMPTY;
+    match &e.types {
+        Some(list) => {
+            for entry in list.get_ref() {
+                let Some(&slot) = slots.iter().find(|&&s| *licenses[s].name == **entry.get_ref()) else {
+                    return Err(loc.error(
+                        entry.span().start,
+                        format!("[emergency] types names unknown license type '{}'", entry.get_ref()),
+                    ));
+                };
+                types.insert(slot);
+            }
+            if types.is_empty() {
+                return Err(loc.error(
+                    list.span().start,
+                    "[emergency] types is empty: name the types the extra seats are for",
+                ));
+            }
+        }
+        None => {
+            for &s in slots {
+                if licenses[s].count == CountMode::User {
+                    types.insert(s);
+                }
+            }
+            if types.is_empty() {
+                return Err(loc.error(
+                    e.seats.as_ref().map_or(0, |s| s.span().start),
+                    "[emergency] has no types: no license type counts users (count = \"user\"), so name them with types = [...]",
+                ));
+            }
+        }
+    }
+    let duration = match &e.duration {
+        None => Duration::from_secs(30 * 86_400),
+        Some(raw) => parse_window(loc, "[emergency] duration", raw)?
+            .ok_or_else(|| loc.error(raw.span().start, "[emergency] duration must be more than 0"))?,
+    };
+    Ok(EmergencyConfig { seats, types, duration })
+}
+
+fn parse_tenant(
+    loc: &Locator<'_>,
+    name: &Spanned<String>,
+    raw: &RawTenant,
+    names: &HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
+    type_names: &[&str],
+    slots: &[usize],
+    licenses: &[LicenseType],
+) -> Result<TenantDef, ConfigError> {
+    check_name(loc, "tenant", name)?;
+    let tenant = name.get_ref().as_str();
+    let mut limits = Vec::with_capacity(raw.licenses.len());
+    for (type_name, value) in &raw.licenses {
+        let Some(&slot) = slots.iter().find(|&&s| *licenses[s].name == **type_name.get_ref()) else {
+            return Err(loc.error(
+                type_name.span().start,
+                format!(
+                    "tenant '{tenant}' sets a limit for unknown license type '{}': declare the type under [licenses] (tenants set their own limits for it)",
+                    type_name.get_ref()
+                ),
+            ));
+        };
+        limits.push((slot, parse_limit(loc, type_name.get_ref(), value)?));
+    }
+    let profiles = if raw.profiles.is_empty() {
+        None
+    } else {
+        let mut list: Vec<_> = raw.profiles.iter().collect();
+        list.sort_by_key(|(n, _)| n.span().start);
+        let mut profiles = Vec::with_capacity(list.len());
+        for (pname, prof) in list {
+            if let Some(t) = prof.reserve.as_ref().or(prof.cap.as_ref()).and_then(|t| t.keys().next()) {
+                return Err(loc.error(
+                    t.span().start,
+                    format!(
+                        "tenant '{tenant}' profile '{}': reserve and cap are set on the global [profiles], which every tenant shares",
+                        pname.get_ref()
+                    ),
+                ));
+            }
+            profiles.push(parse_profile(loc, pname, prof, names, type_names)?);
+        }
+        Some(Arc::new(ProfileSet::new(profiles, names.clone())))
+    };
+    Ok(TenantDef {
+        name: Arc::from(tenant),
+        limits,
+        profiles,
+        description: raw.description.clone(),
+        line: loc.line_col(name.span().start).0,
+    })
+}
+
 /// Slot of every type of the new file (in file order), and the orphans carried over.
 type SlotLayout = (Vec<usize>, Vec<(usize, LicenseType)>);
 
@@ -849,11 +1370,20 @@ impl Config {
             err
         })?;
 
-        let licensee = match raw.licensee {
+        let licensee = match &raw.licensee {
             None => Licensee::default(),
             Some(l) => Licensee {
-                name: l.name,
+                name: l.name.clone(),
                 support_until: l.support_until.as_ref().map(|d| parse_date(&loc, d)).transpose()?,
+                valid_until: l.valid_until.as_ref().map(|d| parse_date(&loc, d)).transpose()?,
+                on_expiry: match &l.on_expiry {
+                    Some(raw) => parse_on_expiry(&loc, "[licensee] on_expiry", raw)?,
+                    None => OnExpiry::DenyNew,
+                },
+                warn_before: match &l.warn_before {
+                    Some(raw) => parse_window(&loc, "[licensee] warn_before", raw)?.unwrap_or(Duration::ZERO),
+                    None => DEFAULT_WARN_BEFORE,
+                },
             },
         };
 
@@ -882,9 +1412,19 @@ impl Config {
         for (name, _) in &raw_licenses {
             check_name(&loc, "license type", name)?;
         }
-        let file_names: Vec<&Spanned<String>> = raw_licenses.iter().map(|(n, _)| n).collect();
-        let (slots, orphans) = assign_slots(&loc, &file_names, previous)?;
-        let slot_count = slots.iter().chain(orphans.iter().map(|(s, _)| s)).map(|s| s + 1).max().unwrap_or(0);
+        let mut raw_profiles: Vec<_> = raw.profiles.into_iter().collect();
+        raw_profiles.sort_by_key(|(name, _)| name.span().start);
+        // Reservations and caps become hidden pool types after the file's types.
+        let pool_defs = pool_definitions(&loc, &raw_licenses, &raw_profiles)?;
+        let pool_names: Vec<Spanned<String>> =
+            pool_defs.iter().map(|d| Spanned::new(d.at..d.at, d.name.clone())).collect();
+        let mut all_names: Vec<&Spanned<String>> = raw_licenses.iter().map(|(n, _)| n).collect();
+        all_names.extend(pool_names.iter());
+        let (all_slots, orphans) = assign_slots(&loc, &all_names, previous)?;
+        let slots: Vec<usize> = all_slots[..raw_licenses.len()].to_vec();
+        let pool_slots: Vec<usize> = all_slots[raw_licenses.len()..].to_vec();
+        let slot_count =
+            all_slots.iter().chain(orphans.iter().map(|(s, _)| s)).map(|s| s + 1).max().unwrap_or(0);
         let mut licenses: Vec<LicenseType> = (0..slot_count).map(|_| LicenseType::vacant()).collect();
         for (slot, orphan) in orphans {
             licenses[slot] = orphan;
@@ -945,6 +1485,11 @@ impl Config {
                     requires = requires.union(set);
                 }
             }
+            let valid_until = lic.valid_until.as_ref().map(|d| parse_date(&loc, d)).transpose()?;
+            let on_expiry = match &lic.on_expiry {
+                Some(raw) => parse_on_expiry(&loc, &what("on_expiry"), raw)?,
+                None => licensee.on_expiry,
+            };
             if lic.count == CountMode::User {
                 user_count_types.insert(slot);
             }
@@ -965,6 +1510,44 @@ impl Config {
                 alert_at,
                 state: SlotState::Active,
                 line: loc.line_col(name.span().start).0,
+                valid_until,
+                on_expiry,
+                pool: None,
+                origin: LimitOrigin {
+                    source: LimitSource::File,
+                    base: limit,
+                    signed_cap: None,
+                    emergency: 0,
+                },
+            };
+        }
+        // The hidden pools copy how their type counts, leases and lingers.
+        let mut pool_types = TypeSet::EMPTY;
+        let mut reserve_types = TypeSet::EMPTY;
+        for (def, &slot) in pool_defs.iter().zip(&pool_slots) {
+            let base_slot = slots[def.base];
+            let base = licenses[base_slot].clone();
+            if base.count == CountMode::User {
+                user_count_types.insert(slot);
+            }
+            if base.lease.is_some() {
+                leased_types.insert(slot);
+            }
+            pool_types.insert(slot);
+            if matches!(def.kind, PoolKind::Reserve { .. }) {
+                reserve_types.insert(slot);
+            }
+            licenses[slot] = LicenseType {
+                name: Arc::from(def.name.as_str()),
+                limit: 0,
+                description: None,
+                requires: TypeSet::EMPTY,
+                alert_at: 0,
+                line: loc.line_col(def.at).0,
+                valid_until: None,
+                pool: Some(Pool { base: base_slot, kind: def.kind.clone() }),
+                origin: LimitOrigin::default(),
+                ..base
             };
         }
         for (slot, l) in licenses.iter().enumerate() {
@@ -1019,56 +1602,74 @@ impl Config {
             }
         }
 
-        let mut raw_profiles: Vec<_> = raw.profiles.into_iter().collect();
-        raw_profiles.sort_by_key(|(name, _)| name.span().start);
+        let type_names: Vec<&str> = slots.iter().map(|&s| &*licenses[s].name).collect();
+        // A bare type name takes the type's shared pool when it has reservations.
+        for (&slot, name) in slots.iter().zip(&type_names) {
+            if let Some(shared) = pool_slot(&licenses, slot, |k| matches!(k, PoolKind::Shared)) {
+                names.insert((*name).into(), TypeSet::single(slot).union(TypeSet::single(shared)));
+            }
+        }
+        let type_names_map = names.clone();
         let mut profiles = Vec::with_capacity(raw_profiles.len());
         for (name, prof) in &raw_profiles {
-            check_name(&loc, "profile", name)?;
-            if names.contains_key(name.get_ref().as_str()) {
-                return Err(loc.error(
-                    name.span().start,
-                    format!(
-                        "profile '{0}' has the same name as license type '{0}'; a bare license type already acts as a profile of one type, so rename the profile",
-                        name.get_ref()
-                    ),
-                ));
-            }
-            let mut consumes = TypeSet::EMPTY;
-            for entry in prof.consumes.get_ref() {
-                // Only license types are in `names` yet: profiles are added below.
-                let Some(&set) = names.get(entry.get_ref().as_str()) else {
-                    let known: Vec<&str> = slots.iter().map(|&s| &*licenses[s].name).collect();
-                    return Err(loc.error(
-                        entry.span().start,
-                        format!(
-                            "profile '{}' consumes unknown license type '{}' (known types: {})",
-                            name.get_ref(),
-                            entry.get_ref(),
-                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                        ),
-                    ));
-                };
-                if consumes.contains_all(set) {
-                    return Err(loc.error(
-                        entry.span().start,
-                        format!(
-                            "profile '{}' lists license type '{}' twice",
-                            name.get_ref(),
-                            entry.get_ref()
-                        ),
-                    ));
+            let mut profile = parse_profile(&loc, name, prof, &names, &type_names)?;
+            // Its caps, and its reservations (with the type's shared pool taken
+            // instead only when the reservation is full).
+            for (slot, l) in licenses.iter().enumerate() {
+                match &l.pool {
+                    Some(Pool { kind: PoolKind::Cap { profile: p, .. }, .. })
+                    | Some(Pool { kind: PoolKind::Reserve { profile: p, .. }, .. })
+                        if **p == *profile.name =>
+                    {
+                        profile.consumes.insert(slot);
+                    }
+                    _ => {}
                 }
-                consumes = consumes.union(set);
             }
-            profiles.push(Profile {
-                name: name.get_ref().clone(),
-                consumes,
-                description: prof.description.clone(),
-                line: loc.line_col(name.span().start).0,
-            });
+            profiles.push(profile);
         }
-        for p in &profiles {
-            names.insert(p.name.as_str().into(), p.consumes);
+        let profiles = ProfileSet::new(profiles, names);
+
+        let emergency = match &raw.emergency {
+            None => None,
+            Some(e) => Some(parse_emergency(&loc, e, &licenses, &slots)?),
+        };
+        let state_dir = raw
+            .state_dir
+            .as_ref()
+            .map(|d| {
+                let t = d.get_ref().trim();
+                if t.is_empty() {
+                    Err(loc.error(d.span().start, "state_dir is empty"))
+                } else {
+                    Ok(config_relative(source, t))
+                }
+            })
+            .transpose()?;
+        if let (Some(_), None) = (&emergency, &state_dir) {
+            return Err(loc.error(
+                raw.emergency.as_ref().and_then(|e| e.seats.as_ref().map(|s| s.span().start)).unwrap_or(0),
+                "[emergency] needs state_dir = \"/var/lib/seatgate\" (a folder): an emergency window may be opened only once per permanent limit, and the state file there keeps that across restarts",
+            ));
+        }
+        let license_file = raw
+            .license_file
+            .as_ref()
+            .map(|d| {
+                let t = d.get_ref().trim();
+                if t.is_empty() {
+                    Err(loc.error(d.span().start, "license_file is empty"))
+                } else {
+                    Ok(config_relative(source, t))
+                }
+            })
+            .transpose()?;
+
+        let mut tenants = BTreeMap::new();
+        for (name, raw_tenant) in &raw.tenants {
+            let tenant =
+                parse_tenant(&loc, name, raw_tenant, &type_names_map, &type_names, &slots, &licenses)?;
+            tenants.insert(tenant.name.clone(), tenant);
         }
 
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -1081,13 +1682,20 @@ impl Config {
             audit,
             reaper,
             backend,
-            profiles,
+            profiles: Arc::new(profiles),
             lints: Vec::new(),
-            names,
+            emergency,
+            state_dir,
+            license_file,
+            tenants: Arc::new(tenants),
+            tenant: None,
+            pool_types,
+            reserve_types,
             user_count_types,
             leased_types,
             requiring_types,
         };
+        config.refresh_pool_limits();
         config.lints = lint(&config, &loc, &raw_profiles);
         Ok(config)
     }
@@ -1095,7 +1703,114 @@ impl Config {
     /// The seat set for one profile or bare license-type name.
     #[inline]
     pub fn resolve_name(&self, name: &str) -> Option<TypeSet> {
-        self.names.get(name).copied()
+        self.profiles.resolve(name)
+    }
+
+    /// The hidden pools of reservations and caps.
+    #[inline]
+    pub fn pool_types(&self) -> TypeSet {
+        self.pool_types
+    }
+
+    /// A request's seat set with at most one reservation per type: a member of a
+    /// reserving profile draws on that reservation (not on the shared pool), and on
+    /// the shared pool only when [`Config::reserve_fallback`] says so.
+    #[inline]
+    pub fn normalize_pools(&self, set: TypeSet) -> TypeSet {
+        let reserves = set.intersect(self.reserve_types);
+        if reserves.is_empty() {
+            return set;
+        }
+        let mut out = set;
+        let mut bases = TypeSet::EMPTY;
+        for r in reserves.iter() {
+            let Some(pool) = &self.licenses[r].pool else { continue };
+            if bases.contains(pool.base) {
+                out = out.minus(TypeSet::single(r));
+                continue;
+            }
+            bases.insert(pool.base);
+            if let Some(shared) = pool_slot(&self.licenses, pool.base, |k| matches!(k, PoolKind::Shared)) {
+                out = out.minus(TypeSet::single(shared));
+            }
+        }
+        out
+    }
+
+    /// When the reservation in `slot` is full: the same request drawing on its type's
+    /// shared pool instead (`None` when `slot` is not a reservation).
+    pub fn reserve_fallback(&self, set: TypeSet, slot: usize) -> Option<TypeSet> {
+        if !self.reserve_types.contains(slot) || !set.contains(slot) {
+            return None;
+        }
+        let base = self.licenses[slot].pool.as_ref()?.base;
+        let shared = pool_slot(&self.licenses, base, |k| matches!(k, PoolKind::Shared))?;
+        Some(set.minus(TypeSet::single(slot)).union(TypeSet::single(shared)))
+    }
+
+    /// Slot of a license type or hidden pool by its internal name (denials name the
+    /// pool that refused).
+    pub fn slot_by_name(&self, name: &str) -> Option<usize> {
+        self.licenses.iter().position(|l| l.state == SlotState::Active && &*l.name == name)
+    }
+
+    /// The limits of the hidden pools from their types' limits.
+    fn refresh_pool_limits(&mut self) {
+        for slot in self.pool_types.iter() {
+            let Some(pool) = self.licenses[slot].pool.clone() else { continue };
+            let limit = match pool.kind {
+                PoolKind::Shared => {
+                    let reserved: u32 = self
+                        .licenses
+                        .iter()
+                        .filter_map(|l| match &l.pool {
+                            Some(Pool { base, kind: PoolKind::Reserve { seats, .. } })
+                                if *base == pool.base && l.state == SlotState::Active =>
+                            {
+                                Some(*seats)
+                            }
+                            _ => None,
+                        })
+                        .fold(0u32, u32::saturating_add);
+                    self.licenses[pool.base].limit.saturating_sub(reserved)
+                }
+                PoolKind::Reserve { seats, .. } | PoolKind::Cap { seats, .. } => seats,
+            };
+            self.licenses[slot].limit = limit;
+        }
+    }
+
+    /// A view of this (file) config with the limits that do not come from the file:
+    /// a tenant's own limits and profiles, limits set at run time, the vendor-signed
+    /// caps and an open emergency window. Each type's effective limit is
+    /// `min(base, signed) + emergency`, where `base` is the run-time limit, else the
+    /// tenant's, else the file's. The view gets a new [`Config::id`].
+    pub fn effective(&self, inputs: &LimitInputs<'_>) -> Config {
+        static NEXT_VIEW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+        let mut c = self.clone();
+        c.id = NEXT_VIEW.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c.tenant = inputs.tenant.map(|t| t.name.clone());
+        if let Some(own) = inputs.tenant.and_then(|t| t.profiles.clone()) {
+            c.profiles = own;
+        }
+        let emergency_types = self.emergency.as_ref().map_or(TypeSet::EMPTY, |e| e.types);
+        for &slot in &self.order {
+            let file = self.licenses[slot].origin.base;
+            let l = &mut c.licenses[slot];
+            let (mut base, mut source) = (file, LimitSource::File);
+            if let Some(&(_, n)) = inputs.tenant.and_then(|t| t.limits.iter().find(|(s, _)| *s == slot)) {
+                (base, source) = (n, LimitSource::TenantFile);
+            }
+            if let Some(n) = (inputs.runtime)(&l.name) {
+                (base, source) = (n, LimitSource::Runtime);
+            }
+            let signed_cap = inputs.signed.map(|m| m.get(&*l.name).copied().unwrap_or(0));
+            let emergency = if emergency_types.contains(slot) { inputs.emergency } else { 0 };
+            l.limit = base.min(signed_cap.unwrap_or(u32::MAX)).saturating_add(emergency);
+            l.origin = LimitOrigin { source, base, signed_cap, emergency };
+        }
+        c.refresh_pool_limits();
+        c
     }
 
     /// Slot of an active license type by name.
@@ -1148,12 +1863,12 @@ impl Config {
 fn lint(config: &Config, loc: &Locator<'_>, raw_profiles: &[(Spanned<String>, RawProfile)]) -> Vec<Lint> {
     let mut lints = Vec::new();
     let consumed_by = |index: usize| -> Vec<&Profile> {
-        config.profiles.iter().filter(|p| p.consumes.contains(index)).collect()
+        config.profiles.profiles.iter().filter(|p| p.consumes.contains(index)).collect()
     };
 
     // The product's common case: a team role with the chat flag on a server without chat
     // seats. Every login with that profile is refused.
-    for (profile, (_, raw)) in config.profiles.iter().zip(raw_profiles) {
+    for (profile, (_, raw)) in config.profiles.profiles.iter().zip(raw_profiles) {
         for entry in raw.consumes.get_ref() {
             let Some(index) = config.license_index(entry.get_ref()) else {
                 continue;
@@ -1181,7 +1896,7 @@ fn lint(config: &Config, loc: &Locator<'_>, raw_profiles: &[(Spanned<String>, Ra
     for (index, lic) in config.active() {
         let users = consumed_by(index);
         if users.is_empty() {
-            if !config.profiles.is_empty() {
+            if !config.profiles.profiles.is_empty() {
                 lints.push(loc.lint("unused-license", lic.line, format!(
                         "license type '{}' is consumed by no profile: only requests naming '{}' directly can take it",
                         lic.name, lic.name
@@ -1209,10 +1924,9 @@ fn lint(config: &Config, loc: &Locator<'_>, raw_profiles: &[(Spanned<String>, Ra
     }
 
     // Profiles that differ only by name are usually a copy-paste mistake.
-    for (i, a) in config.profiles.iter().enumerate() {
-        if let Some(b) =
-            config.profiles[..i].iter().find(|b| b.consumes == a.consumes && !a.consumes.is_empty())
-        {
+    let profiles = &config.profiles.profiles;
+    for (i, a) in profiles.iter().enumerate() {
+        if let Some(b) = profiles[..i].iter().find(|b| b.consumes == a.consumes && !a.consumes.is_empty()) {
             lints.push(loc.lint(
                 "duplicate-profile",
                 a.line,
@@ -1245,6 +1959,53 @@ fn lint(config: &Config, loc: &Locator<'_>, raw_profiles: &[(Spanned<String>, Ra
                 lic.name
             )));
         }
+    }
+
+    // Reservations that together exceed the type's limit leave nothing for anyone
+    // else, and some of them cannot be honoured at all.
+    for (slot, lic) in config.active() {
+        let reserved: Vec<(&str, u32)> = config
+            .licenses
+            .iter()
+            .filter_map(|l| match &l.pool {
+                Some(Pool { base, kind: PoolKind::Reserve { profile, seats } }) if *base == slot => {
+                    Some((&**profile, *seats))
+                }
+                _ => None,
+            })
+            .collect();
+        let total: u64 = reserved.iter().map(|(_, n)| u64::from(*n)).sum();
+        if total > u64::from(lic.limit) {
+            let list: Vec<String> = reserved.iter().map(|(p, n)| format!("{p}: {n}")).collect();
+            lints.push(loc.lint("reservations-exceed-limit", lic.line, format!(
+                "license type '{}' has limit {}, but its profiles reserve {} seats ({}): the reservations cannot all be honoured, and nobody else can take a seat",
+                lic.name, lic.limit, total, list.join(", ")
+            )));
+        }
+        for l in &config.licenses {
+            if let Some(Pool { base, kind: PoolKind::Cap { profile, seats } }) = &l.pool
+                && *base == slot
+                && *seats >= lic.limit
+                && lic.limit > 0
+            {
+                lints.push(loc.lint("cap-not-limiting", l.line, format!(
+                    "profile '{profile}' is capped at {seats} '{}' seats, but the type's limit is {}: the cap never refuses anyone",
+                    lic.name, lic.limit
+                )));
+            }
+        }
+    }
+    if let Some(e) = &config.emergency
+        && e.seats > 10
+    {
+        lints.push(loc.lint(
+            "large-emergency",
+            1,
+            format!(
+                "[emergency] seats = {}: the product's emergency license allows up to 10 extra users",
+                e.seats
+            ),
+        ));
     }
 
     if config.order.is_empty() {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::backend::ReleaseWhy;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Date};
 use crate::types::SeatId;
 
 /// Why a license type refused a request.
@@ -19,6 +19,12 @@ pub enum DenialReason {
     OverLimit,
     /// The type requires another type that the user neither holds nor requests.
     MissingRequirement,
+    /// The free seats of the type are reserved for profiles the request does not
+    /// name (`reserve = { ... }` of a profile).
+    Reserved,
+    /// The request's profile is capped at a number of seats of the type
+    /// (`cap = { ... }` of a profile), and its members hold them all.
+    Capped,
 }
 
 impl DenialReason {
@@ -29,6 +35,8 @@ impl DenialReason {
             DenialReason::NoSeats => "no_seats",
             DenialReason::OverLimit => "over_limit",
             DenialReason::MissingRequirement => "missing_requirement",
+            DenialReason::Reserved => "reserved",
+            DenialReason::Capped => "capped",
         }
     }
 }
@@ -45,6 +53,10 @@ pub struct Denial {
     pub reason: DenialReason,
     /// For [`DenialReason::MissingRequirement`]: the type that is missing.
     pub requires: Option<Arc<str>>,
+    /// For [`DenialReason::Capped`]: the capped profile. For
+    /// [`DenialReason::Reserved`]: the profiles holding the reservations
+    /// (comma-separated).
+    pub profile: Option<Arc<str>>,
 }
 
 impl Denial {
@@ -56,7 +68,7 @@ impl Denial {
         } else {
             DenialReason::Full
         };
-        Denial { license, used, limit, reason, requires: None }
+        Denial { license, used, limit, reason, requires: None, profile: None }
     }
 }
 
@@ -76,6 +88,16 @@ impl fmt::Display for Denial {
                 f,
                 "license type '{name}' requires '{}', which the user neither holds nor requests",
                 self.requires.as_deref().unwrap_or("?")
+            ),
+            DenialReason::Reserved => write!(
+                f,
+                "license type '{name}' has no free seat for this request ({used}/{limit} in use): the seats left are reserved for profile '{}'",
+                self.profile.as_deref().unwrap_or("?")
+            ),
+            DenialReason::Capped => write!(
+                f,
+                "profile '{}' is capped at {limit} '{name}' seats ({used} in use by its members)",
+                self.profile.as_deref().unwrap_or("?")
             ),
         }
     }
@@ -109,6 +131,19 @@ pub enum Error {
     /// The shared table has no room for another seat handle (`[backend] capacity`).
     /// Nothing was taken.
     TableFull { capacity: u32, path: String },
+    /// A license type of the request (`license: Some`) or the whole license
+    /// (`None`) passed its `valid_until` date. Nothing was taken.
+    Expired { license: Option<Arc<str>>, date: Date },
+    /// The request names a tenant that is neither in the config nor given limits
+    /// with `set_limit`.
+    UnknownTenant(String),
+    /// An emergency window cannot be opened (not configured, already used, or open).
+    Emergency(String),
+    /// The state file (`state_dir`) cannot be read or written, or is corrupt.
+    State(String),
+    /// The vendor-signed license file is missing, tampered with, signed by an
+    /// untrusted key, or expired.
+    LicenseFile(String),
 }
 
 impl fmt::Display for Error {
@@ -136,6 +171,8 @@ impl fmt::Display for Error {
                     }
                     ReleaseWhy::Expired => "because its lease ran out",
                     ReleaseWhy::Normal => "by its holder",
+                    ReleaseWhy::EmergencyExpired => "because the emergency window that gave its seat ended",
+                    ReleaseWhy::LicenseExpired => "because its license expired (on_expiry = \"revoke\")",
                 };
                 write!(f, "seat {seat} is not held: it was released {by} ({})", why.as_str())
             }
@@ -146,6 +183,17 @@ impl fmt::Display for Error {
                 f,
                 "the shared seat table {path} is full: all {capacity} seat handles are in use; raise [backend] capacity (and restart every process of the installation)"
             ),
+            Error::Expired { license: Some(name), date } => {
+                write!(f, "license type '{name}' expired: it was valid until {date}; new logins are refused")
+            }
+            Error::Expired { license: None, date } => {
+                write!(f, "the license expired: it was valid until {date}; new logins are refused")
+            }
+            Error::UnknownTenant(name) => write!(
+                f,
+                "unknown tenant '{name}': declare it as [tenants.{name}] or give it limits with license_set_limit"
+            ),
+            Error::Emergency(msg) | Error::State(msg) | Error::LicenseFile(msg) => f.write_str(msg),
         }
     }
 }

@@ -75,6 +75,24 @@ pub enum license_status {
     /// The `shm` table has no room for another seat handle (`[backend] capacity`).
     /// Nothing was taken.
     LICENSE_ERR_TABLE_FULL = -14,
+    /// A license type of the request, or the whole license, passed its `valid_until`
+    /// date (or the signed license's). Nothing was taken; `license_last_error` names
+    /// the type and the date.
+    LICENSE_ERR_EXPIRED = -15,
+    /// The request names a tenant that is neither declared (`[tenants.NAME]`) nor
+    /// given limits with `license_set_limit`.
+    LICENSE_ERR_UNKNOWN_TENANT = -16,
+    /// `license_emergency_activate` cannot open a window: no `[emergency]` in the
+    /// config, a window is open, or the one window allowed was used and no affected
+    /// type's permanent limit has grown since. `license_last_error` says which.
+    LICENSE_ERR_EMERGENCY_UNAVAILABLE = -17,
+    /// The state file in `state_dir` cannot be read or written, or is corrupt.
+    /// Nothing changed; `license_last_error` names the file.
+    LICENSE_ERR_STATE = -18,
+    /// The vendor-signed license file (`license_file`) is unreadable, tampered with,
+    /// signed by a key that is not trusted, or expired; or a key passed to
+    /// `license_trust_key` is malformed.
+    LICENSE_ERR_LICENSE_FILE = -19,
 }
 
 /// Why a license type refused a request (`license_denial.reason`, and the `reason`
@@ -92,6 +110,13 @@ pub enum license_denial_reason {
     /// The type requires another type the user neither holds nor requests
     /// (`license_denial.requires` names it).
     LICENSE_DENIAL_REQUIREMENT_MISSING = 3,
+    /// The free seats of the type are reserved for other profiles
+    /// (`reserve = {...}`); `license_denial.profile` names them.
+    LICENSE_DENIAL_RESERVED = 4,
+    /// The request's profile is capped at `limit` seats of the type (`cap = {...}`)
+    /// and its members hold them all; `license_denial.profile` names it, and
+    /// `used`/`limit` are the cap's.
+    LICENSE_DENIAL_CAPPED = 5,
 }
 
 /// Why a seat was given back (`LICENSE_EVENT_RELEASED` events and the audit log).
@@ -117,6 +142,13 @@ pub enum license_release_reason {
     /// (`on_backend_error = "allow_local"`), it did not fit into the cluster-wide
     /// limit when Redis came back. The host should log the user out.
     LICENSE_RELEASE_RECONCILED = 6,
+    /// One of the extra seats of an emergency window (`license_emergency_activate`)
+    /// that ended: the newest holders beyond the permanent limit are released. The
+    /// host should log the user out.
+    LICENSE_RELEASE_EMERGENCY_EXPIRED = 7,
+    /// The license type, or the whole license, passed its `valid_until` date with
+    /// `on_expiry = "revoke"`. The host should log the user out.
+    LICENSE_RELEASE_LICENSE_EXPIRED = 8,
 }
 
 impl From<ReleaseWhy> for license_release_reason {
@@ -130,6 +162,8 @@ impl From<ReleaseWhy> for license_release_reason {
             ReleaseWhy::Shutdown => LICENSE_RELEASE_SHUTDOWN,
             ReleaseWhy::OwnerGone => LICENSE_RELEASE_OWNER_GONE,
             ReleaseWhy::Reconciled => LICENSE_RELEASE_RECONCILED,
+            ReleaseWhy::EmergencyExpired => LICENSE_RELEASE_EMERGENCY_EXPIRED,
+            ReleaseWhy::LicenseExpired => LICENSE_RELEASE_LICENSE_EXPIRED,
         }
     }
 }
@@ -142,6 +176,8 @@ impl From<DenialReason> for license_denial_reason {
             DenialReason::NoSeats => LICENSE_DENIAL_NO_SEATS,
             DenialReason::OverLimit => LICENSE_DENIAL_OVER_LIMIT,
             DenialReason::MissingRequirement => LICENSE_DENIAL_REQUIREMENT_MISSING,
+            DenialReason::Reserved => LICENSE_DENIAL_RESERVED,
+            DenialReason::Capped => LICENSE_DENIAL_CAPPED,
         }
     }
 }
@@ -353,6 +389,11 @@ fn error_code(error: &Error) -> license_status {
         Error::Config(_) => license_status::LICENSE_ERR_CONFIG,
         Error::Backend(_) => license_status::LICENSE_ERR_BACKEND,
         Error::TableFull { .. } => license_status::LICENSE_ERR_TABLE_FULL,
+        Error::Expired { .. } => license_status::LICENSE_ERR_EXPIRED,
+        Error::UnknownTenant(_) => license_status::LICENSE_ERR_UNKNOWN_TENANT,
+        Error::Emergency(_) => license_status::LICENSE_ERR_EMERGENCY_UNAVAILABLE,
+        Error::State(_) => license_status::LICENSE_ERR_STATE,
+        Error::LicenseFile(_) => license_status::LICENSE_ERR_LICENSE_FILE,
     }
 }
 
@@ -1478,6 +1519,11 @@ pub extern "C" fn license_strerror(code: i32) -> *const c_char {
             -12 => c"user holds no seat",
             -13 => c"backend unavailable",
             -14 => c"seat table full",
+            -15 => c"license expired",
+            -16 => c"unknown tenant",
+            -17 => c"emergency window unavailable",
+            -18 => c"state file error",
+            -19 => c"license file invalid",
             _ => c"unknown status code",
         };
         text.as_ptr()

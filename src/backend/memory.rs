@@ -311,6 +311,7 @@ impl MemoryBackend {
                         limit: license.limit,
                         reason: DenialReason::MissingRequirement,
                         requires: Some(config.licenses[missing].name.clone()),
+                        profile: None,
                     }));
                 }
             }
@@ -440,7 +441,14 @@ impl MemoryBackend {
             }
         }
         state.refresh_held();
-        if matches!(why, ReleaseWhy::Expired | ReleaseWhy::Dependency | ReleaseWhy::Admin) {
+        if matches!(
+            why,
+            ReleaseWhy::Expired
+                | ReleaseWhy::Dependency
+                | ReleaseWhy::Admin
+                | ReleaseWhy::EmergencyExpired
+                | ReleaseWhy::LicenseExpired
+        ) {
             let mut gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
             if gone.len() == GONE_REMEMBERED {
                 gone.pop_front();

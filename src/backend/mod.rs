@@ -39,6 +39,12 @@ pub enum ReleaseWhy {
     /// It was taken from a node's local share while Redis was unreachable, and did
     /// not fit into the cluster-wide limit when Redis came back (`redis` backend).
     Reconciled,
+    /// It was one of the extra seats of an emergency window that ended: the newest
+    /// holders beyond the permanent limit are released.
+    EmergencyExpired,
+    /// Its license type (or the whole license) passed `valid_until` with
+    /// `on_expiry = "revoke"`.
+    LicenseExpired,
 }
 
 impl ReleaseWhy {
@@ -52,12 +58,16 @@ impl ReleaseWhy {
             ReleaseWhy::Shutdown => "shutdown",
             ReleaseWhy::OwnerGone => "owner_gone",
             ReleaseWhy::Reconciled => "reconciled",
+            ReleaseWhy::EmergencyExpired => "emergency_expired",
+            ReleaseWhy::LicenseExpired => "license_expired",
         }
     }
 
     /// Whether a released `count = "user"` seat stays reserved for its user for the
     /// type's linger window. An admin action or a shutdown frees it at once.
     pub fn lingers(self) -> bool {
+        // Seats taken away by policy (emergency end, expiry) never linger: a lingering
+        // seat would still count against the limit it was taken away to restore.
         matches!(self, ReleaseWhy::Normal | ReleaseWhy::Expired | ReleaseWhy::Dependency)
     }
 }

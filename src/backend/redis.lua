@@ -200,7 +200,10 @@ local function load_handle(seat)
   return r
 end
 
-local GONE_REMEMBERED = { expired = true, dependency = true, admin = true, reconciled = true }
+local GONE_REMEMBERED = {
+  expired = true, dependency = true, admin = true, reconciled = true,
+  emergency_expired = true, license_expired = true,
+}
 local LINGERS = { normal = true, expired = true, dependency = true }
 
 -- Takes a handle out of the table and gives back its seats, or keeps its user-counted

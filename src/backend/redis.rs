@@ -98,6 +98,8 @@ fn why_from(s: &str) -> Option<ReleaseWhy> {
         ReleaseWhy::Shutdown,
         ReleaseWhy::OwnerGone,
         ReleaseWhy::Reconciled,
+        ReleaseWhy::EmergencyExpired,
+        ReleaseWhy::LicenseExpired,
     ]
     .into_iter()
     .find(|w| w.as_str() == s)
@@ -1130,6 +1132,7 @@ impl Backend for RedisBackend {
                     limit: u32::try_from(int_at(d, 3)).unwrap_or(0),
                     reason: DenialReason::MissingRequirement,
                     requires: Some(type_name(config, &at(d, 4))),
+                    profile: None,
                 })),
                 other => {
                     Err(Error::Backend(format!("redis at {}: unexpected reply '{other}'", self.location)))

@@ -134,6 +134,8 @@ fn why_byte(why: ReleaseWhy) -> u8 {
         ReleaseWhy::Shutdown => 5,
         ReleaseWhy::OwnerGone => 6,
         ReleaseWhy::Reconciled => 7,
+        ReleaseWhy::EmergencyExpired => 8,
+        ReleaseWhy::LicenseExpired => 9,
     }
 }
 
@@ -146,6 +148,8 @@ fn why_of(byte: u8) -> Option<ReleaseWhy> {
         5 => ReleaseWhy::Shutdown,
         6 => ReleaseWhy::OwnerGone,
         7 => ReleaseWhy::Reconciled,
+        8 => ReleaseWhy::EmergencyExpired,
+        9 => ReleaseWhy::LicenseExpired,
         _ => return None,
     })
 }
@@ -578,6 +582,7 @@ impl Table<'_> {
                         limit: config.licenses[slot].limit,
                         reason: DenialReason::MissingRequirement,
                         requires: name(missing.trailing_zeros() as usize),
+                        profile: None,
                     }));
                 }
             }
@@ -756,7 +761,12 @@ impl Table<'_> {
         }
         if matches!(
             why,
-            ReleaseWhy::Expired | ReleaseWhy::Dependency | ReleaseWhy::Admin | ReleaseWhy::OwnerGone
+            ReleaseWhy::Expired
+                | ReleaseWhy::Dependency
+                | ReleaseWhy::Admin
+                | ReleaseWhy::OwnerGone
+                | ReleaseWhy::EmergencyExpired
+                | ReleaseWhy::LicenseExpired
         ) {
             let k = self.meta.gone_head as usize % GONE;
             self.meta.gone[k].seat = seat;
