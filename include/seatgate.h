@@ -338,6 +338,33 @@ enum license_event_kind
    * A new configuration is running (`license_reload`); `detail` lists the changes.
    */
   LICENSE_EVENT_RELOADED = 6,
+  /**
+   * An early warning: a license type (`license_type`), the whole license or the
+   * support subscription ends soon, support has ended, or an emergency window is
+   * about to close. `detail` says which and when. Sent once per date.
+   */
+  LICENSE_EVENT_WARNING = 7,
+  /**
+   * `license_type` passed its `valid_until` (or the whole license did): new
+   * logins of it are refused with `LICENSE_ERR_EXPIRED`; with `on_expiry =
+   * "revoke"` its holders follow as RELEASED events (`LICENSE_RELEASE_LICENSE_EXPIRED`).
+   */
+  LICENSE_EVENT_EXPIRED = 8,
+  /**
+   * An emergency window opened (`license_emergency_activate`); `detail` gives
+   * its end.
+   */
+  LICENSE_EVENT_EMERGENCY_STARTED = 9,
+  /**
+   * The emergency window ended; holders beyond the permanent limit follow as
+   * RELEASED events (`LICENSE_RELEASE_EMERGENCY_EXPIRED`): log those users out.
+   */
+  LICENSE_EVENT_EMERGENCY_ENDED = 10,
+  /**
+   * A limit was set at run time (`license_set_limit`); `license_type`, `limit`
+   * (the effective one) and `tenant` say which.
+   */
+  LICENSE_EVENT_LIMIT_CHANGED = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -401,6 +428,11 @@ typedef struct license_event {
    * NULL otherwise.
    */
   const char *requires;
+  /**
+   * The tenant whose pool the event is about; NULL for the default tenant and for
+   * events about the whole installation.
+   */
+  const char *tenant;
 } license_event;
 
 /**
@@ -447,6 +479,13 @@ typedef struct license_request {
    * Optional session label (SIP Call-ID, CRM session id...), shown in the report.
    */
   const char *session;
+  /**
+   * Optional tenant (`[tenants.NAME]`, or one given limits with
+   * `license_set_limit`) whose seat pool serves the request; NULL or "" for the
+   * default tenant. The seat handle remembers its tenant: release and touch it as
+   * any other.
+   */
+  const char *tenant;
 } license_request;
 
 /**
@@ -481,6 +520,12 @@ typedef struct license_denial {
    * that is missing; empty otherwise.
    */
   char requires[64];
+  /**
+   * For `LICENSE_DENIAL_CAPPED`: the capped profile. For `LICENSE_DENIAL_RESERVED`:
+   * the profiles holding the reservations, comma-separated (cut to fit). Empty
+   * otherwise.
+   */
+  char profile[128];
 } license_denial;
 
 /**
@@ -846,6 +891,87 @@ int32_t license_stats(const char *license_type,
  * Thread safety: safe from any thread.
  */
 int32_t license_stats_reset(void);
+
+/**
+ * Sets the limit of `license_type` at run time, for `tenant` (NULL or "" for the
+ * default tenant), without touching the config file: a hosted provider's own
+ * database drives its tenants' limits. `limit < 0` removes the run-time limit (back
+ * to the config's). A tenant not in the config is added (its other types keep the
+ * global limits). Run-time limits are kept across `license_reload`, and the report
+ * shows where each limit came from. A vendor-signed license still caps the limit.
+ *
+ * Lowering a limit under the seats in use logs nobody out: new logins of the type
+ * wait until use falls under it. Raising it lets waiting logins in at once.
+ *
+ * Multi-process backends (`shm`, `redis`): the limit applies in the calling process;
+ * give every process (or node) the same settings, as with the config file.
+ *
+ * Returns `LICENSE_OK`; `LICENSE_ERR_INVALID_ARGUMENT` for a NULL or malformed name,
+ * a tenant name not of `[A-Za-z0-9_.-]{1,63}`, or a limit over `UINT32_MAX`;
+ * `LICENSE_ERR_UNKNOWN_LICENSE_TYPE`; `LICENSE_ERR_LICENSE_FILE` if the signed
+ * license caps the number of tenants and this one would exceed it;
+ * `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`. A `LICENSE_EVENT_LIMIT_CHANGED`
+ * event follows. Thread safety: safe from any thread.
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated.
+ */
+int32_t license_set_limit(const char *tenant,
+                          const char *license_type,
+                          int64_t limit);
+
+/**
+ * Like `license_usage`, in a tenant's pool (`tenant` NULL or "": the default
+ * tenant). Returns `LICENSE_ERR_UNKNOWN_TENANT` for a tenant that is neither
+ * declared nor given limits; otherwise as `license_usage`.
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+ */
+int32_t license_usage_in(const char *tenant,
+                         const char *license_type,
+                         uint32_t *used_out,
+                         uint32_t *limit_out);
+
+/**
+ * Opens the emergency window of `[emergency]`: its extra seats (for example 10
+ * more users) are usable at once, for its duration (default 30 days). The report
+ * shows the window and the emergency use. When the window ends, holders beyond the
+ * permanent limit are released, newest first, as `LICENSE_RELEASE_EMERGENCY_EXPIRED`
+ * events: log those users out.
+ *
+ * One window per permanent limit: once used, it can be opened again only after the
+ * permanent limit of an affected type has grown (a reload with a higher limit or a
+ * new signed license). That is kept in the state file in `state_dir`, across
+ * restarts and for every process of the installation (they follow within a second).
+ * `ends_unix_out` (may be NULL) receives the window's end, seconds since the epoch.
+ *
+ * Returns `LICENSE_OK`; `LICENSE_ERR_EMERGENCY_UNAVAILABLE` (no `[emergency]`, a
+ * window is open, or the window was used; `license_last_error` says which);
+ * `LICENSE_ERR_STATE` if the state file cannot be written (nothing was opened);
+ * `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`. Thread safety: safe from
+ * any thread.
+ *
+ * # Safety
+ * `ends_unix_out` is NULL or writable.
+ */
+int32_t license_emergency_activate(int64_t *ends_unix_out);
+
+/**
+ * Like `license_report_page`, for one tenant's pool. Returns
+ * `LICENSE_ERR_UNKNOWN_TENANT` for a tenant that is neither declared nor given
+ * limits; otherwise as `license_report`.
+ *
+ * # Safety
+ * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+ */
+int32_t license_report_tenant(const char *tenant,
+                              uint32_t format,
+                              size_t first_row,
+                              size_t max_rows,
+                              char *buf,
+                              size_t len,
+                              size_t *needed);
 
 /**
  * Writes the usage of one license type: seats in use and its limit.

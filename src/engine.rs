@@ -2,24 +2,34 @@
 //! clock, and the lifecycle around them (leases and the reaper, hot reload, events and
 //! the audit log). The C API keeps one in a global; Rust code builds as many as it likes.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use dashmap::DashMap;
 use serde_json::json;
 
 use crate::audit::{AuditLog, AuditStatus};
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, Changes, ReleaseWhy, SeatRequest, TypeStats};
 use crate::clock::{Clock, SystemClock, mono_ns, rfc3339, short_duration};
-use crate::config::{Config, Lint, Previous, SlotState};
+use crate::config::{Config, CountMode, LimitInputs, Lint, PoolKind, Previous, SlotState, TenantDef};
 use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventSink};
+use crate::policy::{EmergencyState, SignedTerms, StateStore};
 use crate::reaper::Reaper;
 use crate::report::{Page, Report};
-use crate::types::{MAX_LABEL_LEN, MAX_PROFILES_LEN, SeatId, TypeSet};
+use crate::types::{MAX_LABEL_LEN, MAX_NAME_LEN, MAX_PROFILES_LEN, SeatId, TypeSet};
+
+/// Seat ids carry their tenant's number in the bits above this many (0: the default
+/// tenant), so a release finds the tenant's pool from the id alone.
+pub const TENANT_SHIFT: u32 = 48;
+const SEAT_MASK: u64 = (1 << TENANT_SHIFT) - 1;
+/// Most tenants one engine can serve (the number must fit above [`TENANT_SHIFT`]).
+pub const MAX_TENANTS: usize = (1 << (64 - TENANT_SHIFT)) - 1;
 
 /// A login request: who, which profiles (comma-separated profile or license-type
 /// names), and optional labels shown in the report.
@@ -31,11 +41,17 @@ pub struct Request<'a> {
     pub extension: Option<&'a str>,
     /// Session label (for example a SIP Call-ID or a CRM session id).
     pub session: Option<&'a str>,
+    /// The tenant whose pool serves the request (`None`: the default tenant).
+    pub tenant: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {
     pub fn new(user: &'a str, profiles: &'a str) -> Request<'a> {
-        Request { user, profiles, extension: None, session: None }
+        Request { user, profiles, extension: None, session: None, tenant: None }
+    }
+    pub fn tenant(mut self, tenant: &'a str) -> Request<'a> {
+        self.tenant = Some(tenant);
+        self
     }
     pub fn extension(mut self, extension: &'a str) -> Request<'a> {
         self.extension = Some(extension);
@@ -73,7 +89,12 @@ impl std::fmt::Display for ReloadSummary {
 }
 
 pub struct Engine {
+    /// The default tenant's view: the file's config with the limits that do not come
+    /// from the file (run-time limits, signed caps, emergency seats). Everything the
+    /// default pool does goes through it.
     config: ArcSwap<Config>,
+    /// The config as loaded from the file; every view is built from it.
+    base: ArcSwap<Config>,
     /// The file `reload(None)` reads again.
     path: Mutex<Option<PathBuf>>,
     /// Serialises reloads; holds the configurations replaced so far that someone may
@@ -91,6 +112,131 @@ pub struct Engine {
     /// failed, if it did.
     seen_reload: AtomicU64,
     follow_error: Mutex<Option<String>>,
+    /// Entitlement policy: emergency window, expiry, warnings.
+    policy: Mutex<PolicyState>,
+    /// Types that refuse new logins now (expired), as [`TypeSet`] bits.
+    expired: AtomicU64,
+    /// Unix second at which the policy must be looked at again.
+    next_policy_at: AtomicI64,
+    /// The vendor-signed license's terms, when one is configured.
+    signed: ArcSwapOption<SignedTerms>,
+    /// Limits set at run time: (tenant, type) -> limit. Kept across reloads.
+    runtime_limits: RwLock<HashMap<(Option<Arc<str>>, Arc<str>), u32>>,
+    /// Bumped whenever views must be rebuilt (reload, run-time limit, emergency).
+    view_gen: AtomicU64,
+    /// Extra seats the views carry now (an open emergency window), else 0.
+    emergency_seats: AtomicU32,
+    tenants: Tenants,
+}
+
+/// The policy's state that changes over time.
+struct PolicyState {
+    store: Option<StateStore>,
+    emergency: EmergencyState,
+    /// The state file's fingerprint when last read (a change by the CLI or another
+    /// process is picked up).
+    stamp: Option<(SystemTime, u64)>,
+    /// Whether the views carry the emergency seats.
+    emergency_in_view: bool,
+    /// Types seen expired already (their event went out).
+    expired_seen: TypeSet,
+    /// Warnings already sent (by key), and the ones in force for the report.
+    warned: HashSet<String>,
+    warnings: Vec<String>,
+}
+
+/// One tenant's pool: opened on first use, with a view built from the engine's config.
+struct TenantPool {
+    name: Arc<str>,
+    /// The tenant's number, shifted into place: or-ed into every seat id it issues.
+    tag: u64,
+    backend: OnceLock<Box<dyn Backend>>,
+    view: ArcSwapOption<TenantView>,
+}
+
+struct TenantView {
+    generation: u64,
+    config: Arc<Config>,
+}
+
+/// Every tenant this engine knows: declared in the file or given limits at run time.
+#[derive(Default)]
+struct Tenants {
+    by_name: DashMap<Arc<str>, Arc<TenantPool>, foldhash::fast::RandomState>,
+    /// By number - 1.
+    by_number: RwLock<Vec<Arc<TenantPool>>>,
+}
+
+impl Tenants {
+    /// The tenant's pool, registering it (with the next number) when new.
+    fn register(&self, name: &str) -> Result<Arc<TenantPool>, Error> {
+        if let Some(t) = self.by_name.get(name) {
+            return Ok(t.clone());
+        }
+        let mut numbers = self.by_number.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = self.by_name.get(name) {
+            return Ok(t.clone());
+        }
+        if numbers.len() >= MAX_TENANTS {
+            return Err(Error::InvalidArgument(format!(
+                "cannot add tenant '{name}': one installation serves at most {MAX_TENANTS} tenants"
+            )));
+        }
+        let pool = Arc::new(TenantPool {
+            name: Arc::from(name),
+            tag: ((numbers.len() + 1) as u64) << TENANT_SHIFT,
+            backend: OnceLock::new(),
+            view: ArcSwapOption::empty(),
+        });
+        numbers.push(pool.clone());
+        self.by_name.insert(pool.name.clone(), pool.clone());
+        Ok(pool)
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<TenantPool>> {
+        self.by_name.get(name).map(|t| t.clone())
+    }
+
+    fn by_tag(&self, tag: u64) -> Option<Arc<TenantPool>> {
+        let n = (tag >> TENANT_SHIFT) as usize;
+        self.by_number.read().unwrap_or_else(|e| e.into_inner()).get(n.checked_sub(1)?).cloned()
+    }
+
+    /// Every registered tenant, in number order.
+    fn all(&self) -> Vec<Arc<TenantPool>> {
+        self.by_number.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The tenants whose pool is open (the others hold nothing).
+    fn open(&self) -> Vec<Arc<TenantPool>> {
+        self.all().into_iter().filter(|t| t.backend.get().is_some()).collect()
+    }
+}
+
+/// A tenant's use of its types, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TenantUsage {
+    pub tenant: String,
+    /// Per active type: name, used, limit.
+    pub licenses: Vec<(String, u32, u32)>,
+    pub holders: usize,
+}
+
+/// The emergency window as the report and the C API show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EmergencyStatus {
+    /// "never used", "open", "ended", "available again".
+    pub state: String,
+    pub opened_at: Option<String>,
+    pub ends_at: Option<String>,
+    /// Extra seats of each affected type.
+    pub seats: u32,
+    pub types: Vec<String>,
+    /// Extra seats in use now (use beyond the permanent limit), summed over types.
+    pub in_use: u32,
+    /// Whether `emergency_activate` would open a window now, and if not, why.
+    pub can_activate: bool,
+    pub why_not: Option<String>,
 }
 
 /// `ArcSwapOption` needs a sized type.
@@ -161,10 +307,28 @@ fn resolve(config: &Config, profiles: &str) -> Result<TypeSet, Error> {
 
 /// What an operation did, for the listener and the audit log.
 enum Op<'a> {
-    Acquired { seat: SeatId, req: &'a Request<'a>, types: TypeSet },
-    Denied { req: &'a Request<'a>, denial: &'a Denial },
+    Acquired {
+        seat: SeatId,
+        req: &'a Request<'a>,
+        types: TypeSet,
+    },
+    Denied {
+        req: &'a Request<'a>,
+        denial: &'a Denial,
+    },
     Released,
-    Reloaded { source: &'a str, summary: &'a ReloadSummary, crossings: &'a [(usize, EventKind)] },
+    Reloaded {
+        source: &'a str,
+        summary: &'a ReloadSummary,
+        crossings: &'a [(usize, EventKind)],
+    },
+    /// Something the policy or an admin did: an emergency window, an expiry, a
+    /// warning, a limit set at run time.
+    Notice {
+        kind: EventKind,
+        slot: Option<usize>,
+        detail: &'a str,
+    },
 }
 
 impl Engine {
@@ -173,7 +337,7 @@ impl Engine {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Engine, Error> {
         let config = Config::from_file(path.as_ref())?;
         let backend = crate::backend::open(&config)?;
-        let engine = Engine::with_backend(config, backend);
+        let engine = Engine::with_backend(config, backend)?;
         *engine.path.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.as_ref().to_path_buf());
         Ok(engine)
     }
@@ -181,7 +345,7 @@ impl Engine {
     /// An engine over an already validated config, with the backend it names.
     pub fn open(config: Config) -> Result<Engine, Error> {
         let backend = crate::backend::open(&config)?;
-        Ok(Engine::with_backend(config, backend))
+        Engine::with_backend(config, backend)
     }
 
     /// Loads and validates `path`, over the given seat table.
@@ -189,22 +353,34 @@ impl Engine {
         path: impl AsRef<Path>,
         backend: Box<dyn Backend>,
     ) -> Result<Engine, Error> {
-        let engine = Engine::with_backend(Config::from_file(path.as_ref())?, backend);
+        let engine = Engine::with_backend(Config::from_file(path.as_ref())?, backend)?;
         *engine.path.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.as_ref().to_path_buf());
         Ok(engine)
     }
 
     /// An engine over an already validated config, with the memory backend.
-    pub fn new(config: Config) -> Engine {
+    pub fn new(config: Config) -> Result<Engine, Error> {
         Engine::with_backend(config, Box::new(MemoryBackend::new()))
     }
 
     /// An engine over an already validated config and the given seat table (the
-    /// backend-conformance suite builds one per backend).
-    pub fn with_backend(config: Config, backend: Box<dyn Backend>) -> Engine {
+    /// backend-conformance suite builds one per backend). Reads the state file
+    /// (`state_dir`) and verifies the signed license (`license_file`) when the
+    /// config names them.
+    pub fn with_backend(config: Config, backend: Box<dyn Backend>) -> Result<Engine, Error> {
+        let store =
+            config.state_dir.as_ref().filter(|_| config.emergency.is_some()).map(|d| StateStore::new(d));
+        let emergency = match &store {
+            Some(store) => store.load()?,
+            None => EmergencyState::default(),
+        };
+        let stamp = store.as_ref().and_then(StateStore::stamp);
+        let signed = load_signed(&config, SystemTime::now())?;
         let audit = config.audit.as_ref().map(|a| Arc::new(AuditLog::start(&a.path)));
-        Engine {
-            config: ArcSwap::from_pointee(config),
+        let base = Arc::new(config);
+        let engine = Engine {
+            config: ArcSwap::new(base.clone()),
+            base: ArcSwap::new(base),
             path: Mutex::new(None),
             reload_lock: Mutex::new(Vec::new()),
             clock: Arc::new(SystemClock),
@@ -215,8 +391,34 @@ impl Engine {
             reaper: Mutex::new(None),
             seen_reload: AtomicU64::new(backend.reload_epoch()),
             follow_error: Mutex::new(None),
+            policy: Mutex::new(PolicyState {
+                store,
+                emergency,
+                stamp,
+                emergency_in_view: false,
+                expired_seen: TypeSet::EMPTY,
+                warned: HashSet::new(),
+                warnings: Vec::new(),
+            }),
+            expired: AtomicU64::new(0),
+            next_policy_at: AtomicI64::new(i64::MIN),
+            signed: ArcSwapOption::new(signed.map(Arc::new)),
+            runtime_limits: RwLock::new(HashMap::new()),
+            view_gen: AtomicU64::new(1),
+            emergency_seats: AtomicU32::new(0),
+            tenants: Tenants::default(),
             backend,
+        };
+        {
+            let base = engine.base.load_full();
+            engine.check_tenant_count(&base)?;
+            for name in base.tenants.keys() {
+                engine.tenants.register(name)?;
+            }
+            let view = engine.view_of(&base, None, 0);
+            engine.config.store(Arc::new(view));
         }
+        Ok(engine)
     }
 
     /// Replaces the clock (tests use [`crate::clock::ManualClock`]).
@@ -278,38 +480,105 @@ impl Engine {
             check_label("session label", session)?;
         }
         self.follow_shared_reload();
-        // One configuration for the whole call: a reload running meanwhile is seen
-        // entirely or not at all.
-        let config = self.config.load();
-        let types = resolve(&config, req.profiles)?;
-        let seat_request = SeatRequest {
+        let since = self.clock.now();
+        self.policy_due(since);
+        match req.tenant {
+            None => {
+                // One configuration for the whole call: a reload running meanwhile is
+                // seen entirely or not at all.
+                let config = self.config.load();
+                self.acquire_in(&*self.backend, &config, 0, req, since)
+            }
+            Some(name) => {
+                let (pool, view) = self.tenant_scope(name)?;
+                let backend = self.tenant_backend(&pool)?;
+                self.acquire_in(backend, &view, pool.tag, req, since)
+            }
+        }
+    }
+
+    fn acquire_in(
+        &self,
+        backend: &dyn Backend,
+        config: &Config,
+        tag: u64,
+        req: &Request<'_>,
+        since: SystemTime,
+    ) -> Result<SeatId, Error> {
+        let mut types = config.normalize_pools(resolve(config, req.profiles)?);
+        let expired = types.intersect(TypeSet::from_bits(self.expired.load(Ordering::Relaxed)));
+        if !expired.is_empty() {
+            return Err(self.expired_error(config, expired));
+        }
+        let mut seat_request = SeatRequest {
             user: req.user,
             types,
             extension: req.extension,
             session: req.session,
-            since: self.clock.now(),
+            since,
             now: self.clock.monotonic(),
             lease: config.lease_of(types).map_or(0, mono_ns),
         };
         let mut changes = Changes::default();
-        let mut result = self.backend.try_acquire(&config, &seat_request, &mut changes);
-        // Reclaiming can free a full or over-limit type, never a type without seats or
-        // a missing requirement.
-        let reclaimable = |r: &Result<SeatId, Error>| matches!(r, Err(Error::LimitReached(d)) if matches!(d.reason, DenialReason::Full | DenialReason::OverLimit));
-        if reclaimable(&result) && self.backend.reap(&config, seat_request.now, &mut changes) > 0 {
-            result = self.backend.try_acquire(&config, &seat_request, &mut changes);
-        }
-        match &result {
-            Ok(seat) => self.publish(&config, &changes, Op::Acquired { seat: *seat, req, types }),
-            Err(Error::LimitReached(denial)) => {
-                if let Some(slot) = config.license_index(&denial.license) {
-                    self.backend.count_denial(&config, slot);
+        let mut reaped = false;
+        let mut result = backend.try_acquire(config, &seat_request, &mut changes);
+        loop {
+            let Err(Error::LimitReached(denial)) = &result else { break };
+            // Reclaiming can free a full or over-limit type, never a type without
+            // seats or a missing requirement.
+            if !reaped && matches!(denial.reason, DenialReason::Full | DenialReason::OverLimit) {
+                reaped = true;
+                if backend.reap(config, seat_request.now, &mut changes) > 0 {
+                    result = backend.try_acquire(config, &seat_request, &mut changes);
+                    continue;
                 }
-                self.publish(&config, &changes, Op::Denied { req, denial });
             }
-            Err(_) => self.publish(&config, &changes, Op::Released),
+            // A member whose reservation is full draws on the shared seats instead.
+            let refused = config.slot_by_name(&denial.license);
+            match refused.and_then(|slot| config.reserve_fallback(types, slot)) {
+                Some(next) => {
+                    types = next;
+                    seat_request.types = next;
+                    result = backend.try_acquire(config, &seat_request, &mut changes);
+                }
+                None => break,
+            }
         }
-        result
+        tag_released(&mut changes, tag);
+        match result {
+            Ok(seat) => {
+                let seat = seat | tag;
+                self.publish(config, &changes, Op::Acquired { seat, req, types });
+                Ok(seat)
+            }
+            Err(Error::LimitReached(denial)) => {
+                let (denial, slot) = explain_denial(backend, config, denial);
+                if let Some(slot) = slot {
+                    backend.count_denial(config, slot);
+                }
+                self.publish(config, &changes, Op::Denied { req, denial: &denial });
+                Err(Error::LimitReached(denial))
+            }
+            Err(e) => {
+                self.publish(config, &changes, Op::Released);
+                Err(retag(e, tag))
+            }
+        }
+    }
+
+    /// The error for a request naming expired types.
+    fn expired_error(&self, config: &Config, expired: TypeSet) -> Error {
+        let signed = self.signed.load();
+        let until = signed.as_ref().and_then(|s| s.valid_until);
+        let slot = expired.iter().find(|&s| !config.licenses[s].is_pool()).unwrap_or(0);
+        match crate::policy::expiry_of(config, slot, until) {
+            Some(e) if e.whole => Error::Expired { license: None, date: e.date },
+            Some(e) => Error::Expired { license: Some(config.licenses[slot].name.clone()), date: e.date },
+            None => Error::Expired {
+                license: Some(config.licenses[slot].name.clone()),
+                date: crate::config::Date::from_unix(0),
+            },
+        }
     }
 
     /// Gives back one seat handle (a logout). The user's `count = "user"` seats are
@@ -326,67 +595,140 @@ impl Engine {
         if seat == 0 {
             return Err(Error::UnknownSeat(0));
         }
-        let config = self.config.load();
+        let now = self.clock.monotonic();
+        self.with_seat_pool(seat, |backend, config, inner, changes| {
+            backend.release(config, inner, why, now, changes)
+        })
+    }
+
+    /// Runs `f` on the pool that issued `seat` (its tenant's, from the id), with the
+    /// id that pool knows; events and errors carry the caller's id.
+    fn with_seat_pool<T>(
+        &self,
+        seat: SeatId,
+        f: impl FnOnce(&dyn Backend, &Config, SeatId, &mut Changes) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let tag = seat & !SEAT_MASK;
         let mut changes = Changes::default();
-        let result = self.backend.release(&config, seat, why, self.clock.monotonic(), &mut changes);
-        self.publish(&config, &changes, Op::Released);
+        if tag == 0 {
+            let config = self.config.load();
+            let result = f(&*self.backend, &config, seat, &mut changes);
+            self.publish(&config, &changes, Op::Released);
+            return result;
+        }
+        let pool = self.tenants.by_tag(tag).ok_or(Error::UnknownSeat(seat))?;
+        let view = self.tenant_view(&pool);
+        let backend = self.tenant_backend(&pool)?;
+        let result = f(backend, &view, seat & SEAT_MASK, &mut changes).map_err(|e| retag(e, tag));
+        tag_released(&mut changes, tag);
+        self.publish(&view, &changes, Op::Released);
         result
     }
 
     /// Releases every seat handle of `user` ("log out everywhere"); returns how many.
     /// With [`ReleaseWhy::Admin`] the user's lingering seats are freed too.
     pub fn release_user(&self, user: &str, why: ReleaseWhy) -> Result<usize, Error> {
+        self.release_user_in(None, user, why)
+    }
+
+    /// [`Engine::release_user`] in a tenant's pool (`None`: the default tenant).
+    pub fn release_user_in(&self, tenant: Option<&str>, user: &str, why: ReleaseWhy) -> Result<usize, Error> {
         check_caller_why(why)?;
         check_label("user name", user)?;
-        let config = self.config.load();
+        let now = self.clock.monotonic();
+        self.with_user_pool(tenant, |backend, config, changes| {
+            backend.release_user(config, user, why, now, changes)
+        })
+    }
+
+    fn with_user_pool<T>(
+        &self,
+        tenant: Option<&str>,
+        f: impl FnOnce(&dyn Backend, &Config, &mut Changes) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let mut changes = Changes::default();
-        let result = self.backend.release_user(&config, user, why, self.clock.monotonic(), &mut changes);
-        self.publish(&config, &changes, Op::Released);
-        result
+        match tenant {
+            None => {
+                let config = self.config.load();
+                let result = f(&*self.backend, &config, &mut changes);
+                self.publish(&config, &changes, Op::Released);
+                result
+            }
+            Some(name) => {
+                let (pool, view) = self.tenant_scope(name)?;
+                let backend = self.tenant_backend(&pool)?;
+                let result = f(backend, &view, &mut changes).map_err(|e| retag(e, pool.tag));
+                tag_released(&mut changes, pool.tag);
+                self.publish(&view, &changes, Op::Released);
+                result
+            }
+        }
     }
 
     /// Renews the lease of one seat handle.
     pub fn touch(&self, seat: SeatId) -> Result<(), Error> {
-        let config = self.config.load();
-        let mut changes = Changes::default();
-        let result = self.backend.touch(&config, seat, self.clock.monotonic(), &mut changes);
-        self.publish(&config, &changes, Op::Released);
-        result
+        let now = self.clock.monotonic();
+        self.with_seat_pool(seat, |backend, config, inner, changes| {
+            backend.touch(config, inner, now, changes)
+        })
     }
 
     /// Renews the lease of every handle of `user`; returns how many.
     pub fn touch_user(&self, user: &str) -> Result<usize, Error> {
-        check_label("user name", user)?;
-        let config = self.config.load();
-        let mut changes = Changes::default();
-        let result = self.backend.touch_user(&config, user, self.clock.monotonic(), &mut changes);
-        self.publish(&config, &changes, Op::Released);
-        result
+        self.touch_user_in(None, user)
     }
 
-    /// Reclaims expired leases and ended linger windows now; returns how many seats.
-    /// The reaper thread calls this; hosts that turn the reaper off call it themselves.
+    /// [`Engine::touch_user`] in a tenant's pool (`None`: the default tenant).
+    pub fn touch_user_in(&self, tenant: Option<&str>, user: &str) -> Result<usize, Error> {
+        check_label("user name", user)?;
+        let now = self.clock.monotonic();
+        self.with_user_pool(tenant, |backend, config, changes| backend.touch_user(config, user, now, changes))
+    }
+
+    /// Reclaims expired leases and ended linger windows now (in every open pool), and
+    /// applies the entitlement policy (emergency window end, expiry); returns how
+    /// many seats were reclaimed. The reaper thread calls this; hosts that turn the
+    /// reaper off call it themselves.
     pub fn reap(&self) -> usize {
+        self.policy_tick(self.clock.now());
+        let now = self.clock.monotonic();
         let config = self.config.load();
         let mut changes = Changes::default();
-        let n = self.backend.reap(&config, self.clock.monotonic(), &mut changes);
+        let mut n = self.backend.reap(&config, now, &mut changes);
         self.publish(&config, &changes, Op::Released);
+        for pool in self.tenants.open() {
+            let (Some(backend), view) = (pool.backend.get(), self.tenant_view(&pool)) else { continue };
+            let mut changes = Changes::default();
+            n += backend.reap(&view, now, &mut changes);
+            tag_released(&mut changes, pool.tag);
+            self.publish(&view, &changes, Op::Released);
+        }
         n
     }
 
     /// Releases every handle with [`ReleaseWhy::Shutdown`] (events and audit lines
-    /// included); returns how many.
+    /// included), in every pool; returns how many.
     pub fn release_all(&self) -> usize {
-        let config = self.config.load();
         let now = self.clock.monotonic();
-        let mut changes = Changes::default();
         let mut n = 0;
-        for held in self.backend.own_holders(&config) {
-            if self.backend.release(&config, held.seat, ReleaseWhy::Shutdown, now, &mut changes).is_ok() {
-                n += 1;
+        let mut pools: Vec<(&dyn Backend, Arc<Config>, u64)> =
+            vec![(&*self.backend, self.config.load_full(), 0)];
+        let open = self.tenants.open();
+        for pool in &open {
+            if let Some(backend) = pool.backend.get() {
+                pools.push((&**backend, self.tenant_view(pool), pool.tag));
             }
         }
-        self.publish(&config, &changes, Op::Released);
+        for (backend, config, tag) in pools {
+            let mut changes = Changes::default();
+            for held in backend.own_holders(&config) {
+                if backend.release(&config, held.seat, ReleaseWhy::Shutdown, now, &mut changes).is_ok() {
+                    n += 1;
+                }
+            }
+            tag_released(&mut changes, tag);
+            self.publish(&config, &changes, Op::Released);
+        }
         n
     }
 
@@ -445,20 +787,49 @@ impl Engine {
         let mut retired = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         retired.retain(|old| old.strong_count() > 0);
         let current = self.config.load_full();
-        let in_use = |slot: usize| self.backend.used(&current, slot) > 0;
-        let new = load(&Previous { config: &current, in_use: &in_use, may_free: retired.is_empty() })?;
-        if new.backend != current.backend {
+        let open_tenants: Vec<(Arc<TenantPool>, Arc<Config>)> =
+            self.tenants.open().into_iter().map(|t| (t.clone(), self.tenant_view(&t))).collect();
+        let in_use = |slot: usize| {
+            self.backend.used(&current, slot) > 0
+                || open_tenants.iter().any(|(t, v)| t.backend.get().is_some_and(|b| b.used(v, slot) > 0))
+        };
+        let new_base = load(&Previous { config: &current, in_use: &in_use, may_free: retired.is_empty() })?;
+        if new_base.backend != current.backend {
             return Err(Error::Config(crate::config::ConfigError {
-                file: new.source.clone(),
+                file: new_base.source.clone(),
                 line: 0,
                 column: 0,
                 message: format!(
                     "[backend] cannot change while running (it is {} and the file now says {}): restart the host to move seats to another backend",
                     current.backend.kind(),
-                    new.backend.kind()
+                    new_base.backend.kind()
                 ),
             }));
         }
+        // The signed license and the state file are read again with the file: a
+        // vendor's new license takes effect on reload, and another process's
+        // emergency window is followed.
+        let signed = load_signed(&new_base, self.clock.now())?;
+        if let Some(s) = &signed
+            && let Some(max) = s.max_tenants
+        {
+            check_tenants_allowed(max, new_base.tenants.len().max(self.tenants.all().len()), &s.license_id)?;
+        }
+        let store =
+            new_base.state_dir.as_ref().filter(|_| new_base.emergency.is_some()).map(|d| StateStore::new(d));
+        let emergency = store.as_ref().map(StateStore::load).transpose()?;
+        for name in new_base.tenants.keys() {
+            self.tenants.register(name)?;
+        }
+        self.signed.store(signed.map(Arc::new));
+        {
+            let mut p = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+            p.stamp = store.as_ref().and_then(StateStore::stamp);
+            p.emergency = emergency.unwrap_or_default();
+            p.store = store;
+        }
+        self.next_policy_at.store(i64::MIN, Ordering::Relaxed);
+        let new = self.view_of(&new_base, None, self.emergency_seats.load(Ordering::Relaxed));
         // A slot that the running config names is counted under that name; a new
         // type's slot under the new config's.
         let used_at = |slot: usize| {
@@ -473,7 +844,9 @@ impl Engine {
             .map(|l| if l.state == SlotState::Active { l.alert_seats() } else { None })
             .collect();
         let new = Arc::new(new);
+        self.base.store(Arc::new(new_base));
         let old = self.config.swap(new.clone());
+        self.view_gen.fetch_add(1, Ordering::AcqRel);
         retired.push(Arc::downgrade(&old));
         drop((old, current));
         drop(retired);
@@ -546,22 +919,44 @@ impl Engine {
         }
     }
 
-    /// A snapshot report: counts, holders (one page of them), lingering seats, orphaned
-    /// types and warnings.
+    /// A snapshot report of the default tenant: counts, holders (one page of them),
+    /// lingering seats, orphaned types, the entitlement policy, the tenants and
+    /// warnings.
     pub fn report(&self, page: Page) -> Report {
+        self.policy_due(self.clock.now());
         let config = self.config.load_full();
+        let tenants = self.tenant_usage();
+        self.report_of(&*self.backend, &config, page, 0, tenants)
+    }
+
+    fn report_of(
+        &self,
+        backend: &dyn Backend,
+        config: &Config,
+        page: Page,
+        tag: u64,
+        tenants: Vec<TenantUsage>,
+    ) -> Report {
         let slots: Vec<usize> = (0..config.licenses.len()).collect();
-        let used: Vec<u32> = slots.iter().map(|&s| self.backend.used(&config, s)).collect();
-        let stats: Vec<TypeStats> = slots.iter().map(|&s| self.backend.stats(&config, s)).collect();
+        let used: Vec<u32> = slots.iter().map(|&s| backend.used(config, s)).collect();
+        let stats: Vec<TypeStats> = slots.iter().map(|&s| backend.stats(config, s)).collect();
+        let mut seats = backend.holders(config);
+        for s in &mut seats {
+            s.seat |= tag;
+        }
+        let (warnings, expired) = {
+            let p = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+            (p.warnings.clone(), p.expired_seen)
+        };
         Report::build(crate::report::Snapshot {
-            config: &config,
-            backend: self.backend.kind(),
+            config,
+            backend: backend.kind(),
             used: &used,
             stats: &stats,
-            seats: self.backend.holders(&config),
-            lingering: self.backend.lingering(&config),
+            seats,
+            lingering: backend.lingering(config),
             backend_status: {
-                let mut status = self.backend.status(&config);
+                let mut status = backend.status(config);
                 if let Some(e) = self.follow_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
                     status.warnings.push(e);
                 }
@@ -574,7 +969,540 @@ impl Engine {
             audit: self.audit_status(),
             reaper_running: self.reaper_running(),
             page,
+            policy: crate::report::PolicySnapshot {
+                emergency: self.emergency_status(),
+                signed: self.signed.load_full(),
+                expired,
+                warnings,
+                tenants_total: if tag == 0 { self.tenants.all().len() } else { 0 },
+                tenants,
+            },
         })
+    }
+
+    // ---- views, tenants ----
+
+    /// A view of `base` for a tenant (`None`: the default tenant), with run-time
+    /// limits, signed caps and `emergency` extra seats.
+    fn view_of(&self, base: &Config, tenant: Option<&str>, emergency: u32) -> Config {
+        let signed = self.signed.load();
+        let runtime = self.runtime_limits.read().unwrap_or_else(|e| e.into_inner());
+        let key: Option<Arc<str>> = tenant.map(Arc::from);
+        let lookup = |t: &str| {
+            if runtime.is_empty() {
+                return None;
+            }
+            runtime.get(&(key.clone(), Arc::from(t))).copied()
+        };
+        let def: Option<&TenantDef> = tenant.and_then(|t| base.tenants.get(t));
+        let mut view = base.effective(&LimitInputs {
+            tenant: def,
+            runtime: &lookup,
+            signed: signed.as_ref().map(|s| &s.limits),
+            emergency,
+        });
+        if view.tenant.is_none() {
+            view.tenant = key;
+        }
+        view
+    }
+
+    /// Builds the default tenant's view again and marks every tenant view stale.
+    fn rebuild_views(&self) {
+        let _serial = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let base = self.base.load_full();
+        let view = self.view_of(&base, None, self.emergency_seats.load(Ordering::Relaxed));
+        self.config.store(Arc::new(view));
+        self.view_gen.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A tenant's pool and current view; the tenant must be known.
+    fn tenant_scope(&self, name: &str) -> Result<(Arc<TenantPool>, Arc<Config>), Error> {
+        let pool = self.tenants.get(name).ok_or_else(|| match check_tenant_name(name) {
+            Err(e) => e,
+            Ok(()) => Error::UnknownTenant(name.to_string()),
+        })?;
+        let view = self.tenant_view(&pool);
+        Ok((pool, view))
+    }
+
+    /// The tenant's view, rebuilt when something changed since it was made.
+    fn tenant_view(&self, pool: &TenantPool) -> Arc<Config> {
+        let generation = self.view_gen.load(Ordering::Acquire);
+        if let Some(v) = &*pool.view.load()
+            && v.generation == generation
+        {
+            return v.config.clone();
+        }
+        let base = self.base.load_full();
+        let config =
+            Arc::new(self.view_of(&base, Some(&pool.name), self.emergency_seats.load(Ordering::Relaxed)));
+        pool.view.store(Some(Arc::new(TenantView { generation, config: config.clone() })));
+        config
+    }
+
+    /// The tenant's seat pool, opened on first use.
+    fn tenant_backend<'p>(&self, pool: &'p TenantPool) -> Result<&'p dyn Backend, Error> {
+        if let Some(b) = pool.backend.get() {
+            return Ok(&**b);
+        }
+        let opened = self.backend.open_tenant(&pool.name)?;
+        // Two threads may open it at once: one wins, the other's is dropped.
+        let _ = pool.backend.set(opened);
+        pool.backend
+            .get()
+            .map(|b| &**b)
+            .ok_or_else(|| Error::Backend(format!("tenant '{}': its seat pool did not open", pool.name)))
+    }
+
+    fn check_tenant_count(&self, base: &Config) -> Result<(), Error> {
+        match self.signed.load().as_ref().and_then(|s| s.max_tenants.map(|m| (m, s.license_id.clone()))) {
+            Some((max, id)) => check_tenants_allowed(max, base.tenants.len(), &id),
+            None => Ok(()),
+        }
+    }
+
+    /// The tenants this engine serves: declared in the file or given limits at run time.
+    pub fn tenant_names(&self) -> Vec<Arc<str>> {
+        self.tenants.all().iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// Sets the limit of one license type at run time, for a tenant (`None`: the
+    /// default tenant), without touching the file; `None` as limit goes back to the
+    /// file's. A tenant not in the file is added. Run-time limits are kept across
+    /// reloads, and the report shows where each limit came from. The vendor-signed
+    /// limit still caps it.
+    pub fn set_limit(&self, tenant: Option<&str>, license: &str, limit: Option<u32>) -> Result<(), Error> {
+        let base = self.base.load_full();
+        if base.license_index(license).is_none() {
+            return Err(Error::UnknownLicenseType(license.to_string()));
+        }
+        let tenant_key: Option<Arc<str>> = match tenant {
+            None => None,
+            Some(name) => {
+                check_tenant_name(name)?;
+                if self.tenants.get(name).is_none() {
+                    if let Some(s) = self.signed.load().as_ref()
+                        && let Some(max) = s.max_tenants
+                    {
+                        check_tenants_allowed(max, self.tenants.all().len() + 1, &s.license_id)?;
+                    }
+                }
+                Some(self.tenants.register(name)?.name.clone())
+            }
+        };
+        let key = (tenant_key.clone(), Arc::from(license));
+        let old = {
+            let mut runtime = self.runtime_limits.write().unwrap_or_else(|e| e.into_inner());
+            match limit {
+                Some(n) => runtime.insert(key, n),
+                None => runtime.remove(&key),
+            }
+        };
+        if old == limit {
+            return Ok(());
+        }
+        self.rebuild_views();
+        let view = match &tenant_key {
+            None => self.config.load_full(),
+            Some(name) => self.tenant_scope(name)?.1,
+        };
+        let slot = view.license_index(license);
+        let now_limit = slot.map_or(0, |s| view.licenses[s].limit);
+        let place = tenant_key.as_deref().map_or(String::new(), |t| format!(" of tenant '{t}'"));
+        let detail = match limit {
+            Some(n) => format!("limit of '{license}'{place} set to {n} at run time (effective {now_limit})"),
+            None => format!(
+                "run-time limit of '{license}'{place} removed: back to the config's (effective {now_limit})"
+            ),
+        };
+        self.publish(
+            &view,
+            &Changes::default(),
+            Op::Notice { kind: EventKind::LimitChanged, slot, detail: &detail },
+        );
+        Ok(())
+    }
+
+    /// Use of every active type in every tenant whose pool is open, by tenant name.
+    pub fn tenant_usage(&self) -> Vec<TenantUsage> {
+        let mut out: Vec<TenantUsage> = self
+            .tenants
+            .open()
+            .iter()
+            .filter_map(|pool| {
+                let backend = pool.backend.get()?;
+                let view = self.tenant_view(pool);
+                Some(TenantUsage {
+                    tenant: pool.name.to_string(),
+                    licenses: view
+                        .active()
+                        .map(|(s, l)| (l.name.to_string(), backend.used(&view, s), l.limit))
+                        .collect(),
+                    holders: backend.holders(&view).len(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        out
+    }
+
+    /// Use of one license type in a tenant's pool (`None`: the default tenant).
+    pub fn usage_in(&self, tenant: Option<&str>, license: &str) -> Result<Usage, Error> {
+        let (backend, view): (&dyn Backend, Arc<Config>) = match tenant {
+            None => (&*self.backend, self.config.load_full()),
+            Some(name) => {
+                let (pool, view) = self.tenant_scope(name)?;
+                let Some(slot) = view.license_index(license) else {
+                    return Err(Error::UnknownLicenseType(license.to_string()));
+                };
+                let l = &view.licenses[slot];
+                return Ok(match pool.backend.get() {
+                    Some(b) => Usage {
+                        name: l.name.clone(),
+                        used: b.used(&view, slot),
+                        limit: l.limit,
+                        stats: b.stats(&view, slot),
+                    },
+                    None => {
+                        Usage { name: l.name.clone(), used: 0, limit: l.limit, stats: TypeStats::default() }
+                    }
+                });
+            }
+        };
+        let slot =
+            view.license_index(license).ok_or_else(|| Error::UnknownLicenseType(license.to_string()))?;
+        Ok(self.usage_at_in(backend, &view, slot))
+    }
+
+    fn usage_at_in(&self, backend: &dyn Backend, config: &Config, slot: usize) -> Usage {
+        let l = &config.licenses[slot];
+        Usage {
+            name: l.name.clone(),
+            used: backend.used(config, slot),
+            limit: l.limit,
+            stats: backend.stats(config, slot),
+        }
+    }
+
+    /// The report of one tenant's pool.
+    pub fn report_tenant(&self, tenant: &str, page: Page) -> Result<Report, Error> {
+        let (pool, view) = self.tenant_scope(tenant)?;
+        let backend = self.tenant_backend(&pool)?;
+        Ok(self.report_of(backend, &view, page, pool.tag, Vec::new()))
+    }
+
+    // ---- entitlement policy ----
+
+    /// Looks at the policy when its next change is due (one atomic load otherwise).
+    #[inline]
+    fn policy_due(&self, now: SystemTime) {
+        if unix_secs(now) >= self.next_policy_at.load(Ordering::Relaxed) {
+            self.policy_tick(now);
+        }
+    }
+
+    /// Applies the entitlement policy at `now`: opens or closes the emergency seats,
+    /// refuses expired types (and releases their holders with `revoke`), and sends
+    /// each warning once.
+    fn policy_tick(&self, now: SystemTime) {
+        let t = unix_secs(now);
+        let mut p = match self.policy.try_lock() {
+            Ok(p) => p,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            // Another thread is at it.
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        // The CLI or another process may have opened a window.
+        if let Some(store) = p.store.clone() {
+            let stamp = store.stamp();
+            if stamp != p.stamp {
+                p.stamp = stamp;
+                match store.load() {
+                    Ok(state) => p.emergency = state,
+                    Err(e) => {
+                        let message = e.to_string();
+                        if !p.warnings.contains(&message) {
+                            p.warnings.push(message);
+                        }
+                    }
+                }
+            }
+        }
+        let base = self.base.load_full();
+        let signed = self.signed.load_full();
+        let verdict = crate::policy::evaluate(
+            &base,
+            t,
+            signed.as_ref().and_then(|s| s.valid_until),
+            signed.as_ref().and_then(|s| s.support_until),
+            &p.emergency,
+        );
+        let mut notices: Vec<(EventKind, Option<usize>, String)> = Vec::new();
+        let open = p.emergency.open_at(t);
+        let mut close = false;
+        let changed = open != p.emergency_in_view;
+        if changed {
+            p.emergency_in_view = open;
+            self.emergency_seats.store(if open { p.emergency.seats } else { 0 }, Ordering::Relaxed);
+            let (from, to) = (p.emergency.opened_at.unwrap_or(0), p.emergency.ends_at.unwrap_or(0));
+            if open {
+                notices.push((
+                    EventKind::EmergencyStarted,
+                    None,
+                    format!(
+                        "emergency window open from {} to {}: {} extra seats of {}",
+                        rfc3339(from_unix(from)),
+                        rfc3339(from_unix(to)),
+                        p.emergency.seats,
+                        names(&base, base.emergency.as_ref().map_or(TypeSet::EMPTY, |e| e.types)).join(", ")
+                    ),
+                ));
+            } else {
+                close = true;
+                notices.push((
+                    EventKind::EmergencyEnded,
+                    None,
+                    format!(
+                        "emergency window ended at {}: holders beyond the permanent limit are released (emergency_expired)",
+                        rfc3339(from_unix(to))
+                    ),
+                ));
+            }
+        }
+        let newly_expired = verdict.expired.minus(p.expired_seen);
+        p.expired_seen = verdict.expired;
+        self.expired.store(verdict.expired.bits(), Ordering::Relaxed);
+        for slot in newly_expired.iter() {
+            let e = crate::policy::expiry_of(&base, slot, signed.as_ref().and_then(|s| s.valid_until));
+            let (date, how) =
+                e.map_or((String::new(), "deny_new"), |e| (e.date.to_string(), e.on_expiry.as_str()));
+            notices.push((
+                EventKind::Expired,
+                Some(slot),
+                format!(
+                    "license type '{}' expired (valid until {date}): new logins are refused (on_expiry = \"{how}\")",
+                    base.licenses[slot].name
+                ),
+            ));
+        }
+        let mut in_force = Vec::new();
+        for (key, message) in &verdict.warnings {
+            in_force.push(message.clone());
+            if p.warned.insert(key.clone()) {
+                notices.push((EventKind::Warning, None, message.clone()));
+            }
+        }
+        p.warnings = in_force;
+        // At least once a second: the state file may change under us.
+        self.next_policy_at.store(verdict.next_change.min(t + 1), Ordering::Relaxed);
+        drop(p);
+
+        if changed {
+            self.rebuild_views();
+        }
+        let view = self.config.load_full();
+        for (kind, slot, detail) in &notices {
+            self.publish(&view, &Changes::default(), Op::Notice { kind: *kind, slot: *slot, detail });
+        }
+        if close && let Some(e) = &base.emergency {
+            self.shed_everywhere(e.types, ReleaseWhy::EmergencyExpired);
+        }
+        if !verdict.revoke.is_empty() {
+            self.shed_everywhere(verdict.revoke, ReleaseWhy::LicenseExpired);
+        }
+    }
+
+    /// Releases holders of `slots` in every pool: beyond each type's limit, newest
+    /// first ([`ReleaseWhy::EmergencyExpired`]), or all of them
+    /// ([`ReleaseWhy::LicenseExpired`]).
+    fn shed_everywhere(&self, slots: TypeSet, why: ReleaseWhy) {
+        let view = self.config.load_full();
+        self.shed(&*self.backend, &view, 0, slots, why);
+        for pool in self.tenants.open() {
+            if let Some(backend) = pool.backend.get() {
+                let view = self.tenant_view(&pool);
+                self.shed(&**backend, &view, pool.tag, slots, why);
+            }
+        }
+    }
+
+    fn shed(&self, backend: &dyn Backend, config: &Config, tag: u64, slots: TypeSet, why: ReleaseWhy) {
+        let all = why == ReleaseWhy::LicenseExpired;
+        let now = self.clock.monotonic();
+        let mut changes = Changes::default();
+        let mut holders = backend.holders(config);
+        // Newest first: the last to log in are the first to go.
+        holders.sort_by(|a, b| b.since.cmp(&a.since).then(b.seat.cmp(&a.seat)));
+        let mut gone: HashSet<SeatId> = HashSet::new();
+        for slot in slots.iter() {
+            let Some(l) = config.licenses.get(slot) else { continue };
+            let keep = if all { 0 } else { l.limit };
+            while backend.used(config, slot) > keep {
+                let Some(victim) = holders.iter().find(|h| h.types.contains(slot) && !gone.contains(&h.seat))
+                else {
+                    break;
+                };
+                // A per-user seat is held by all of the user's handles of the type.
+                let seats: Vec<SeatId> = if l.count == CountMode::User {
+                    holders
+                        .iter()
+                        .filter(|h| {
+                            h.user == victim.user && h.types.contains(slot) && !gone.contains(&h.seat)
+                        })
+                        .map(|h| h.seat)
+                        .collect()
+                } else {
+                    vec![victim.seat]
+                };
+                for seat in seats {
+                    gone.insert(seat);
+                    let _ = backend.release(config, seat, why, now, &mut changes);
+                }
+            }
+        }
+        tag_released(&mut changes, tag);
+        self.publish(config, &changes, Op::Released);
+    }
+
+    /// Opens the emergency window (`[emergency]`): its extra seats are usable at once
+    /// and close after its duration. Refused when a window is open, or when one was
+    /// used and no affected type's permanent limit has grown since. The state file
+    /// keeps this across restarts, for every process of the installation.
+    pub fn emergency_activate(&self) -> Result<EmergencyStatus, Error> {
+        let base = self.base.load_full();
+        let Some(cfg) = base.emergency.clone() else {
+            return Err(Error::Emergency(
+                "no emergency seats are configured: the config has no [emergency] section".into(),
+            ));
+        };
+        let signed = self.signed.load_full();
+        let (mut seats, mut duration) = (cfg.seats, cfg.duration);
+        if let Some(s) = &signed {
+            if s.emergency_seats == 0 {
+                return Err(Error::Emergency(format!(
+                    "the signed license {} allows no emergency seats",
+                    s.license_id
+                )));
+            }
+            seats = seats.min(s.emergency_seats);
+            duration = duration.min(Duration::from_secs(u64::from(s.emergency_days.max(1)) * 86_400));
+        }
+        let now = self.clock.now();
+        let t = unix_secs(now);
+        let permanent = self.permanent_limits(&base, cfg.types);
+        let store = self.policy.lock().unwrap_or_else(|e| e.into_inner()).store.clone();
+        let Some(store) = store else {
+            return Err(Error::Emergency("[emergency] needs state_dir".into()));
+        };
+        let (state, ()) = store.update(|s| {
+            if s.open_at(t) {
+                return Err(Error::Emergency(format!(
+                    "an emergency window is already open (until {})",
+                    rfc3339(from_unix(s.ends_at.unwrap_or(0)))
+                )));
+            }
+            if s.activations > 0 && !grown(&s.permanent_limits, &permanent) {
+                return Err(Error::Emergency(format!(
+                    "the emergency window was already used (opened {}, ended {}); it can be opened again once the permanent limit of {} grows (a new license)",
+                    rfc3339(from_unix(s.opened_at.unwrap_or(0))),
+                    rfc3339(from_unix(s.ends_at.unwrap_or(0))),
+                    permanent.keys().cloned().collect::<Vec<_>>().join(" or ")
+                )));
+            }
+            s.opened_at = Some(t);
+            s.ends_at = Some(t.saturating_add(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)));
+            s.seats = seats;
+            s.permanent_limits = permanent.clone();
+            s.activations += 1;
+            Ok(())
+        })?;
+        {
+            let mut p = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+            p.emergency = state;
+            p.stamp = store.stamp();
+        }
+        self.next_policy_at.store(i64::MIN, Ordering::Relaxed);
+        self.policy_tick_blocking(now);
+        // Every other process of the installation follows on its next call.
+        self.seen_reload.store(self.backend.announce_reload(), Ordering::Relaxed);
+        self.emergency_status().ok_or_else(|| Error::Emergency("no [emergency] section".into()))
+    }
+
+    /// Waits for a policy run in another thread, then runs it.
+    fn policy_tick_blocking(&self, now: SystemTime) {
+        drop(self.policy.lock().unwrap_or_else(|e| e.into_inner()));
+        self.policy_tick(now);
+    }
+
+    /// The default tenant's permanent limits (without emergency seats) of `types`.
+    fn permanent_limits(&self, base: &Config, types: TypeSet) -> std::collections::BTreeMap<String, u32> {
+        let view = self.view_of(base, None, 0);
+        types.iter().filter_map(|s| view.licenses.get(s)).map(|l| (l.name.to_string(), l.limit)).collect()
+    }
+
+    /// The emergency window for the report (`None`: no `[emergency]` configured).
+    pub fn emergency_status(&self) -> Option<EmergencyStatus> {
+        let base = self.base.load_full();
+        let cfg = base.emergency.as_ref()?;
+        let now = self.clock.now();
+        let t = unix_secs(now);
+        let state = self.policy.lock().unwrap_or_else(|e| e.into_inner()).emergency.clone();
+        let open = state.open_at(t);
+        let view = self.config.load();
+        let in_use: u32 = if open {
+            cfg.types
+                .iter()
+                .filter_map(|s| view.licenses.get(s).map(|l| (s, l)))
+                .map(|(s, l)| {
+                    self.backend.used(&view, s).saturating_sub(l.limit.saturating_sub(l.origin.emergency))
+                })
+                .sum()
+        } else {
+            0
+        };
+        let permanent = self.permanent_limits(&base, cfg.types);
+        let signed = self.signed.load();
+        let why_not = if open {
+            Some("a window is open".to_string())
+        } else if signed.as_ref().is_some_and(|s| s.emergency_seats == 0) {
+            Some("the signed license allows no emergency seats".to_string())
+        } else if state.activations > 0 && !grown(&state.permanent_limits, &permanent) {
+            Some("already used: a new window needs a higher permanent limit".to_string())
+        } else {
+            None
+        };
+        let stamp = |s: Option<i64>| s.map(|s| rfc3339(from_unix(s)));
+        Some(EmergencyStatus {
+            state: match (open, state.activations) {
+                (true, _) => "open",
+                (false, 0) => "never used",
+                (false, _) if why_not.is_none() => "available again",
+                _ => "ended",
+            }
+            .to_string(),
+            opened_at: stamp(state.opened_at),
+            ends_at: stamp(state.ends_at),
+            seats: if open {
+                state.seats
+            } else {
+                cfg.seats.min(signed.as_ref().map_or(u32::MAX, |s| s.emergency_seats))
+            },
+            types: names(&base, cfg.types).iter().map(|s| s.to_string()).collect(),
+            in_use,
+            can_activate: why_not.is_none(),
+            why_not,
+        })
+    }
+
+    /// When the emergency window ends (Unix seconds), if one was ever opened.
+    pub fn emergency_ends_unix(&self) -> Option<i64> {
+        self.policy.lock().unwrap_or_else(|e| e.into_inner()).emergency.ends_at
+    }
+
+    /// The signed license's terms, when one is configured.
+    pub fn signed_terms(&self) -> Option<Arc<SignedTerms>> {
+        self.signed.load_full()
     }
 
     /// Turns what an operation changed into events and audit lines, after every lock
@@ -611,14 +1539,17 @@ impl Engine {
             time,
             detail,
             requires: None,
+            tenant: config.tenant.clone(),
         };
+        let tenant = config.tenant.as_deref();
+        let is_pool = |slot: usize| config.licenses.get(slot).is_some_and(|l| l.is_pool());
 
         // Releases first: a reclaimed seat is what made room for an acquire.
         for released in &changes.released {
             if let Some(audit) = audit.as_ref() {
                 audit.log(
                     json!({
-                        "time": stamp, "event": "IN", "why": released.why.as_str(), "user": &*released.user,
+                        "time": stamp, "event": "IN", "why": released.why.as_str(), "tenant": tenant, "user": &*released.user,
                         "seat": released.seat, "licenses": names(config, released.types),
                         "extension": released.extension.as_deref(), "session": released.session.as_deref(),
                     })
@@ -627,6 +1558,9 @@ impl Engine {
             }
             if listening {
                 for (i, slot) in released.types.iter().enumerate() {
+                    if is_pool(slot) {
+                        continue;
+                    }
                     let mut e = event(
                         EventKind::Released,
                         Some(slot),
@@ -653,7 +1587,7 @@ impl Engine {
                 if let Some(audit) = audit.as_ref() {
                     audit.log(
                         json!({
-                            "time": stamp, "event": "OUT", "user": req.user, "seat": seat,
+                            "time": stamp, "event": "OUT", "tenant": tenant, "user": req.user, "seat": seat,
                             "licenses": names(config, types), "profiles": req.profiles,
                             "extension": req.extension, "session": req.session,
                         })
@@ -662,7 +1596,7 @@ impl Engine {
                 }
                 if listening {
                     let user: Arc<str> = Arc::from(req.user);
-                    for slot in types.iter() {
+                    for slot in types.iter().filter(|&s| !is_pool(s)) {
                         let mut e = event(
                             EventKind::Acquired,
                             Some(slot),
@@ -685,9 +1619,9 @@ impl Engine {
                 if let Some(audit) = audit.as_ref() {
                     audit.log(
                         json!({
-                            "time": stamp, "event": "DENY", "user": req.user, "license": &*denial.license,
+                            "time": stamp, "event": "DENY", "tenant": tenant, "user": req.user, "license": &*denial.license,
                             "reason": denial.reason.as_str(), "used": denial.used, "limit": denial.limit,
-                            "requires": denial.requires.as_deref(), "profiles": req.profiles,
+                            "requires": denial.requires.as_deref(), "profile": denial.profile.as_deref(), "profiles": req.profiles,
                         })
                         .to_string(),
                     );
@@ -705,6 +1639,20 @@ impl Engine {
                 }
             }
             Op::Released => {}
+            Op::Notice { kind, slot, detail } => {
+                if let Some(audit) = audit.as_ref() {
+                    audit.log(
+                        json!({
+                            "time": stamp, "event": kind.as_str().to_uppercase(), "tenant": tenant,
+                            "license": slot.and_then(name).as_deref(), "detail": detail,
+                        })
+                        .to_string(),
+                    );
+                }
+                if listening {
+                    events.push(event(kind, slot, detail.to_string()));
+                }
+            }
             Op::Reloaded { source, summary, crossings } => {
                 if let Some(audit) = audit.as_ref() {
                     audit.log(
@@ -772,7 +1720,122 @@ impl Engine {
 }
 
 fn names(config: &Config, set: TypeSet) -> Vec<&str> {
-    set.iter().filter_map(|s| config.licenses.get(s)).map(|l| &*l.name).collect()
+    set.iter().filter_map(|s| config.licenses.get(s)).filter(|l| !l.is_pool()).map(|l| &*l.name).collect()
+}
+
+/// Unix seconds of a wall-clock time (negative before 1970).
+fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+fn from_unix(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+/// Puts a tenant's tag into the ids of the seats its pool released.
+fn tag_released(changes: &mut Changes, tag: u64) {
+    if tag != 0 {
+        for r in &mut changes.released {
+            r.seat |= tag;
+        }
+    }
+}
+
+/// The caller's seat id in an error from a tenant's pool.
+fn retag(e: Error, tag: u64) -> Error {
+    match e {
+        Error::UnknownSeat(s) if s != 0 => Error::UnknownSeat(s | tag),
+        Error::SeatExpired(s) => Error::SeatExpired(s | tag),
+        Error::SeatReleased(s, why) => Error::SeatReleased(s | tag, why),
+        other => other,
+    }
+}
+
+/// A denial in the admin's words: a hidden pool that refused is named by the rule it
+/// carries (a reservation, a cap) and the type it belongs to. Also returns the slot
+/// the denial is counted against.
+fn explain_denial(backend: &dyn Backend, config: &Config, denial: Denial) -> (Denial, Option<usize>) {
+    let Some(slot) = config.slot_by_name(&denial.license) else { return (denial, None) };
+    let Some(pool) = config.licenses[slot].pool.clone() else { return (denial, Some(slot)) };
+    let base = &config.licenses[pool.base];
+    let explained = match pool.kind {
+        PoolKind::Cap { profile, seats } => Denial {
+            license: base.name.clone(),
+            used: backend.used(config, slot),
+            limit: seats,
+            reason: DenialReason::Capped,
+            requires: None,
+            profile: Some(profile),
+        },
+        PoolKind::Shared | PoolKind::Reserve { .. } => {
+            let holders: Vec<&str> = config
+                .licenses
+                .iter()
+                .filter_map(|l| match &l.pool {
+                    Some(crate::config::Pool { base: b, kind: PoolKind::Reserve { profile, .. } })
+                        if *b == pool.base && l.state == SlotState::Active =>
+                    {
+                        Some(&**profile)
+                    }
+                    _ => None,
+                })
+                .collect();
+            Denial {
+                license: base.name.clone(),
+                used: backend.used(config, pool.base),
+                limit: base.limit,
+                reason: DenialReason::Reserved,
+                requires: None,
+                profile: Some(Arc::from(holders.join(", "))),
+            }
+        }
+    };
+    (explained, Some(pool.base))
+}
+
+/// Tenant names follow the rules of type and profile names.
+fn check_tenant_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "tenant name '{name}' is invalid: use 1 to {MAX_NAME_LEN} characters from A-Z a-z 0-9 _ - ."
+        )))
+    }
+}
+
+fn check_tenants_allowed(max: u32, count: usize, license_id: &str) -> Result<(), Error> {
+    if count > max as usize {
+        return Err(Error::LicenseFile(format!(
+            "the signed license {license_id} allows {max} tenants; this installation would have {count}"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether any type's permanent limit is higher now than when the last emergency
+/// window opened.
+fn grown(
+    then: &std::collections::BTreeMap<String, u32>,
+    now: &std::collections::BTreeMap<String, u32>,
+) -> bool {
+    now.iter().any(|(name, limit)| then.get(name).is_none_or(|old| limit > old))
+}
+
+/// The vendor-signed license the config names, verified with the trusted keys.
+fn load_signed(config: &Config, now: SystemTime) -> Result<Option<SignedTerms>, Error> {
+    let Some(path) = &config.license_file else { return Ok(None) };
+    crate::policy::load_signed_terms(path, now).map(Some)
 }
 
 /// Callers may only say "normal" or "admin"; the other reasons are the library's.

@@ -137,6 +137,8 @@ pub enum Error {
     /// The request names a tenant that is neither in the config nor given limits
     /// with `set_limit`.
     UnknownTenant(String),
+    /// The name is not a license type of the running configuration.
+    UnknownLicenseType(String),
     /// An emergency window cannot be opened (not configured, already used, or open).
     Emergency(String),
     /// The state file (`state_dir`) cannot be read or written, or is corrupt.
@@ -193,6 +195,9 @@ impl fmt::Display for Error {
                 f,
                 "unknown tenant '{name}': declare it as [tenants.{name}] or give it limits with license_set_limit"
             ),
+            Error::UnknownLicenseType(name) => {
+                write!(f, "'{name}' is not a license type of the running configuration")
+            }
             Error::Emergency(msg) | Error::State(msg) | Error::LicenseFile(msg) => f.write_str(msg),
         }
     }

@@ -25,6 +25,20 @@ pub enum EventKind {
     ThresholdDown,
     /// A new configuration was swapped in; `detail` lists what changed.
     Reloaded,
+    /// An early warning: a license type, the whole license or the support
+    /// subscription ends soon (or support has ended), or an emergency window is
+    /// about to close. `detail` says which; `license` names the type when one.
+    Warning,
+    /// A license type (or, with `license` empty, the whole license) passed its
+    /// `valid_until`: new logins are refused.
+    Expired,
+    /// An emergency window opened: `detail` says until when.
+    EmergencyStarted,
+    /// An emergency window closed; holders beyond the permanent limit follow as
+    /// released events (`emergency_expired`).
+    EmergencyEnded,
+    /// A limit was set at run time (`set_limit`); `detail` says which and where.
+    LimitChanged,
 }
 
 impl EventKind {
@@ -36,6 +50,11 @@ impl EventKind {
             EventKind::ThresholdUp => "threshold_up",
             EventKind::ThresholdDown => "threshold_down",
             EventKind::Reloaded => "reloaded",
+            EventKind::Warning => "warning",
+            EventKind::Expired => "expired",
+            EventKind::EmergencyStarted => "emergency_started",
+            EventKind::EmergencyEnded => "emergency_ended",
+            EventKind::LimitChanged => "limit_changed",
         }
     }
 }
@@ -65,6 +84,9 @@ pub struct Event {
     pub detail: String,
     /// For a denial for a missing requirement: the type that is missing.
     pub requires: Option<Arc<str>>,
+    /// The tenant whose pool changed (`None`: the default tenant, or an event about
+    /// the whole installation).
+    pub tenant: Option<Arc<str>>,
 }
 
 /// A listener. It runs on the thread that caused the event (see the header for which

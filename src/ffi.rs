@@ -201,6 +201,23 @@ pub enum license_event_kind {
     LICENSE_EVENT_THRESHOLD_DOWN = 5,
     /// A new configuration is running (`license_reload`); `detail` lists the changes.
     LICENSE_EVENT_RELOADED = 6,
+    /// An early warning: a license type (`license_type`), the whole license or the
+    /// support subscription ends soon, support has ended, or an emergency window is
+    /// about to close. `detail` says which and when. Sent once per date.
+    LICENSE_EVENT_WARNING = 7,
+    /// `license_type` passed its `valid_until` (or the whole license did): new
+    /// logins of it are refused with `LICENSE_ERR_EXPIRED`; with `on_expiry =
+    /// "revoke"` its holders follow as RELEASED events (`LICENSE_RELEASE_LICENSE_EXPIRED`).
+    LICENSE_EVENT_EXPIRED = 8,
+    /// An emergency window opened (`license_emergency_activate`); `detail` gives
+    /// its end.
+    LICENSE_EVENT_EMERGENCY_STARTED = 9,
+    /// The emergency window ended; holders beyond the permanent limit follow as
+    /// RELEASED events (`LICENSE_RELEASE_EMERGENCY_EXPIRED`): log those users out.
+    LICENSE_EVENT_EMERGENCY_ENDED = 10,
+    /// A limit was set at run time (`license_set_limit`); `license_type`, `limit`
+    /// (the effective one) and `tenant` say which.
+    LICENSE_EVENT_LIMIT_CHANGED = 11,
 }
 
 /// One event, passed to the `license_event_callback`. Valid only during the call:
@@ -234,6 +251,9 @@ pub struct license_event {
     /// For DENIED with `LICENSE_DENIAL_REQUIREMENT_MISSING`: the missing license type;
     /// NULL otherwise.
     pub requires: *const c_char,
+    /// The tenant whose pool the event is about; NULL for the default tenant and for
+    /// events about the whole installation.
+    pub tenant: *const c_char,
 }
 
 /// The event listener: `user_data` as given to `license_set_event_callback`, and the
@@ -317,6 +337,11 @@ pub struct license_request {
     pub extension: *const c_char,
     /// Optional session label (SIP Call-ID, CRM session id...), shown in the report.
     pub session: *const c_char,
+    /// Optional tenant (`[tenants.NAME]`, or one given limits with
+    /// `license_set_limit`) whose seat pool serves the request; NULL or "" for the
+    /// default tenant. The seat handle remembers its tenant: release and touch it as
+    /// any other.
+    pub tenant: *const c_char,
 }
 
 /// Which license type refused a request, and why, for programs. Filled by
@@ -338,6 +363,10 @@ pub struct license_denial {
     /// For `LICENSE_DENIAL_REQUIREMENT_MISSING`: the NUL-terminated name of the type
     /// that is missing; empty otherwise.
     pub requires: [c_char; 64],
+    /// For `LICENSE_DENIAL_CAPPED`: the capped profile. For `LICENSE_DENIAL_RESERVED`:
+    /// the profiles holding the reservations, comma-separated (cut to fit). Empty
+    /// otherwise.
+    pub profile: [c_char; 128],
 }
 
 /// Seat handle returned by the acquire functions. Never 0; never reused while the
@@ -391,6 +420,7 @@ fn error_code(error: &Error) -> license_status {
         Error::TableFull { .. } => license_status::LICENSE_ERR_TABLE_FULL,
         Error::Expired { .. } => license_status::LICENSE_ERR_EXPIRED,
         Error::UnknownTenant(_) => license_status::LICENSE_ERR_UNKNOWN_TENANT,
+        Error::UnknownLicenseType(_) => license_status::LICENSE_ERR_UNKNOWN_LICENSE_TYPE,
         Error::Emergency(_) => license_status::LICENSE_ERR_EMERGENCY_UNAVAILABLE,
         Error::State(_) => license_status::LICENSE_ERR_STATE,
         Error::LicenseFile(_) => license_status::LICENSE_ERR_LICENSE_FILE,
@@ -592,7 +622,21 @@ fn denial_to_c(denial: &Denial) -> license_denial {
         limit: denial.limit,
         reason: license_denial_reason::from(denial.reason) as u32,
         requires: name_field(denial.requires.as_deref().unwrap_or("")),
+        profile: text_field(denial.profile.as_deref().unwrap_or("")),
     }
+}
+
+/// A NUL-terminated copy of `text` in a fixed array, cut at a character boundary.
+fn text_field<const N: usize>(text: &str) -> [c_char; N] {
+    let mut out = [0 as c_char; N];
+    let mut end = text.len().min(N - 1);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    for (o, b) in out.iter_mut().zip(&text.as_bytes()[..end]) {
+        *o = *b as c_char;
+    }
+    out
 }
 
 /// Smallest `size` a caller's `license_denial` may declare: up to `limit`.
@@ -659,6 +703,11 @@ fn event_kind(kind: EventKind) -> license_event_kind {
         EventKind::ThresholdUp => LICENSE_EVENT_THRESHOLD_UP,
         EventKind::ThresholdDown => LICENSE_EVENT_THRESHOLD_DOWN,
         EventKind::Reloaded => LICENSE_EVENT_RELOADED,
+        EventKind::Warning => LICENSE_EVENT_WARNING,
+        EventKind::Expired => LICENSE_EVENT_EXPIRED,
+        EventKind::EmergencyStarted => LICENSE_EVENT_EMERGENCY_STARTED,
+        EventKind::EmergencyEnded => LICENSE_EVENT_EMERGENCY_ENDED,
+        EventKind::LimitChanged => LICENSE_EVENT_LIMIT_CHANGED,
     }
 }
 
@@ -673,6 +722,7 @@ fn sink_for(host: HostCallback) -> EventSink {
         let user = e.user.as_deref().map(c_text);
         let detail = c_text(&e.detail);
         let requires = e.requires.as_deref().map(c_text);
+        let tenant = e.tenant.as_deref().map(c_text);
         let reason = match (e.why, e.denial) {
             (Some(why), _) => license_release_reason::from(why) as u32,
             (None, Some(denial)) => license_denial_reason::from(denial) as u32,
@@ -691,6 +741,7 @@ fn sink_for(host: HostCallback) -> EventSink {
             time_unix_ms: unix_ms(e.time),
             detail: detail.as_ptr(),
             requires: requires.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            tenant: tenant.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
         };
         host.deliver(&event);
     })
@@ -1039,7 +1090,15 @@ pub unsafe extern "C" fn license_try_acquire_ex(
                 LICENSE_MAX_LABEL_LEN,
             )
         });
-        let request = Request { user, profiles, extension, session };
+        let tenant = try_c!(unsafe {
+            c_str_opt(
+                field(std::mem::offset_of!(license_request, tenant)),
+                "req->tenant",
+                LICENSE_MAX_NAME_LEN,
+            )
+        })
+        .filter(|t| !t.is_empty());
+        let request = Request { user, profiles, extension, session, tenant };
         acquire(&request, seat_out, denial_out)
     })
 }
@@ -1282,6 +1341,154 @@ pub extern "C" fn license_stats_reset() -> i32 {
     })
 }
 
+// ---- entitlement policy and tenants ----
+
+/// Sets the limit of `license_type` at run time, for `tenant` (NULL or "" for the
+/// default tenant), without touching the config file: a hosted provider's own
+/// database drives its tenants' limits. `limit < 0` removes the run-time limit (back
+/// to the config's). A tenant not in the config is added (its other types keep the
+/// global limits). Run-time limits are kept across `license_reload`, and the report
+/// shows where each limit came from. A vendor-signed license still caps the limit.
+///
+/// Lowering a limit under the seats in use logs nobody out: new logins of the type
+/// wait until use falls under it. Raising it lets waiting logins in at once.
+///
+/// Multi-process backends (`shm`, `redis`): the limit applies in the calling process;
+/// give every process (or node) the same settings, as with the config file.
+///
+/// Returns `LICENSE_OK`; `LICENSE_ERR_INVALID_ARGUMENT` for a NULL or malformed name,
+/// a tenant name not of `[A-Za-z0-9_.-]{1,63}`, or a limit over `UINT32_MAX`;
+/// `LICENSE_ERR_UNKNOWN_LICENSE_TYPE`; `LICENSE_ERR_LICENSE_FILE` if the signed
+/// license caps the number of tenants and this one would exceed it;
+/// `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`. A `LICENSE_EVENT_LIMIT_CHANGED`
+/// event follows. Thread safety: safe from any thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_set_limit(
+    tenant: *const c_char,
+    license_type: *const c_char,
+    limit: i64,
+) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let tenant =
+            try_c!(unsafe { c_str_opt(tenant, "tenant", LICENSE_MAX_NAME_LEN) }).filter(|t| !t.is_empty());
+        let name = try_c!(unsafe { c_str(license_type, "license_type", LICENSE_MAX_NAME_LEN) });
+        let limit = match limit {
+            n if n < 0 => None,
+            n => match u32::try_from(n) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return fail(
+                        license_status::LICENSE_ERR_INVALID_ARGUMENT,
+                        format!("limit {n} is too large; the maximum is {}", u32::MAX),
+                    );
+                }
+            },
+        };
+        with_engine(|engine| status_of(&engine.set_limit(tenant, name, limit)))
+    })
+}
+
+/// Like `license_usage`, in a tenant's pool (`tenant` NULL or "": the default
+/// tenant). Returns `LICENSE_ERR_UNKNOWN_TENANT` for a tenant that is neither
+/// declared nor given limits; otherwise as `license_usage`.
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_usage_in(
+    tenant: *const c_char,
+    license_type: *const c_char,
+    used_out: *mut u32,
+    limit_out: *mut u32,
+) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let tenant =
+            try_c!(unsafe { c_str_opt(tenant, "tenant", LICENSE_MAX_NAME_LEN) }).filter(|t| !t.is_empty());
+        let name = try_c!(unsafe { c_str(license_type, "license_type", LICENSE_MAX_NAME_LEN) });
+        if used_out.is_null() || limit_out.is_null() {
+            return fail(
+                license_status::LICENSE_ERR_INVALID_ARGUMENT,
+                "used_out and limit_out must not be NULL",
+            );
+        }
+        with_engine(|engine| match engine.usage_in(tenant, name) {
+            Ok(usage) => {
+                // SAFETY: both checked non-NULL above.
+                unsafe {
+                    used_out.write(usage.used);
+                    limit_out.write(usage.limit);
+                }
+                license_status::LICENSE_OK as i32
+            }
+            Err(e) => fail_with(&e),
+        })
+    })
+}
+
+/// Opens the emergency window of `[emergency]`: its extra seats (for example 10
+/// more users) are usable at once, for its duration (default 30 days). The report
+/// shows the window and the emergency use. When the window ends, holders beyond the
+/// permanent limit are released, newest first, as `LICENSE_RELEASE_EMERGENCY_EXPIRED`
+/// events: log those users out.
+///
+/// One window per permanent limit: once used, it can be opened again only after the
+/// permanent limit of an affected type has grown (a reload with a higher limit or a
+/// new signed license). That is kept in the state file in `state_dir`, across
+/// restarts and for every process of the installation (they follow within a second).
+/// `ends_unix_out` (may be NULL) receives the window's end, seconds since the epoch.
+///
+/// Returns `LICENSE_OK`; `LICENSE_ERR_EMERGENCY_UNAVAILABLE` (no `[emergency]`, a
+/// window is open, or the window was used; `license_last_error` says which);
+/// `LICENSE_ERR_STATE` if the state file cannot be written (nothing was opened);
+/// `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`. Thread safety: safe from
+/// any thread.
+///
+/// # Safety
+/// `ends_unix_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_emergency_activate(ends_unix_out: *mut i64) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        with_engine(|engine| match engine.emergency_activate() {
+            Ok(status) => {
+                if !ends_unix_out.is_null() {
+                    let end = engine.emergency_ends_unix().unwrap_or(0);
+                    // SAFETY: checked non-NULL; the caller promises it is writable.
+                    unsafe { ends_unix_out.write(end) };
+                }
+                let _ = status;
+                license_status::LICENSE_OK as i32
+            }
+            Err(e) => fail_with(&e),
+        })
+    })
+}
+
+/// Like `license_report_page`, for one tenant's pool. Returns
+/// `LICENSE_ERR_UNKNOWN_TENANT` for a tenant that is neither declared nor given
+/// limits; otherwise as `license_report`.
+///
+/// # Safety
+/// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_report_tenant(
+    tenant: *const c_char,
+    format: u32,
+    first_row: usize,
+    max_rows: usize,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let tenant = try_c!(unsafe { c_str(tenant, "tenant", LICENSE_MAX_NAME_LEN) });
+        let page = Page { offset: first_row, max_rows: (max_rows > 0).then_some(max_rows) };
+        unsafe { report_in(Some(tenant), format, page, buf, len, needed) }
+    })
+}
+
 // ---- queries ----
 
 /// Writes the usage of one license type: seats in use and its limit.
@@ -1398,7 +1605,7 @@ pub unsafe extern "C" fn license_report(
     needed: *mut usize,
 ) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        unsafe { report_page(format, Page::ALL, buf, len, needed) }
+        unsafe { report_in(None, format, Page::ALL, buf, len, needed) }
     })
 }
 
@@ -1423,13 +1630,20 @@ pub unsafe extern "C" fn license_report_page(
 ) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
         let page = Page { offset: first_row, max_rows: (max_rows > 0).then_some(max_rows) };
-        unsafe { report_page(format, page, buf, len, needed) }
+        unsafe { report_in(None, format, page, buf, len, needed) }
     })
 }
 
 /// # Safety
 /// As for [`write_out`].
-unsafe fn report_page(format: u32, page: Page, buf: *mut c_char, len: usize, needed: *mut usize) -> i32 {
+unsafe fn report_in(
+    tenant: Option<&str>,
+    format: u32,
+    page: Page,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> i32 {
     let Ok(format) = license_report_format::try_from(format) else {
         return fail(
             license_status::LICENSE_ERR_INVALID_ARGUMENT,
@@ -1439,7 +1653,13 @@ unsafe fn report_page(format: u32, page: Page, buf: *mut c_char, len: usize, nee
     // Render outside the engine guard: only the snapshot needs the engine.
     let mut text = None;
     let code = with_engine(|engine| {
-        let report = engine.report(page);
+        let report = match tenant {
+            None => engine.report(page),
+            Some(t) => match engine.report_tenant(t, page) {
+                Ok(r) => r,
+                Err(e) => return fail_with(&e),
+            },
+        };
         text = Some(match format {
             license_report_format::LICENSE_REPORT_TEXT => report.to_text(),
             license_report_format::LICENSE_REPORT_JSON => report.to_json(),

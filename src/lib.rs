@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod ffi;
+pub mod policy;
 mod reaper;
 pub mod report;
 pub mod types;

@@ -12,11 +12,8 @@ use serde::Serialize;
 use crate::audit::AuditStatus;
 use crate::backend::{BackendStatus, HeldSeat, LingeringSeat, TypeStats};
 use crate::clock::{Mono, countdown, rfc3339, short_duration, unix_day};
-use crate::config::{Config, CountMode, SlotState};
+use crate::config::{Config, CountMode, PoolKind, SlotState};
 use crate::types::TypeSet;
-
-/// Days before `support_until` from which the report warns.
-const SUPPORT_WARNING_DAYS: i64 = 30;
 
 /// Which holders to show: rows `offset .. offset + max_rows` in login-time order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +44,22 @@ pub(crate) struct Snapshot<'a> {
     pub audit: Option<AuditStatus>,
     pub reaper_running: bool,
     pub page: Page,
+    /// Entitlement policy: emergency window, signed license, expiry, warnings.
+    pub policy: PolicySnapshot,
+}
+
+/// What the entitlement policy adds to a report.
+#[derive(Default)]
+pub(crate) struct PolicySnapshot {
+    pub emergency: Option<crate::engine::EmergencyStatus>,
+    pub signed: Option<Arc<crate::policy::SignedTerms>>,
+    /// Types refusing new logins now.
+    pub expired: TypeSet,
+    pub warnings: Vec<String>,
+    /// Tenants with an open pool (the default tenant's report only), and how many
+    /// tenants there are in all.
+    pub tenants: Vec<crate::engine::TenantUsage>,
+    pub tenants_total: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +87,35 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// "showing `first` to `last` of `total`" (1-based; 0 to 0 when empty).
     pub paging: Paging,
+    /// The tenant this report is about (`None`: the default tenant).
+    pub tenant: Option<String>,
+    /// The vendor-signed license in force, when one is configured.
+    pub signed_license: Option<SignedRow>,
+    /// The emergency window, when `[emergency]` is configured.
+    pub emergency: Option<crate::engine::EmergencyStatus>,
+    /// Tenants whose pool is open (default tenant's report), and the number of
+    /// tenants in all.
+    pub tenants: Vec<crate::engine::TenantUsage>,
+    pub tenants_total: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignedRow {
+    pub license_id: String,
+    pub licensee: String,
+    pub key_id: String,
+    pub valid_until: Option<String>,
+    pub support_until: Option<String>,
+}
+
+/// A reservation or cap of one license type.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolRow {
+    /// "reserved" or "cap".
+    pub kind: &'static str,
+    pub profile: String,
+    pub used: u32,
+    pub seats: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +123,9 @@ pub struct LicenseeRow {
     pub name: Option<String>,
     pub support_until: Option<String>,
     pub support_days_left: Option<i64>,
+    /// The whole license ends after this day (the config's or the signed license's).
+    pub valid_until: Option<String>,
+    pub valid_days_left: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +152,18 @@ pub struct LicenseRow {
     pub requires: Vec<String>,
     /// Alert threshold in percent of the limit (`None`: off).
     pub alert_at: Option<u8>,
+    /// Where the limit came from: "config", "tenant config", "set at run time",
+    /// with the signed cap and emergency seats when they apply.
+    pub limit_source: String,
+    /// The extra seats of an open emergency window included in `limit`.
+    pub emergency_seats: u32,
+    /// The type (or the license) ends after this day.
+    pub valid_until: Option<String>,
+    pub days_left: Option<i64>,
+    /// Past `valid_until`: new logins are refused.
+    pub expired: bool,
+    /// Reservations and caps of profiles on this type.
+    pub pools: Vec<PoolRow>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,7 +213,23 @@ pub struct Paging {
 }
 
 fn names(config: &Config, set: TypeSet) -> Vec<String> {
-    set.iter().map(|i| config.licenses[i].name.to_string()).collect()
+    set.minus(config.pool_types()).iter().map(|i| config.licenses[i].name.to_string()).collect()
+}
+
+fn limit_source(l: &crate::config::LicenseType) -> String {
+    let o = l.origin;
+    let mut s = format!("{} {}", o.source.as_str(), o.base);
+    if let Some(cap) = o.signed_cap {
+        if cap < o.base {
+            let _ = write!(s, ", signed license caps it at {cap}");
+        } else {
+            let _ = write!(s, ", within the signed {cap}");
+        }
+    }
+    if o.emergency > 0 {
+        let _ = write!(s, ", +{} emergency", o.emergency);
+    }
+    s
 }
 
 fn status(used: u32, limit: u32, state: SlotState) -> &'static str {
@@ -181,6 +254,9 @@ fn left(deadline: Mono, now: Mono) -> Option<f64> {
 impl Report {
     pub(crate) fn build(snap: Snapshot<'_>) -> Report {
         let Snapshot { config, backend, used, stats, mut seats, lingering, now, now_mono, page, .. } = snap;
+        let policy = &snap.policy;
+        let signed_until = policy.signed.as_ref().and_then(|s| s.valid_until);
+        let today = unix_day(now);
         let slot_used = |s: usize| used.get(s).copied().unwrap_or(0);
         let lingering_of = |s: usize| lingering.iter().filter(|l| l.slot == s).count() as u32;
         let orphans_held = config.orphans().filter(|(s, _)| slot_used(*s) > 0);
@@ -207,6 +283,36 @@ impl Report {
                     linger_seconds: secs(l.linger),
                     requires: names(config, l.requires),
                     alert_at: (l.alert_at > 0).then_some(l.alert_at),
+                    limit_source: limit_source(l),
+                    emergency_seats: l.origin.emergency,
+                    valid_until: crate::policy::expiry_of(config, slot, signed_until)
+                        .map(|e| e.date.to_string()),
+                    days_left: crate::policy::expiry_of(config, slot, signed_until)
+                        .map(|e| e.date.days_since_epoch() - today),
+                    expired: policy.expired.contains(slot),
+                    pools: config
+                        .licenses
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(s, p)| {
+                            let pool = p.pool.as_ref().filter(|p| p.base == slot)?;
+                            match &pool.kind {
+                                PoolKind::Reserve { profile, seats } => Some(PoolRow {
+                                    kind: "reserved",
+                                    profile: profile.to_string(),
+                                    used: slot_used(s),
+                                    seats: *seats,
+                                }),
+                                PoolKind::Cap { profile, seats } => Some(PoolRow {
+                                    kind: "cap",
+                                    profile: profile.to_string(),
+                                    used: slot_used(s),
+                                    seats: *seats,
+                                }),
+                                PoolKind::Shared => None,
+                            }
+                        })
+                        .collect(),
                 }
             })
             .collect();
@@ -282,15 +388,31 @@ impl Report {
             warnings.push(format!("backend degraded: {why}"));
         }
         warnings.extend(snap.backend_status.warnings.iter().cloned());
-        let support_days_left = config.licensee.support_until.map(|d| d.days_since_epoch() - unix_day(now));
-        if let (Some(date), Some(left)) = (config.licensee.support_until, support_days_left) {
-            if left < 0 {
+        let support_until =
+            [config.licensee.support_until, policy.signed.as_ref().and_then(|s| s.support_until)]
+                .into_iter()
+                .flatten()
+                .min();
+        let support_days_left = support_until.map(|d| d.days_since_epoch() - today);
+        let valid_until = [config.licensee.valid_until, signed_until].into_iter().flatten().min();
+        warnings.extend(policy.warnings.iter().cloned());
+        for l in &licenses {
+            if l.expired {
                 warnings.push(format!(
-                    "support ended on {date}: logins are not affected, renew to keep updates and help"
+                    "license type '{}' expired (valid until {}): new logins of it are refused",
+                    l.name,
+                    l.valid_until.as_deref().unwrap_or("?")
                 ));
-            } else if left <= SUPPORT_WARNING_DAYS {
-                warnings.push(format!("support ends on {date}, in {left} days"));
             }
+        }
+        if let Some(e) = &policy.emergency
+            && e.state == "open"
+        {
+            warnings.push(format!(
+                "emergency window open until {}: {} extra seats in use; they are released when it ends",
+                e.ends_at.as_deref().unwrap_or("?"),
+                e.in_use
+            ));
         }
         for l in &licenses {
             if l.status == "over limit" {
@@ -333,8 +455,10 @@ impl Report {
             config: config.source.clone(),
             licensee: LicenseeRow {
                 name: config.licensee.name.clone(),
-                support_until: config.licensee.support_until.map(|d| d.to_string()),
+                support_until: support_until.map(|d| d.to_string()),
                 support_days_left,
+                valid_until: valid_until.map(|d| d.to_string()),
+                valid_days_left: valid_until.map(|d| d.days_since_epoch() - today),
             },
             started_at: rfc3339(snap.started_at),
             peaks_reset_at: snap.peaks_reset_at.map(rfc3339),
@@ -349,6 +473,17 @@ impl Report {
             } else {
                 Paging { first: 0, last: 0, total }
             },
+            tenant: config.tenant.as_deref().map(str::to_string),
+            signed_license: policy.signed.as_ref().map(|s| SignedRow {
+                license_id: s.license_id.clone(),
+                licensee: s.licensee.clone(),
+                key_id: s.key_id.clone(),
+                valid_until: s.valid_until.map(|d| d.to_string()),
+                support_until: s.support_until.map(|d| d.to_string()),
+            }),
+            emergency: policy.emergency.clone(),
+            tenants: policy.tenants.clone(),
+            tenants_total: policy.tenants_total,
         }
     }
 
@@ -360,8 +495,22 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "seatgate license report, generated {}", self.generated_at);
+        if let Some(t) = &self.tenant {
+            let _ = writeln!(out, "Tenant: {t}");
+        }
         if let Some(name) = &self.licensee.name {
             let _ = writeln!(out, "Licensee: {name}");
+        }
+        if let Some(s) = &self.signed_license {
+            let _ = writeln!(
+                out,
+                "Signed license: {} for {} (vendor key {}): limits are capped at the signed ones",
+                s.license_id, s.licensee, s.key_id
+            );
+        }
+        if let (Some(until), Some(left)) = (&self.licensee.valid_until, self.licensee.valid_days_left) {
+            let when = if left >= 0 { format!("{left} days left") } else { "EXPIRED".to_string() };
+            let _ = writeln!(out, "License valid until: {until} ({when})");
         }
         if let (Some(until), Some(left)) = (&self.licensee.support_until, self.licensee.support_days_left) {
             let when =
@@ -376,6 +525,29 @@ impl Report {
         let _ = writeln!(out, "Config: {} (backend: {backend}, reaper: {})", self.config, self.reaper);
         if let Some(why) = &self.degraded {
             let _ = writeln!(out, "DEGRADED: {why}");
+        }
+        if let Some(e) = &self.emergency {
+            let window = match (&e.opened_at, &e.ends_at) {
+                (Some(from), Some(to)) => format!(" {} to {}", from, to),
+                _ => String::new(),
+            };
+            let use_now = if e.state == "open" {
+                format!(", in use {}/{} per type", e.in_use, e.seats)
+            } else {
+                String::new()
+            };
+            let next = if e.can_activate {
+                "can be activated".to_string()
+            } else {
+                e.why_not.clone().unwrap_or_default()
+            };
+            let _ = writeln!(
+                out,
+                "Emergency: {}{window} ({} extra seats of {}{use_now}; {next})",
+                e.state,
+                e.seats,
+                e.types.join(", ")
+            );
         }
         let since_reset = match &self.peaks_reset_at {
             Some(at) => format!("peak since reset at {at}"),
@@ -407,6 +579,22 @@ impl Report {
             }
             if let Some(p) = l.alert_at {
                 notes.push(format!("alert at {p}%"));
+            }
+            if l.limit_source != format!("config {}", l.limit) {
+                notes.push(format!("limit: {}", l.limit_source));
+            }
+            if let (Some(until), Some(days)) = (&l.valid_until, l.days_left) {
+                notes.push(if l.expired {
+                    format!("EXPIRED {until}")
+                } else {
+                    format!("until {until} ({days} days)")
+                });
+            }
+            for p in &l.pools {
+                notes.push(match p.kind {
+                    "reserved" => format!("reserved for {}: {}/{}", p.profile, p.used, p.seats),
+                    _ => format!("{} capped: {}/{}", p.profile, p.used, p.seats),
+                });
             }
             let line = format!(
                 "  {:<name_w$}  {:>ratio_w$}  {:>5}  {:>5}  {:>8}  {:>6}  {:<7}  {:<6}  {:<6}  {:<10}  {}",
@@ -492,6 +680,18 @@ impl Report {
                     l.license,
                     countdown(l.ends_in_seconds)
                 );
+            }
+        }
+        if self.tenants_total > 0 {
+            let _ = writeln!(
+                out,
+                "\nTenants: {} in all, {} with an open pool",
+                self.tenants_total,
+                self.tenants.len()
+            );
+            for t in &self.tenants {
+                let cells: Vec<String> = t.licenses.iter().map(|(n, u, l)| format!("{n} {u}/{l}")).collect();
+                let _ = writeln!(out, "  {:<20}  {}  ({} handles)", t.tenant, cells.join("  "), t.holders);
             }
         }
         if let Some(a) = &self.audit {

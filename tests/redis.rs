@@ -20,6 +20,7 @@ use seatgate::{Config, Engine, Error, Event, EventKind, Page, ReleaseWhy, Reques
 fn engine(text: &str, settings: &RedisConfig) -> Engine {
     let backend = RedisBackend::open(settings).unwrap_or_else(|e| panic!("open {}: {e}", settings.url));
     Engine::with_backend(Config::from_toml_str(text, "t.toml").expect("valid config"), Box::new(backend))
+        .expect("engine opens")
 }
 
 fn used(e: &Engine, license: &str) -> u32 {

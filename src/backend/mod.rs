@@ -266,6 +266,13 @@ pub trait Backend: Send + Sync {
         0
     }
 
+    /// A separate pool for one tenant of a hosted installation: its own seat counts,
+    /// users, holders and lingering seats, sharing nothing countable with this pool or
+    /// another tenant's. `tenant` is 1 to 63 bytes of [A-Za-z0-9_.-] (the engine checks).
+    fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
+        Err(Error::Backend(format!("tenant '{tenant}': this backend has no tenant pools")))
+    }
+
     /// What the report says about the backend itself: where the table lives, how
     /// full it is, whether it is degraded.
     fn status(&self, config: &Config) -> BackendStatus {

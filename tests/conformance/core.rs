@@ -40,6 +40,7 @@ fn engine() -> Engine {
 
 fn engine_with(text: &str) -> Engine {
     Engine::with_backend(Config::from_toml_str(text, "test.toml").expect("valid config"), new_backend())
+        .expect("engine opens")
 }
 
 fn used(e: &Engine, license: &str) -> u32 {
@@ -254,7 +255,7 @@ fn support_warning_appears_near_and_after_the_end() {
     )
     .unwrap();
     let clock = Arc::new(ManualClock::at_unix(1_795_000_000)); // 2026-11-18
-    let e = Engine::with_backend(cfg, new_backend()).with_clock(clock.clone());
+    let e = Engine::with_backend(cfg, new_backend()).unwrap().with_clock(clock.clone());
     let r = e.report(Page::ALL);
     assert_eq!(r.licensee.support_days_left, Some(13));
     assert!(

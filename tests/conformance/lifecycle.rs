@@ -12,6 +12,7 @@ use seatgate::{Config, DenialReason, Engine, Error, Event, EventKind, Page, Rele
 fn engine_at(text: &str) -> (Engine, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::at_unix(1_790_000_000));
     let engine = Engine::with_backend(Config::from_toml_str(text, "test.toml").expect("valid config"), new_backend())
+        .expect("engine opens")
         .with_clock(clock.clone());
     (engine, clock)
 }
@@ -119,7 +120,7 @@ fn the_reaper_reclaims_without_any_acquire_traffic_and_reports_expired() {
 #[test]
 fn a_real_reaper_thread_runs_and_stops_with_its_engine() {
     let text = "[licenses.x]\nlimit = 1\nlease = \"50ms\"\n[reaper]\ninterval = \"10ms\"\n";
-    let engine = Arc::new(Engine::with_backend(Config::from_toml_str(text, "t.toml").unwrap(), new_backend()));
+    let engine = Arc::new(Engine::with_backend(Config::from_toml_str(text, "t.toml").unwrap(), new_backend()).unwrap());
     engine.start_reaper().unwrap();
     assert!(engine.reaper_running());
     engine.try_acquire(&Request::new("a", "x")).unwrap();
