@@ -1268,7 +1268,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let shm = ShmConfig { path: path.clone(), capacity: 64, reclaim_dead_owners: true };
         let config = Config::from_toml_str("[licenses.crm]\nlimit = 2\n", "t.toml").unwrap();
-        let engine = Engine::with_backend(config, Box::new(ShmBackend::open(&shm).unwrap()));
+        let engine = Engine::with_backend(config, Box::new(ShmBackend::open(&shm).unwrap())).unwrap();
         engine.try_acquire(&Request::new("alice", "crm")).unwrap();
 
         // Another "process" takes the lock, tears a count and a free list, and dies
