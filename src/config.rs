@@ -162,7 +162,8 @@ impl Date {
 pub struct EmergencyConfig {
     /// Extra seats of each affected type while the window is open.
     pub seats: u32,
-    /// The affected types (slots). Default: every `count = "user"` type.
+    /// The affected types (slots). Default: the type that counts users (per user,
+    /// taken by every profile), else every `count = "user"` type.
     pub types: TypeSet,
     /// How long a window stays open.
     pub duration: Duration,
@@ -1156,6 +1157,7 @@ fn parse_emergency(
     e: &RawEmergency,
     licenses: &[LicenseType],
     slots: &[usize],
+    raw_profiles: &[(Spanned<String>, RawProfile)],
 ) -> Result<EmergencyConfig, ConfigError> {
     let seats = match &e.seats {
         None => 10,
@@ -1189,9 +1191,24 @@ fn parse_emergency(
             }
         }
         None => {
+            // The type that counts users: counted per user and taken by every
+            // profile (the product's general seat). Without one, every per-user type.
+            let everyone = |s: usize| {
+                !raw_profiles.is_empty()
+                    && raw_profiles
+                        .iter()
+                        .all(|(_, p)| p.consumes.get_ref().iter().any(|c| *c.get_ref() == *licenses[s].name))
+            };
             for &s in slots {
-                if licenses[s].count == CountMode::User {
+                if licenses[s].count == CountMode::User && everyone(s) {
                     types.insert(s);
+                }
+            }
+            if types.is_empty() {
+                for &s in slots {
+                    if licenses[s].count == CountMode::User {
+                        types.insert(s);
+                    }
                 }
             }
             if types.is_empty() {
@@ -1632,7 +1649,7 @@ impl Config {
 
         let emergency = match &raw.emergency {
             None => None,
-            Some(e) => Some(parse_emergency(&loc, e, &licenses, &slots)?),
+            Some(e) => Some(parse_emergency(&loc, e, &licenses, &slots, &raw_profiles)?),
         };
         let state_dir = raw
             .state_dir

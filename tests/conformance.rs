@@ -4,7 +4,8 @@
 //! per-user and per-session counting, handles, the report, the concurrency invariant);
 //! `conformance/lifecycle.rs` the seat lifecycle (leases and reaping, reload keeping
 //! seats, admin release, dependent licenses, linger, events, the audit log, billing
-//! counters), with an injected clock. Each backend gets its own module running both
+//! counters), with an injected clock; `conformance/policy.rs` the entitlement policy
+//! (emergency seats, expiry, warnings, reservations and caps, tenants). Each backend gets its own module running both
 //! files, built through `new_backend()`. A backend that cannot offer a behaviour must
 //! refuse it at config load, never pass here by differing silently.
 
@@ -25,6 +26,10 @@ macro_rules! backend_suite {
             mod lifecycle {
                 use super::new_backend;
                 include!("conformance/lifecycle.rs");
+            }
+            mod policy {
+                use super::new_backend;
+                include!("conformance/policy.rs");
             }
         }
     )*};
