@@ -15,6 +15,7 @@ pub mod events;
 pub mod ffi;
 mod reaper;
 pub mod report;
+pub mod signed;
 pub mod types;
 
 pub use backend::ReleaseWhy;
