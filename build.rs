@@ -54,7 +54,14 @@ fn write_vendor_keys() {
     println!("cargo:rerun-if-env-changed=SEATGATE_VENDOR_KEYS");
     println!("cargo:rerun-if-changed=src/signed/key_text.rs");
 
-    let spec = env::var("SEATGATE_VENDOR_KEYS").unwrap_or_default();
+    let spec = match env::var("SEATGATE_VENDOR_KEYS") {
+        Ok(spec) => spec,
+        Err(env::VarError::NotPresent) => String::new(),
+        Err(env::VarError::NotUnicode(_)) => {
+            eprintln!("error: SEATGATE_VENDOR_KEYS is not valid UTF-8; it must hold seatgate public keys");
+            std::process::exit(1);
+        }
+    };
     let mut keys: Vec<[u8; 32]> = Vec::new();
     let texts = spec.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty());
     for (index, text) in texts.enumerate() {

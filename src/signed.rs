@@ -205,10 +205,11 @@ impl VendorKey {
 
     /// Reads a `.pub` file.
     pub fn load(path: &Path) -> Result<VendorKey, SignedError> {
+        let what = || format!("public key file {}", path.display());
         let text = std::fs::read_to_string(path)
-            .map_err(|e| SignedError::BadKey { what: path.display().to_string(), message: e.to_string() })?;
+            .map_err(|e| SignedError::BadKey { what: what(), message: format!("cannot read it: {e}") })?;
         let bytes = key_text::decode_public_key(&text)
-            .map_err(|message| SignedError::BadKey { what: path.display().to_string(), message })?;
+            .map_err(|message| SignedError::BadKey { what: what(), message })?;
         VendorKey::from_bytes(&bytes)
     }
 
@@ -310,15 +311,12 @@ impl VendorSigningKey {
 
     /// Reads a `.key` file.
     pub fn load(path: &Path) -> Result<VendorSigningKey, SignedError> {
-        let text =
-            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| SignedError::BadKey {
-                what: path.display().to_string(),
-                message: e.to_string(),
-            })?);
+        let what = || format!("secret key file {}", path.display());
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SignedError::BadKey { what: what(), message: format!("cannot read it: {e}") })?;
+        let text = Zeroizing::new(text);
         VendorSigningKey::parse(&text).map_err(|e| match e {
-            SignedError::BadKey { message, .. } => {
-                SignedError::BadKey { what: path.display().to_string(), message }
-            }
+            SignedError::BadKey { message, .. } => SignedError::BadKey { what: what(), message },
             other => other,
         })
     }
