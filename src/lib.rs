@@ -16,6 +16,7 @@ pub mod ffi;
 pub mod policy;
 mod reaper;
 pub mod report;
+pub mod signed;
 pub mod types;
 
 pub use backend::ReleaseWhy;
