@@ -893,6 +893,28 @@ int32_t license_stats(const char *license_type,
 int32_t license_stats_reset(void);
 
 /**
+ * Trusts a vendor's public key for signed license files (`license_file` in the
+ * config), in the text form `seatgate keygen` writes (`seatgate-ed25519-public:...`).
+ * Call it before `license_init` (or before a reload that brings a new license). Keys
+ * compiled into the library at build time (`SEATGATE_VENDOR_KEYS`) are trusted
+ * without it. Keys are only ever added: a config file cannot replace them.
+ *
+ * With a signed license configured, each type's effective limit is the smaller of
+ * the config's and the signed one (a type the license does not list gets 0), and
+ * the license's dates and emergency allowance apply. A tampered, expired or
+ * wrongly-signed file makes `license_init` fail with `LICENSE_ERR_LICENSE_FILE`.
+ *
+ * Returns `LICENSE_OK`; `LICENSE_ERR_INVALID_ARGUMENT` for NULL or an over-long
+ * string; `LICENSE_ERR_LICENSE_FILE` for a malformed key (`license_last_error` says
+ * why); `LICENSE_ERR_INTERNAL`. Works whether or not the library is initialized.
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `public_key` is NULL or a NUL-terminated string.
+ */
+int32_t license_trust_key(const char *public_key);
+
+/**
  * Sets the limit of `license_type` at run time, for `tenant` (NULL or "" for the
  * default tenant), without touching the config file: a hosted provider's own
  * database drives its tenants' limits. `limit < 0` removes the run-time limit (back

@@ -312,8 +312,20 @@ pub fn evaluate(
 
 /// Reads and verifies the vendor-signed license at `path` with the trusted keys.
 pub fn load_signed_terms(path: &Path, now: std::time::SystemTime) -> Result<SignedTerms, Error> {
-    let _ = now;
-    Err(Error::LicenseFile(format!("{}: signed licenses are not supported yet", path.display())))
+    let today = crate::signed::date_of(now);
+    let license = crate::signed::SignedLicense::load(path, &crate::signed::trusted_keys(), today)
+        .map_err(|e| Error::LicenseFile(e.to_string()))?;
+    Ok(SignedTerms {
+        license_id: license.license_id,
+        licensee: license.licensee,
+        key_id: license.key_id,
+        limits: license.limits,
+        valid_until: license.valid_until,
+        support_until: license.support_until,
+        emergency_seats: license.emergency_seats,
+        emergency_days: license.emergency_days,
+        max_tenants: license.max_tenants,
+    })
 }
 
 /// The terms of a vendor-signed license that the engine enforces (see

@@ -255,6 +255,30 @@ pub fn compiled_in_keys() -> Vec<VendorKey> {
     COMPILED_IN_VENDOR_KEYS.iter().filter_map(|bytes| VendorKey::from_bytes(bytes).ok()).collect()
 }
 
+/// Keys the host passed at run time (`license_trust_key`), for this process.
+static HOST_KEYS: std::sync::Mutex<Vec<VendorKey>> = std::sync::Mutex::new(Vec::new());
+
+/// Trusts `key` for signed licenses loaded from now on in this process (the C API's
+/// `license_trust_key`). Keys can be added, never removed: a config cannot replace
+/// the vendor's key, only the host program can add one.
+pub fn trust_key(key: VendorKey) {
+    let mut keys = HOST_KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    if !keys.contains(&key) {
+        keys.push(key);
+    }
+}
+
+/// Every key a signed license may be signed with: compiled in, then passed by the host.
+pub fn trusted_keys() -> Vec<VendorKey> {
+    let mut keys = compiled_in_keys();
+    for k in HOST_KEYS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+    }
+    keys
+}
+
 /// A vendor's secret signing key. Only the `seatgate` CLI needs one; it never ships.
 /// The key bytes are wiped from memory when it is dropped.
 pub struct VendorSigningKey {

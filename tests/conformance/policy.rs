@@ -489,3 +489,78 @@ fn ten_thousand_tenants_load_and_stay_apart() {
     let report = e.report(Page::ALL);
     assert_eq!((report.tenants_total, report.tenants.len()), (10_000, 3));
 }
+
+fn signed_license(dir: &std::path::Path, seed: u8, body: &str) -> (PathBuf, seatgate::signed::VendorSigningKey) {
+    let key = seatgate::signed::VendorSigningKey::from_seed(&[seed; 32]);
+    let text = format!(
+        "[license]\nformat = 1\nlicensee = \"Acme Call Center\"\nlicense_id = \"ACME-{seed}\"\nissued = \"2020-01-01\"\n{body}\n"
+    );
+    let signed = seatgate::signed::sign_text(&text, "acme.license", &key).unwrap();
+    let path = dir.join(format!("acme-{seed}.license"));
+    std::fs::write(&path, signed).unwrap();
+    (path, key)
+}
+
+fn with_license(dir: &std::path::Path, license: &std::path::Path) -> String {
+    format!(
+        "state_dir = \"{}\"\nlicense_file = \"{}\"\n[licenses.users]\nlimit = 10\n[licenses.callcenter]\nlimit = 5\n[licenses.chat]\nlimit = 4\n[profiles.agent]\nconsumes = [\"users\", \"callcenter\"]\n[emergency]\nseats = 5\ntypes = [\"users\"]\n",
+        dir.display(),
+        license.display()
+    )
+}
+
+#[test]
+fn a_signed_license_caps_the_configured_limits() {
+    let dir = state_dir("signed");
+    let (path, key) = signed_license(
+        &dir,
+        41,
+        "valid_until = \"2099-12-31\"\nemergency_seats = 2\n[license.limits]\nusers = 3\ncallcenter = 8\n",
+    );
+    seatgate::signed::trust_key(key.public_key());
+    let clock = Arc::new(ManualClock::at_unix(NOW));
+    let e = open(&with_license(&dir, &path), &clock);
+    assert_eq!(used(&e, "users").1, 3, "min(config 10, signed 3)");
+    assert_eq!(used(&e, "callcenter").1, 5, "min(config 5, signed 8)");
+    assert_eq!(used(&e, "chat").1, 0, "a type the license does not list has no seats");
+    let report = e.report(Page::ALL);
+    assert!(report.licenses[0].limit_source.contains("signed license caps it at 3"), "{:?}", report.licenses[0]);
+    assert_eq!(report.signed_license.as_ref().unwrap().license_id, "ACME-41");
+    assert!(report.to_text().contains("Signed license: ACME-41"), "{}", report.to_text());
+    // The signed emergency allowance caps the config's 5 seats.
+    assert_eq!(e.emergency_activate().unwrap().seats, 2);
+    assert_eq!(used(&e, "users").1, 5);
+}
+
+#[test]
+fn a_tampered_untrusted_or_expired_license_is_refused() {
+    let dir = state_dir("badlicense");
+    let (path, key) = signed_license(&dir, 42, "[license.limits]\nusers = 3\ncallcenter = 3\nchat = 1\n");
+    seatgate::signed::trust_key(key.public_key());
+    let load = |license: &std::path::Path| {
+        Engine::with_backend(Config::from_toml_str(&with_license(&dir, license), "p.toml").unwrap(), new_backend())
+    };
+    assert!(load(&path).is_ok());
+    let tampered = dir.join("tampered.license");
+    std::fs::write(&tampered, std::fs::read_to_string(&path).unwrap().replace("users = 3", "users = 9")).unwrap();
+    match load(&tampered) {
+        Err(Error::LicenseFile(m)) => assert!(m.contains("signature"), "{m}"),
+        other => panic!("a tampered license loaded: {other:?}"),
+    }
+    // Signed by a key nobody trusted.
+    let (foreign, _) = signed_license(&dir, 43, "[license.limits]\nusers = 3\n");
+    match load(&foreign) {
+        Err(Error::LicenseFile(m)) => assert!(m.contains("not trusted") || m.contains("trusted"), "{m}"),
+        other => panic!("an untrusted license loaded: {other:?}"),
+    }
+    let (old, key) = signed_license(&dir, 44, "valid_until = \"2020-12-31\"\n[license.limits]\nusers = 3\n");
+    seatgate::signed::trust_key(key.public_key());
+    match load(&old) {
+        Err(Error::LicenseFile(m)) => assert!(m.contains("expired") && m.contains("2020-12-31"), "{m}"),
+        other => panic!("an expired license loaded: {other:?}"),
+    }
+    match load(&dir.join("missing.license")) {
+        Err(Error::LicenseFile(m)) => assert!(m.contains("missing.license"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
