@@ -662,14 +662,22 @@ struct RawProfile {
 struct Locator<'a> {
     file: &'a str,
     text: &'a str,
+    /// Offset of each line's first byte: a lookup is a binary search, so a config
+    /// with ten thousand tenants loads in linear time.
+    line_starts: Vec<usize>,
 }
 
-impl Locator<'_> {
+impl<'a> Locator<'a> {
+    fn new(file: &'a str, text: &'a str) -> Locator<'a> {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1));
+        Locator { file, text, line_starts }
+    }
+
     fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let col = offset - self.line_starts[line - 1] + 1;
         (line, col)
     }
 
@@ -1377,7 +1385,7 @@ impl Config {
     }
 
     fn parse(text: &str, source: &str, previous: Option<&Previous<'_>>) -> Result<Config, ConfigError> {
-        let loc = Locator { file: source, text };
+        let loc = Locator::new(source, text);
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             let mut err = loc.error(offset, e.message().trim_end().to_string());
