@@ -26,6 +26,10 @@ USAGE:
         Check a signed license file and print what it grants. Without --pub, the
         vendor keys compiled in at build time (SEATGATE_VENDOR_KEYS) are trusted.
 
+    seatgate emergency activate|status CONFIG [--pub PREFIX.pub]...
+        Open the emergency window of CONFIG's [emergency] (once per permanent limit),
+        or show it. Running hosts of the installation pick it up within a second.
+
     seatgate help [COMMAND]
 
 EXIT STATUS:
@@ -49,6 +53,17 @@ Checks the [license] table of UNSIGNED.toml exactly as verification will, then w
 the file with a [signature] table appended (an old one is replaced). Comments and
 [info] are kept as written and may be edited later; any change under [license]
 breaks the signature. Writes to stdout unless -o is given.
+";
+
+const EMERGENCY_USAGE: &str = "\
+usage: seatgate emergency activate|status CONFIG [--pub PREFIX.pub]...
+
+activate: opens the emergency window of CONFIG's [emergency] section: its extra seats
+are usable at once in every host of the installation (they read the state file in
+state_dir within a second), and close when the window ends. Refused (exit 1) when a
+window is open, or when one was used and no affected type's permanent limit has grown
+since. status: prints the window and whether it can be opened. --pub trusts a vendor
+key for CONFIG's signed license_file (keys compiled in are trusted without it).
 ";
 
 const VERIFY_USAGE: &str = "\
@@ -109,8 +124,8 @@ fn run(args: &[String]) -> Outcome {
         "keygen" => keygen(rest),
         "sign" => sign(rest),
         "verify" => verify(rest),
-        // Planned here, by the engine integration: "check" CONFIG, "report",
-        // "emergency" ("activate" CONFIG).
+        "emergency" => emergency(rest),
+        // Planned here: "check" CONFIG, "report".
         "help" | "--help" | "-h" => help(rest),
         "--version" | "-V" | "version" => {
             println!("seatgate {}", env!("CARGO_PKG_VERSION"));
@@ -126,9 +141,44 @@ fn help(rest: &[String]) -> Outcome {
         Some("keygen") => KEYGEN_USAGE,
         Some("sign") => SIGN_USAGE,
         Some("verify") => VERIFY_USAGE,
+        Some("emergency") => EMERGENCY_USAGE,
         Some(other) => return Err(usage(format!("no help for unknown command '{other}'"), USAGE)),
     };
     print!("{text}");
+    Ok(())
+}
+
+fn emergency(rest: &[String]) -> Outcome {
+    let args = Args::parse(rest, &["--pub"], EMERGENCY_USAGE)?;
+    if args.help {
+        print!("{EMERGENCY_USAGE}");
+        return Ok(());
+    }
+    let [action, config] = args.positional.as_slice() else {
+        return Err(usage("emergency needs an action (activate or status) and a CONFIG", EMERGENCY_USAGE));
+    };
+    for (name, value) in &args.options {
+        if name == "--pub" {
+            signed::trust_key(VendorKey::load(Path::new(value)).map_err(refused)?);
+        }
+    }
+    let engine = seatgate::Engine::from_file(config).map_err(refused)?;
+    let status = match action.as_str() {
+        "activate" => engine.emergency_activate().map_err(refused)?,
+        "status" => engine
+            .emergency_status()
+            .ok_or_else(|| refused(format!("{config} has no [emergency] section")))?,
+        other => return Err(usage(format!("unknown emergency action '{other}'"), EMERGENCY_USAGE)),
+    };
+    println!("emergency window: {}", status.state);
+    if let (Some(from), Some(to)) = (&status.opened_at, &status.ends_at) {
+        println!("  from {from}\n  to   {to}");
+    }
+    println!("  {} extra seats of {}", status.seats, status.types.join(", "));
+    match &status.why_not {
+        None => println!("  can be activated"),
+        Some(why) => println!("  cannot be activated now: {why}"),
+    }
     Ok(())
 }
 
