@@ -1737,6 +1737,12 @@ impl Config {
         self.pool_types
     }
 
+    /// The hidden pools of reservations.
+    #[inline]
+    pub fn reserve_types(&self) -> TypeSet {
+        self.reserve_types
+    }
+
     /// A request's seat set with at most one reservation per type: a member of a
     /// reserving profile draws on that reservation (not on the shared pool), and on
     /// the shared pool only when [`Config::reserve_fallback`] says so.

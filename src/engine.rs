@@ -506,6 +506,8 @@ impl Engine {
         since: SystemTime,
     ) -> Result<SeatId, Error> {
         let mut types = config.normalize_pools(resolve(config, req.profiles)?);
+        // The reservations this request may draw on (their holders are not "others").
+        let own_reserves = types.intersect(config.reserve_types());
         let expired = types.intersect(TypeSet::from_bits(self.expired.load(Ordering::Relaxed)));
         if !expired.is_empty() {
             return Err(self.expired_error(config, expired));
@@ -552,7 +554,7 @@ impl Engine {
                 Ok(seat)
             }
             Err(Error::LimitReached(denial)) => {
-                let (denial, slot) = explain_denial(backend, config, denial);
+                let (denial, slot) = explain_denial(backend, config, denial, own_reserves);
                 if let Some(slot) = slot {
                     backend.count_denial(config, slot);
                 }
@@ -1761,7 +1763,12 @@ fn retag(e: Error, tag: u64) -> Error {
 /// A denial in the admin's words: a hidden pool that refused is named by the rule it
 /// carries (a reservation, a cap) and the type it belongs to. Also returns the slot
 /// the denial is counted against.
-fn explain_denial(backend: &dyn Backend, config: &Config, denial: Denial) -> (Denial, Option<usize>) {
+fn explain_denial(
+    backend: &dyn Backend,
+    config: &Config,
+    denial: Denial,
+    own_reserves: TypeSet,
+) -> (Denial, Option<usize>) {
     let Some(slot) = config.slot_by_name(&denial.license) else { return (denial, None) };
     let Some(pool) = config.licenses[slot].pool.clone() else { return (denial, Some(slot)) };
     let base = &config.licenses[pool.base];
@@ -1775,25 +1782,33 @@ fn explain_denial(backend: &dyn Backend, config: &Config, denial: Denial) -> (De
             profile: Some(profile),
         },
         PoolKind::Shared | PoolKind::Reserve { .. } => {
-            let holders: Vec<&str> = config
+            // Reservations of other profiles keep the free seats; the request's own
+            // reservation was full already.
+            let others: Vec<&str> = config
                 .licenses
                 .iter()
-                .filter_map(|l| match &l.pool {
+                .enumerate()
+                .filter_map(|(s, l)| match &l.pool {
                     Some(crate::config::Pool { base: b, kind: PoolKind::Reserve { profile, .. } })
-                        if *b == pool.base && l.state == SlotState::Active =>
+                        if *b == pool.base && l.state == SlotState::Active && !own_reserves.contains(s) =>
                     {
                         Some(&**profile)
                     }
                     _ => None,
                 })
                 .collect();
-            Denial {
-                license: base.name.clone(),
-                used: backend.used(config, pool.base),
-                limit: base.limit,
-                reason: DenialReason::Reserved,
-                requires: None,
-                profile: Some(Arc::from(holders.join(", "))),
+            let used = backend.used(config, pool.base);
+            if others.is_empty() {
+                Denial::limit(base.name.clone(), used.max(base.limit), base.limit)
+            } else {
+                Denial {
+                    license: base.name.clone(),
+                    used,
+                    limit: base.limit,
+                    reason: DenialReason::Reserved,
+                    requires: None,
+                    profile: Some(Arc::from(others.join(", "))),
+                }
             }
         }
     };
