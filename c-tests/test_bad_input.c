@@ -194,7 +194,7 @@ static void test_before_init(void) {
     check_no_leak(__LINE__);
     license_shutdown(); /* harmless when not initialized */
     ACQUIRE_FAILS("alice", "a", LICENSE_ERR_NOT_INITIALIZED);
-    license_request req = {sizeof(license_request), "alice", "a", "ext-1", "sess-1"};
+    license_request req = {sizeof(license_request), "alice", "a", "ext-1", "sess-1", NULL};
     ACQUIRE_EX_FAILS(&req, LICENSE_ERR_NOT_INITIALIZED);
     FAILS(license_release(1), LICENSE_ERR_NOT_INITIALIZED);
     FAILS(license_release(UINT64_MAX), LICENSE_ERR_NOT_INITIALIZED);
@@ -394,7 +394,7 @@ static void test_acquire_arguments(void) {
 
 static void test_acquire_ex_arguments(void) {
     license_seat h = SEAT_SENTINEL;
-    license_request good = {sizeof(license_request), "eve", "ab", "ext-7", "sess-7"};
+    license_request good = {sizeof(license_request), "eve", "ab", "ext-7", "sess-7", NULL};
     license_denial denial = { .size = sizeof(license_denial) };
 
     FAILS(license_try_acquire_ex(NULL, &h, &denial), LICENSE_ERR_INVALID_ARGUMENT);

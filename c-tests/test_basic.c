@@ -229,7 +229,12 @@ static void test_version_and_strerror(void) {
                              LICENSE_ERR_REQUIREMENT_MISSING,
                              LICENSE_ERR_UNKNOWN_USER,
                              LICENSE_ERR_BACKEND,
-                             LICENSE_ERR_TABLE_FULL};
+                             LICENSE_ERR_TABLE_FULL,
+                             LICENSE_ERR_EXPIRED,
+                             LICENSE_ERR_UNKNOWN_TENANT,
+                             LICENSE_ERR_EMERGENCY_UNAVAILABLE,
+                             LICENSE_ERR_STATE,
+                             LICENSE_ERR_LICENSE_FILE};
     const size_t n = sizeof codes / sizeof codes[0];
     const char *names[sizeof codes / sizeof codes[0]];
     for (size_t i = 0; i < n; i++) {
@@ -250,7 +255,7 @@ static void test_version_and_strerror(void) {
     }
     CHECK(strcmp(license_strerror(LICENSE_ERR_LIMIT_REACHED), "license type is full") == 0,
           "license_strerror(LIMIT_REACHED) is \"%s\"", license_strerror(LICENSE_ERR_LIMIT_REACHED));
-    const int32_t unknown[] = {1, 2, -15, 42, -1000, INT32_MIN, INT32_MAX};
+    const int32_t unknown[] = {1, 2, -20, 42, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *s = license_strerror(unknown[i]);
         CHECK(s != NULL && strcmp(s, "unknown status code") == 0,
@@ -547,7 +552,7 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
     license_seat svc2 = acquire_ok("svc-1c", "integration");
     check_used("integration_1c", s3.used[5] + 2, "second 1C session of the same user");
     {
-        license_request req = {sizeof(license_request), "svc-1c", "integration", NULL, "1c-session-3"};
+        license_request req = {sizeof(license_request), "svc-1c", "integration", NULL, "1c-session-3", NULL};
         license_denial denial;
         memset(&denial, 0x5a, sizeof denial);
         denial.size = sizeof denial;
@@ -627,7 +632,7 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
               tc_last_error());
         UNCHANGED("admin,video_team refused", TYPES_A, N_TYPES_A, s6);
 
-        license_request req = {sizeof(license_request), "frank", "video_team,admin", "ext-999", NULL};
+        license_request req = {sizeof(license_request), "frank", "video_team,admin", "ext-999", NULL, NULL};
         license_denial denial;
         memset(&denial, 0x5a, sizeof denial);
         denial.size = sizeof denial;
@@ -647,7 +652,7 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
     struct snapshot s7 = snap(TYPES_A, N_TYPES_A);
     {
         license_seat h = 778;
-        license_request req = {sizeof(license_request), "frank", "receptionist,crm", NULL, NULL};
+        license_request req = {sizeof(license_request), "frank", "receptionist,crm", NULL, NULL, NULL};
         license_denial denial;
         memset(&denial, 0, sizeof denial);
         denial.size = sizeof denial;
@@ -693,7 +698,7 @@ static license_seat phase_a(const char *path_a, license_seat *old_for_phase_b) {
     /* labels from license_try_acquire_ex show in the reports */
     license_seat hank = 0;
     {
-        license_request req = {sizeof(license_request), "hank", "receptionist", "ext-101", "sip-call-7f3a"};
+        license_request req = {sizeof(license_request), "hank", "receptionist", "ext-101", "sip-call-7f3a", NULL};
         license_denial denial;
         memset(&denial, 0x33, sizeof denial);
         denial.size = sizeof denial;
@@ -786,7 +791,7 @@ static void phase_b(const char *path_b, license_seat old_dave, license_seat old_
 
     {
         license_seat h = 4242;
-        license_request req = {sizeof(license_request), "op9", "operator", "ext-109", NULL};
+        license_request req = {sizeof(license_request), "op9", "operator", "ext-109", NULL, NULL};
         license_denial denial;
         memset(&denial, 0, sizeof denial);
         denial.size = sizeof denial;
@@ -801,7 +806,7 @@ static void phase_b(const char *path_b, license_seat old_dave, license_seat old_
         /* op1 holds operator; adding chat_team is refused by chat (0/0), nothing taken */
         memset(&denial, 0, sizeof denial);
         denial.size = sizeof denial;
-        license_request req2 = {sizeof(license_request), "op1", "operator,chat_team", NULL, NULL};
+        license_request req2 = {sizeof(license_request), "op1", "operator,chat_team", NULL, NULL, NULL};
         CHECK_RC(license_try_acquire_ex(&req2, &h, &denial), LICENSE_ERR_LIMIT_REACHED);
         CHECK(strcmp(denial.license_type, "chat") == 0 && denial.used == 0 && denial.limit == 0,
               "denial %.64s %u/%u, expected chat 0/0", denial.license_type, denial.used, denial.limit);

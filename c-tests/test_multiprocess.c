@@ -1261,7 +1261,7 @@ static void phase4_bad_input(void) {
         license_denial d;
         memset(&d, 0, sizeof d);
         d.size = sizeof d;
-        license_request req = {sizeof(license_request), "u4", "sess", NULL, NULL};
+        license_request req = {sizeof(license_request), "u4", "sess", NULL, NULL, NULL};
         CHECK_RC(license_try_acquire_ex(&req, &x, &d), LICENSE_ERR_TABLE_FULL);
         const char *err = tc_last_error();
         CHECK(contains(err, small) && contains(err, " 3 ") && contains(err, "capacity"),

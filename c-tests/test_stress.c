@@ -231,7 +231,7 @@ static void *part_a_worker(void *p) {
         if (use_ex) {
             char ext[24];
             snprintf(ext, sizeof ext, "ext-%d", w->id);
-            license_request req = {sizeof(license_request), user, k->profiles, ext, NULL};
+            license_request req = {sizeof(license_request), user, k->profiles, ext, NULL, NULL};
             memset(&denial, 0, sizeof denial);
             denial.size = sizeof denial;
             rc = license_try_acquire_ex(&req, &h, &denial);
