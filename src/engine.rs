@@ -121,13 +121,16 @@ pub struct Engine {
     /// The vendor-signed license's terms, when one is configured.
     signed: ArcSwapOption<SignedTerms>,
     /// Limits set at run time: (tenant, type) -> limit. Kept across reloads.
-    runtime_limits: RwLock<HashMap<(Option<Arc<str>>, Arc<str>), u32>>,
+    runtime_limits: RwLock<RuntimeLimits>,
     /// Bumped whenever views must be rebuilt (reload, run-time limit, emergency).
     view_gen: AtomicU64,
     /// Extra seats the views carry now (an open emergency window), else 0.
     emergency_seats: AtomicU32,
     tenants: Tenants,
 }
+
+/// Limits set at run time, by (tenant, type name); `None`: the default tenant.
+type RuntimeLimits = HashMap<(Option<Arc<str>>, Arc<str>), u32>;
 
 /// The policy's state that changes over time.
 struct PolicyState {
@@ -524,8 +527,7 @@ impl Engine {
         let mut changes = Changes::default();
         let mut reaped = false;
         let mut result = backend.try_acquire(config, &seat_request, &mut changes);
-        loop {
-            let Err(Error::LimitReached(denial)) = &result else { break };
+        while let Err(Error::LimitReached(denial)) = &result {
             // Reclaiming can free a full or over-limit type, never a type without
             // seats or a missing requirement.
             if !reaped && matches!(denial.reason, DenialReason::Full | DenialReason::OverLimit) {
@@ -1083,12 +1085,11 @@ impl Engine {
             None => None,
             Some(name) => {
                 check_tenant_name(name)?;
-                if self.tenants.get(name).is_none() {
-                    if let Some(s) = self.signed.load().as_ref()
-                        && let Some(max) = s.max_tenants
-                    {
-                        check_tenants_allowed(max, self.tenants.all().len() + 1, &s.license_id)?;
-                    }
+                if self.tenants.get(name).is_none()
+                    && let Some(s) = self.signed.load().as_ref()
+                    && let Some(max) = s.max_tenants
+                {
+                    check_tenants_allowed(max, self.tenants.all().len() + 1, &s.license_id)?;
                 }
                 Some(self.tenants.register(name)?.name.clone())
             }
