@@ -77,8 +77,26 @@ impl TypeSet {
     }
 }
 
-/// A seat handle. Never 0, never reused while the library is loaded.
+/// A seat handle. Never 0, and below 2^[`SEAT_ID_BITS`] as a backend returns it.
+///
+/// A backend keeps an id from being handed out again for as long as its layout allows
+/// (see each backend's id layout); a stale handle is recognised as unknown, never
+/// mistaken for another holder's.
 pub type SeatId = u64;
+
+/// Bits of a seat id that a backend may use: every id a [`Backend`] returns is nonzero
+/// and below `1 << SEAT_ID_BITS`.
+///
+/// The top 16 bits belong to the engine: a hosted installation keeps one seat pool per
+/// tenant ([`Backend::open_tenant`]), and the engine puts the tenant's number into them
+/// in the id it returns to C, so a later release or renewal finds the tenant's pool
+/// again. Backends therefore never set them.
+///
+/// [`Backend`]: crate::backend::Backend
+/// [`Backend::open_tenant`]: crate::backend::Backend::open_tenant
+pub const SEAT_ID_BITS: u32 = 48;
+/// The bits of a seat id that belong to the backend (`(1 << SEAT_ID_BITS) - 1`).
+pub const SEAT_ID_MASK: u64 = (1 << SEAT_ID_BITS) - 1;
 
 #[cfg(test)]
 mod tests {

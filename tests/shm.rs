@@ -219,3 +219,74 @@ fn types_are_matched_by_name_whatever_order_each_config_lists_them() {
     b.try_acquire(&Request::new("bob", "callcenter")).unwrap();
     assert_eq!(a.usage_of("callcenter").unwrap().used, 1);
 }
+
+/// Bytes of a file's pages that hold data (tmpfs allocates a page on first touch).
+fn resident_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn a_tenants_pool_is_its_own_checked_file_next_to_the_main_one_shared_by_every_opener() {
+    use seatgate::backend::Backend;
+    use seatgate::backend::shm::ShmBackend;
+    use seatgate::config::ShmConfig;
+
+    let table = TablePath::new("tenants");
+    let tenant_a = TablePath(PathBuf::from(format!("{}@A", table.0.display())));
+    let tenant_b = TablePath(PathBuf::from(format!("{}@B", table.0.display())));
+    let shm = ShmConfig { path: table.0.clone(), capacity: 10_000, reclaim_dead_owners: true };
+    let config = || seatgate::Config::from_toml_str(POOL, "pool.toml").unwrap();
+
+    // Two backends on the same path, as two processes would have (the shared table
+    // works the same across a fork: see c-tests/test_multiprocess.c).
+    let first = ShmBackend::open(&shm).unwrap();
+    let second = ShmBackend::open(&shm).unwrap();
+    assert_eq!(first.tenant_path("A"), tenant_a.0);
+    let a1 = Engine::with_backend(config(), first.open_tenant("A").unwrap());
+    let a2 = Engine::with_backend(config(), second.open_tenant("A").unwrap());
+    let b = Engine::with_backend(config(), second.open_tenant("B").unwrap());
+    let main = Engine::with_backend(config(), Box::new(first));
+
+    // The files: next to the main one, private, and only a few pages of them in use.
+    for path in [&tenant_a.0, &tenant_b.0] {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} mode {mode:o}", path.display());
+    }
+    let fresh = resident_bytes(&tenant_b.0);
+    println!("an idle tenant's table (capacity 10000) holds {fresh} bytes of memory");
+    assert!(fresh <= 64 * 1024, "an idle tenant's table holds {fresh} bytes");
+
+    // A's seats, taken through one backend, seen through the other's open of A.
+    let alice = a1.try_acquire(&Request::new("alice", "agent")).unwrap();
+    a1.try_acquire(&Request::new("bob", "callcenter")).unwrap();
+    let holders =
+        |e: &Engine| -> Vec<String> { e.report(Page::ALL).holders.into_iter().map(|h| h.user).collect() };
+    assert_eq!(holders(&a2), vec!["alice", "bob"]);
+    assert_eq!(a2.usage_of("callcenter").unwrap().used, 2);
+    assert!(a2.report(Page::ALL).backend_detail.contains(&tenant_a.0.display().to_string()));
+    // ... and in neither the main pool nor B.
+    assert!(holders(&main).is_empty() && holders(&b).is_empty());
+    b.try_acquire(&Request::new("alice", "agent")).unwrap();
+    assert_eq!(a1.usage_of("chat").unwrap().used, 1);
+    a2.release(alice).unwrap();
+    assert_eq!(a1.usage_of("chat").unwrap().used, 0);
+    assert_eq!(b.usage_of("chat").unwrap().used, 1);
+
+    // A tenant's file is checked as the main one is: another capacity is refused.
+    let other = ShmBackend::open(&ShmConfig { capacity: 20, ..shm.clone() });
+    assert!(other.is_err(), "the main file has capacity 10000");
+    let small = TablePath::new("tenants-small");
+    let small_a = TablePath(PathBuf::from(format!("{}@A", small.0.display())));
+    std::fs::copy(&tenant_a.0, &small_a.0).unwrap();
+    let small_main =
+        ShmBackend::open(&ShmConfig { path: small.0.clone(), capacity: 20, reclaim_dead_owners: true })
+            .unwrap();
+    match small_main.open_tenant("A") {
+        Err(Error::Backend(msg)) => {
+            assert!(msg.contains(&small_a.0.display().to_string()) && msg.contains("capacity = 20"), "{msg}")
+        }
+        Err(other) => panic!("expected a backend error, got {other}"),
+        Ok(_) => panic!("a tenant file of another capacity was accepted"),
+    }
+}

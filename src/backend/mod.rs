@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 use crate::clock::Mono;
 use crate::config::Config;
 use crate::error::Error;
-use crate::types::{SeatId, TypeSet};
+use crate::types::{SEAT_ID_MASK, SeatId, TypeSet};
 
 /// Why a seat was given back. Carried by release events and the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -266,19 +266,45 @@ pub trait Backend: Send + Sync {
         0
     }
 
-    /// A separate pool for one tenant of a hosted installation: its own seat counts,
-    /// users, holders and lingering seats, sharing nothing countable with this pool or
-    /// another tenant's. `tenant` is 1 to 63 bytes of [A-Za-z0-9_.-] (the engine checks).
-    fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
-        Err(Error::Backend(format!("tenant '{tenant}': this backend has no tenant pools")))
-    }
-
     /// What the report says about the backend itself: where the table lives, how
     /// full it is, whether it is degraded.
     fn status(&self, config: &Config) -> BackendStatus {
         let _ = config;
         BackendStatus { kind: self.kind(), detail: String::new(), degraded: None, warnings: Vec::new() }
     }
+
+    /// A separate pool for one tenant of a hosted installation: its own seat counts,
+    /// users, holders and lingering seats, sharing nothing countable with this pool or
+    /// another tenant's. `tenant` is 1 to 63 bytes of [A-Za-z0-9_.-] (the engine checks).
+    /// Cheap: thousands of tenants may be opened; an idle one should cost little memory.
+    ///
+    /// Where the pool lives, per backend:
+    /// - `memory`: a new, empty in-process table on every call (nothing to share with);
+    /// - `shm`: the file `{path}@{tenant}` next to this pool's file, with the same
+    ///   capacity and checks, so every process that opens the tenant maps one table;
+    /// - `redis`: the keys under `{prefix}:tenant:{tenant}` on the same server, through
+    ///   this pool's connections.
+    ///
+    /// A tenant pool reports a reload epoch of 0 and announces nothing: a reload of
+    /// the installation travels through its main pool. A name outside the rules is
+    /// [`Error::Backend`].
+    fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error>;
+}
+
+/// Longest tenant name, in bytes.
+pub const MAX_TENANT_LEN: usize = 63;
+
+/// Checks a tenant name against the rules of [`Backend::open_tenant`]: it becomes part
+/// of a file name (`shm`) and of Redis keys (`redis`), so nothing else may pass.
+pub fn check_tenant_name(tenant: &str) -> Result<(), Error> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN || !tenant.bytes().all(allowed) {
+        return Err(Error::Backend(format!(
+            "tenant name '{}' is not valid: use 1 to {MAX_TENANT_LEN} letters, digits, '_', '.' or '-'",
+            tenant.escape_debug()
+        )));
+    }
+    Ok(())
 }
 
 /// The backend's own line in the report.
@@ -302,9 +328,12 @@ pub fn open(config: &Config) -> Result<Box<dyn Backend>, Error> {
     }
 }
 
-/// Process-wide handle counter: handles are never reused while the library is loaded,
-/// even across shutdown and a new init, so a stale handle can never free someone
-/// else's seat.
+/// Process-wide handle counter: handles are not reused while the library is loaded,
+/// even across shutdown and a new init, so a stale handle cannot free someone else's
+/// seat. Ids are the counter's low [`SEAT_ID_BITS`](crate::types::SEAT_ID_BITS) bits (the engine owns the rest),
+/// skipping the value 0: they would repeat only after 2^48 - 1 handles, which at ten
+/// million handles a second takes 325 days, and only a handle still held from that
+/// long ago could then be confused with a new one.
 static NEXT_SEAT: AtomicU64 = AtomicU64::new(1);
 
 /// Each thread takes handles from a block of its own, so threads don't contend on one
@@ -318,16 +347,49 @@ thread_local! {
 
 #[inline]
 pub(crate) fn next_seat_id() -> SeatId {
-    SEAT_IDS
-        .try_with(|ids| {
-            let (mut next, mut end) = ids.get();
-            if next == end {
-                next = NEXT_SEAT.fetch_add(SEAT_BLOCK, Ordering::Relaxed);
-                end = next + SEAT_BLOCK;
+    loop {
+        let raw = SEAT_IDS
+            .try_with(|ids| {
+                let (mut next, mut end) = ids.get();
+                if next == end {
+                    next = NEXT_SEAT.fetch_add(SEAT_BLOCK, Ordering::Relaxed);
+                    end = next + SEAT_BLOCK;
+                }
+                ids.set((next + 1, end));
+                next
+            })
+            // During thread teardown the block is gone: take a single handle.
+            .unwrap_or_else(|_| NEXT_SEAT.fetch_add(1, Ordering::Relaxed));
+        // 0 only once every 2^48 handles: take the next one then.
+        let seat = raw & SEAT_ID_MASK;
+        if seat != 0 {
+            return seat;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_names_follow_the_rules() {
+        for good in ["A", "acme-1", "pbx_2.example", &"x".repeat(MAX_TENANT_LEN)] {
+            assert!(check_tenant_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a/b", "..\\x", "a b", "caf\u{e9}", "a@b", "a:b", &"x".repeat(MAX_TENANT_LEN + 1)] {
+            match check_tenant_name(bad) {
+                Err(Error::Backend(msg)) => assert!(msg.contains("is not valid"), "{msg}"),
+                other => panic!("{bad:?}: {other:?}"),
             }
-            ids.set((next + 1, end));
-            next
-        })
-        // During thread teardown the block is gone: take a single handle.
-        .unwrap_or_else(|_| NEXT_SEAT.fetch_add(1, Ordering::Relaxed))
+        }
+    }
+
+    #[test]
+    fn memory_ids_are_nonzero_and_within_the_backends_bits() {
+        for _ in 0..3 * SEAT_BLOCK {
+            let seat = next_seat_id();
+            assert!(seat != 0 && seat <= SEAT_ID_MASK);
+        }
+    }
 }

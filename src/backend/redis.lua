@@ -2,9 +2,12 @@
 -- atomic script (EVALSHA), so a bundle is checked and taken in one round trip and no
 -- count can drift from the holder records it is kept with.
 --
--- Keys (P = "{prefix}": the braces make every key of an installation one hash slot):
+-- Keys (P = "{prefix}", or "{prefix}:tenant:<name>" for a tenant's pool: the braces make
+-- every key of an installation, tenants included, one hash slot):
 --   P:epoch         this data set's identity; gone or different = the server lost data
---   P:seq           handle-id sequence (ids only, never a seat count)
+--   P:seq           handle-id sequence (ids only, never a seat count), kept below 2^47:
+--                   seat ids stay below 2^48 (the engine keeps the top 16 bits for its
+--                   tenant tag) and ids at and above 2^47 are a node's local handles
 --   P:handles       zset: every live handle, scored by lease deadline (us; +inf: none)
 --   P:h:<seat>      hash: user, ut / st (user- and session-counted type names), ext,
 --                   ses, since (unix ms), lease (us), node
@@ -26,6 +29,8 @@
 local OP, P, EPOCH, NODE = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local NOW = tonumber(ARGV[5]) or 0
 local K_EPOCH, K_SEQ, K_HANDLES, K_LINGER = P .. ':epoch', P .. ':seq', P .. ':handles', P .. ':linger'
+-- The highest id P:seq may hand out: 2^47 - 1 (exact in Lua's doubles).
+local MAX_SEQ = 140737488355327
 
 -- Lua 5.1 prints large numbers as 1.8e+15: every number sent to Redis goes through here.
 local function num(x)
@@ -36,8 +41,9 @@ if OP == 'hello' then
   local t = redis.call('TIME')
   if redis.call('SET', K_EPOCH, EPOCH, 'NX') then
     -- A new data set: ids start above anything an earlier one could have issued
-    -- (1024 per millisecond of its life), so no handle a host still holds is reissued.
-    local base = tonumber(t[1]) * 1024000 + math.floor(tonumber(t[2]) / 1000) * 1024
+    -- (65536 per second of its life, counted from 2024), so no handle a host still
+    -- holds is reissued; and below 2^47 until the year 2092.
+    local base = math.max(tonumber(t[1]) - 1704067200, 0) * 65536
     local seq = tonumber(redis.call('GET', K_SEQ) or '0') or 0
     if seq < base then
       redis.call('SET', K_SEQ, num(base))
@@ -544,7 +550,10 @@ end
 -- ---- operations ----
 
 local detail
-if OP == 'acquire' then
+if OP == 'acquire' and (tonumber(redis.call('GET', K_SEQ) or '0') or 0) >= MAX_SEQ then
+  -- Checked before anything is written: the id space is spent, nothing is taken.
+  detail = { 'idspace', redis.call('GET', K_SEQ) }
+elseif OP == 'acquire' then
   -- user, ut, st, lease (us), since (unix ms), ext, ses
   local a = {
     user = ARGV[7], ut = split(ARGV[8]), st = split(ARGV[9]), lease = tonumber(ARGV[10]) or 0,

@@ -43,18 +43,26 @@ use super::{
 use crate::clock::{Clock, Mono, SystemClock, rfc3339, unix_ms};
 use crate::config::{Config, CountMode, OnBackendError, RedisConfig, SlotState};
 use crate::error::{Denial, DenialReason, Error};
-use crate::types::{SeatId, TypeSet};
+use crate::types::{SEAT_ID_MASK, SeatId, TypeSet};
 
 /// The script behind every operation.
 const SCRIPT: &str = include_str!("redis.lua");
 
 /// Handles taken from the local share while Redis was unreachable have this bit set,
-/// so they never collide with ids from Redis's sequence (which stay under 2^53).
-pub const LOCAL_SEAT_BIT: u64 = 1 << 63;
-/// Below the bit: a per-node random tag, then the local table's own handle.
-const LOCAL_TAG_SHIFT: u32 = 40;
-const LOCAL_SEAT_MASK: u64 = (1 << LOCAL_TAG_SHIFT) - 1;
-const LOCAL_TAG_MASK: u64 = (1 << (63 - LOCAL_TAG_SHIFT)) - 1;
+/// so they never collide with ids from Redis's sequence, which stays below it (the
+/// script refuses to hand out more). With it, every id stays below 2^48: the engine
+/// keeps the top 16 bits for its tenant tag.
+pub const LOCAL_SEAT_BIT: u64 = 1 << 47;
+/// Below the bit: the local table's own handle (from the process-wide counter) plus a
+/// random offset of the pool's own, modulo 2^47.
+///
+/// Collision window: a reconcile takes local handles into Redis under these ids, where
+/// the local handles of two pools of one key prefix (two nodes, or two processes of
+/// one node) could clash only if the stretches of the counter they used, each shifted
+/// by its pool's random offset, overlap: about (s1 + s2) / 2^47 for stretches of s1
+/// and s2 ids (a thread takes the counter's ids 1024 at a time). An id maps back to
+/// the local table's handle only below 2^47 of them, 14 years at 300,000 a second.
+const LOCAL_NUMBER_MASK: u64 = LOCAL_SEAT_BIT - 1;
 
 /// Idle connections kept for reuse.
 const POOL_IDLE: usize = 32;
@@ -242,19 +250,27 @@ struct Scaled {
     config: Arc<Config>,
 }
 
-/// The seat table in Redis. See the module docs.
-pub struct RedisBackend {
+/// What every pool of one installation shares, its own and its tenants'
+/// ([`Backend::open_tenant`]): the server, the credentials and the connections.
+struct Link {
     settings: RedisConfig,
     client: redis::Client,
     /// "redis://host:port db N", without credentials.
     location: String,
     node: Arc<str>,
-    /// "{prefix}": every key starts with it.
+    script: redis::Script,
+    pool: Mutex<Vec<Connection>>,
+}
+
+/// The seat table in Redis. See the module docs.
+pub struct RedisBackend {
+    link: Arc<Link>,
+    /// "{prefix}" (or "{prefix}:tenant:NAME" for a tenant's pool): every key starts
+    /// with it, and every pool of an installation shares the `{prefix}` hash slot.
     prefix: String,
     epoch_key: String,
-    script: redis::Script,
-    node_tag: u64,
-    pool: Mutex<Vec<Connection>>,
+    /// The tenant whose pool this is ([`Backend::open_tenant`]; `None`: the main pool).
+    tenant: Option<String>,
     /// The data set this node knows (`None` before the first contact).
     epoch: Mutex<Option<Arc<str>>>,
     /// The server's clock at the last hello (microseconds) and when that was here.
@@ -268,6 +284,8 @@ pub struct RedisBackend {
     local: RwLock<MemoryBackend>,
     /// Handles that live in the local table (ids with [`LOCAL_SEAT_BIT`]).
     local_ids: Mutex<HashSet<SeatId>>,
+    /// This pool's offset for local ids (see [`LOCAL_NUMBER_MASK`]).
+    local_offset: u64,
     scaled: Mutex<Option<Scaled>>,
     mirror: Mutex<HashMap<SeatId, Mirrored>>,
     last_reconcile: Mutex<Option<String>>,
@@ -275,7 +293,10 @@ pub struct RedisBackend {
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBackend").field("location", &self.location).field("node", &self.node).finish()
+        f.debug_struct("RedisBackend")
+            .field("location", &self.link.location)
+            .field("node", &self.link.node)
+            .finish()
     }
 }
 
@@ -307,8 +328,7 @@ impl RedisBackend {
         let location = format!("{scheme}://{} db {db}", info.addr());
         let client = redis::Client::open(info)
             .map_err(|e| Error::Backend(format!("redis at {location}: cannot use this address: {e}")))?;
-        let prefix = format!("{{{}}}", settings.prefix);
-        let backend = RedisBackend {
+        let link = Arc::new(Link {
             settings: settings.clone(),
             client,
             location,
@@ -320,26 +340,19 @@ impl RedisBackend {
                 settings.node.clone().unwrap_or_else(host_name),
                 crate::backend::shm::own_pid()
             )),
-            epoch_key: format!("{prefix}:epoch"),
-            prefix,
             script: redis::Script::new(SCRIPT),
-            node_tag: random_u64() & LOCAL_TAG_MASK,
             pool: Mutex::new(Vec::new()),
-            epoch: Mutex::new(None),
-            anchor: Mutex::new(None),
-            offset_us: OnceLock::new(),
-            down: AtomicBool::new(false),
-            health: Mutex::new(None),
-            recovery: Mutex::new(()),
-            local: RwLock::new(MemoryBackend::new()),
-            local_ids: Mutex::new(HashSet::new()),
-            scaled: Mutex::new(None),
-            mirror: Mutex::new(HashMap::new()),
-            last_reconcile: Mutex::new(None),
-        };
+        });
+        RedisBackend::open_pool(link, format!("{{{}}}", settings.prefix), None)
+    }
+
+    /// A pool under `prefix` on `link`: learns the data set (or, with
+    /// `on_backend_error = "allow_local"`, opens degraded when Redis is unreachable).
+    fn open_pool(link: Arc<Link>, prefix: String, tenant: Option<String>) -> Result<RedisBackend, Error> {
+        let backend = RedisBackend::pool_on(link, prefix, tenant);
         match backend.hello() {
             Ok(epoch) => *lock(&backend.epoch) = Some(epoch),
-            Err(e) if settings.on_backend_error == OnBackendError::Deny => {
+            Err(e) if backend.link.settings.on_backend_error == OnBackendError::Deny => {
                 return Err(Error::Backend(backend.refusal("logins are refused", &e)));
             }
             Err(e) => backend.mark_down(&e),
@@ -347,9 +360,37 @@ impl RedisBackend {
         Ok(backend)
     }
 
+    /// A pool under `prefix` on `link` that has not spoken to Redis yet.
+    fn pool_on(link: Arc<Link>, prefix: String, tenant: Option<String>) -> RedisBackend {
+        let local = RedisBackend::empty_local(tenant.is_some());
+        RedisBackend {
+            link,
+            epoch_key: format!("{prefix}:epoch"),
+            prefix,
+            tenant,
+            epoch: Mutex::new(None),
+            anchor: Mutex::new(None),
+            offset_us: OnceLock::new(),
+            down: AtomicBool::new(false),
+            health: Mutex::new(None),
+            recovery: Mutex::new(()),
+            local: RwLock::new(local),
+            local_ids: Mutex::new(HashSet::new()),
+            local_offset: random_u64() & LOCAL_NUMBER_MASK,
+            scaled: Mutex::new(None),
+            mirror: Mutex::new(HashMap::new()),
+            last_reconcile: Mutex::new(None),
+        }
+    }
+
+    /// A local share's table: a small one for a tenant's pool (thousands may exist).
+    fn empty_local(tenant: bool) -> MemoryBackend {
+        if tenant { MemoryBackend::for_tenant() } else { MemoryBackend::new() }
+    }
+
     /// This node's name as the report shows it.
     pub fn node(&self) -> &str {
-        &self.node
+        &self.link.node
     }
 
     /// Whether the node serves from its local share now.
@@ -360,36 +401,38 @@ impl RedisBackend {
     fn refusal(&self, consequence: &str, error: &str) -> String {
         format!(
             "redis at {} unreachable: {error}; {consequence} (on_backend_error = \"deny\")",
-            self.location
+            self.link.location
         )
     }
 
     fn allow_local(&self) -> bool {
-        self.settings.on_backend_error == OnBackendError::AllowLocal
+        self.link.settings.on_backend_error == OnBackendError::AllowLocal
     }
 
     // ---- connections ----
 
     fn connect(&self) -> Result<Connection, String> {
-        let conn = self.client.get_connection_with_timeout(self.settings.connect_timeout).map_err(|e| {
-            if e.kind() == redis::ErrorKind::AuthenticationFailed {
-                format!("the server refused the login (check [backend] username and password): {e}")
-            } else if e.is_timeout() {
-                format!(
-                    "no connection within {} ms (connect_timeout): {e}",
-                    self.settings.connect_timeout.as_millis()
-                )
-            } else {
-                format!("cannot connect: {e}")
-            }
-        })?;
-        conn.set_read_timeout(Some(self.settings.timeout)).map_err(|e| e.to_string())?;
-        conn.set_write_timeout(Some(self.settings.timeout)).map_err(|e| e.to_string())?;
+        let conn = self.link.client.get_connection_with_timeout(self.link.settings.connect_timeout).map_err(
+            |e| {
+                if e.kind() == redis::ErrorKind::AuthenticationFailed {
+                    format!("the server refused the login (check [backend] username and password): {e}")
+                } else if e.is_timeout() {
+                    format!(
+                        "no connection within {} ms (connect_timeout): {e}",
+                        self.link.settings.connect_timeout.as_millis()
+                    )
+                } else {
+                    format!("cannot connect: {e}")
+                }
+            },
+        )?;
+        conn.set_read_timeout(Some(self.link.settings.timeout)).map_err(|e| e.to_string())?;
+        conn.set_write_timeout(Some(self.link.settings.timeout)).map_err(|e| e.to_string())?;
         Ok(conn)
     }
 
     fn checkin(&self, conn: Connection) {
-        let mut pool = lock(&self.pool);
+        let mut pool = lock(&self.link.pool);
         if pool.len() < POOL_IDLE && !self.down.load(Ordering::Acquire) {
             pool.push(conn);
         }
@@ -398,7 +441,7 @@ impl RedisBackend {
     /// Runs `f` on a connection of the pool (or a new one). A pooled connection that
     /// turns out dead (the server restarted) is replaced once.
     fn exec<T>(&self, mut f: impl FnMut(&mut Connection) -> redis::RedisResult<T>) -> Result<T, String> {
-        let pooled = lock(&self.pool).pop();
+        let pooled = lock(&self.link.pool).pop();
         let was_pooled = pooled.is_some();
         let mut conn = match pooled {
             Some(conn) => conn,
@@ -406,7 +449,7 @@ impl RedisBackend {
         };
         let describe = |e: &redis::RedisError| {
             if e.is_timeout() {
-                format!("no answer within {} ms ({e})", self.settings.timeout.as_millis())
+                format!("no answer within {} ms ({e})", self.link.settings.timeout.as_millis())
             } else {
                 e.to_string()
             }
@@ -418,7 +461,7 @@ impl RedisBackend {
             }
             Err(e) if was_pooled && !e.is_timeout() && (e.is_connection_dropped() || e.is_io_error()) => {
                 drop(conn);
-                lock(&self.pool).clear();
+                lock(&self.link.pool).clear();
                 let mut conn = self.connect()?;
                 match f(&mut conn) {
                     Ok(v) => {
@@ -446,19 +489,24 @@ impl RedisBackend {
         *health = Some(Down {
             since,
             error: error.to_string(),
-            retry_at: Instant::now() + self.settings.retry_interval,
+            retry_at: Instant::now() + self.link.settings.retry_interval,
         });
         self.down.store(true, Ordering::Release);
         drop(health);
-        lock(&self.pool).clear();
+        lock(&self.link.pool).clear();
     }
 
     /// Establishes (or learns) the data set's epoch and the server's clock.
     fn hello(&self) -> Result<Arc<str>, String> {
         let candidate = format!("{:016x}", random_u64());
         let value = self.exec(|conn| {
-            let mut inv = self.script.prepare_invoke();
-            inv.key(&self.epoch_key).arg("hello").arg(&self.prefix).arg(&candidate).arg(&*self.node).arg("0");
+            let mut inv = self.link.script.prepare_invoke();
+            inv.key(&self.epoch_key)
+                .arg("hello")
+                .arg(&self.prefix)
+                .arg(&candidate)
+                .arg(&*self.link.node)
+                .arg("0");
             inv.invoke::<Value>(conn)
         })?;
         let parts = items(&value);
@@ -525,12 +573,12 @@ impl RedisBackend {
         let now_us = self.cluster_us(now).to_string();
         let table = type_table(config);
         let value = self.exec(|conn| {
-            let mut inv = self.script.prepare_invoke();
+            let mut inv = self.link.script.prepare_invoke();
             inv.key(&self.epoch_key)
                 .arg(op)
                 .arg(&self.prefix)
                 .arg(&*epoch)
-                .arg(&*self.node)
+                .arg(&*self.link.node)
                 .arg(&now_us)
                 .arg(&table);
             for a in args {
@@ -568,7 +616,7 @@ impl RedisBackend {
     fn released_entry(&self, config: &Config, e: &[Value]) -> Option<ReleasedSeat> {
         let seat: SeatId = at(e, 0).parse().ok()?;
         let why = why_from(&at(e, 2)).unwrap_or(ReleaseWhy::Normal);
-        if at(e, 3) == *self.node {
+        if at(e, 3) == *self.link.node {
             lock(&self.mirror).remove(&seat);
         }
         let mut used: SmallVec<[(usize, u32); 4]> = e
@@ -673,7 +721,7 @@ impl RedisBackend {
         // From here until the local table is empty, local operations wait.
         let mut local = self.local.write().unwrap_or_else(|e| e.into_inner());
         let (moved, released) = self.retake_local(&local, config, now, changes)?;
-        *local = MemoryBackend::new();
+        *local = RedisBackend::empty_local(self.tenant.is_some());
         lock(&self.local_ids).clear();
         let was_down = lock(&self.health).take();
         self.down.store(false, Ordering::Release);
@@ -901,12 +949,14 @@ impl RedisBackend {
     // ---- the local share ----
 
     fn local_id(&self, mem: SeatId) -> SeatId {
-        LOCAL_SEAT_BIT | (self.node_tag << LOCAL_TAG_SHIFT) | (mem & LOCAL_SEAT_MASK)
+        LOCAL_SEAT_BIT | (mem.wrapping_add(self.local_offset) & LOCAL_NUMBER_MASK)
     }
 
+    /// The local table's handle behind a local id (whether this pool issued it is
+    /// for `local_ids` to say).
     fn mem_id(&self, seat: SeatId) -> Option<SeatId> {
-        (seat & LOCAL_SEAT_BIT != 0 && (seat >> LOCAL_TAG_SHIFT) & LOCAL_TAG_MASK == self.node_tag)
-            .then_some(seat & LOCAL_SEAT_MASK)
+        (seat & LOCAL_SEAT_BIT != 0 && seat <= SEAT_ID_MASK)
+            .then(|| (seat & LOCAL_NUMBER_MASK).wrapping_sub(self.local_offset) & LOCAL_NUMBER_MASK)
     }
 
     /// The caller's config with every limit cut to this node's local share.
@@ -917,7 +967,7 @@ impl RedisBackend {
             return s.config.clone();
         }
         let mut scaled = config.clone();
-        let share = u64::from(self.settings.local_share.min(100));
+        let share = u64::from(self.link.settings.local_share.min(100));
         for l in &mut scaled.licenses {
             l.limit = (u64::from(l.limit) * share / 100) as u32;
         }
@@ -1025,7 +1075,7 @@ impl RedisBackend {
             Some(_) => Err(Error::UnknownSeat(seat)),
             None => Err(Error::Backend(format!(
                 "redis at {} unreachable: {error}; seat {seat} was not taken on this node, so it is released when redis is back or its lease runs out",
-                self.location
+                self.link.location
             ))),
         }
     }
@@ -1048,7 +1098,7 @@ impl RedisBackend {
             Some(_) => Err(Error::UnknownSeat(seat)),
             None => Err(Error::Backend(format!(
                 "redis at {} unreachable: {error}; seat {seat} was not taken on this node, so its lease cannot be renewed now",
-                self.location
+                self.link.location
             ))),
         }
     }
@@ -1098,12 +1148,14 @@ impl Backend for RedisBackend {
             let d = &reply.detail;
             Ok(match reply.status.as_str() {
                 "ok" => {
-                    let Ok(seat) = at(d, 1).parse::<SeatId>() else {
+                    let seat = at(d, 1).parse::<SeatId>().unwrap_or(0);
+                    if seat == 0 || seat >= LOCAL_SEAT_BIT {
                         return Ok(Err(Error::Backend(format!(
-                            "redis at {}: bad seat id in reply",
-                            self.location
+                            "redis at {}: the script handed out seat id '{}', outside 1 to 2^47 - 1",
+                            self.link.location,
+                            at(d, 1)
                         ))));
-                    };
+                    }
                     lock(&self.mirror).insert(
                         seat,
                         Mirrored {
@@ -1126,6 +1178,13 @@ impl Backend for RedisBackend {
                     u32::try_from(int_at(d, 2)).unwrap_or(0),
                     u32::try_from(int_at(d, 3)).unwrap_or(0),
                 ))),
+                "idspace" => Err(Error::Backend(format!(
+                    "redis at {}: the seat-id sequence '{}:seq' is at {}, past 2^47 - 1, the highest seat id this version hands out; an older seatgate started it near 2^50. With the nodes of that version stopped, `SET {}:seq 0` is safe (every id it handed out is above 2^47) and lets logins go on",
+                    self.link.location,
+                    self.prefix,
+                    at(d, 1),
+                    self.prefix
+                ))),
                 "missing" => Err(Error::LimitReached(Denial {
                     license: type_name(config, &at(d, 1)),
                     used: u32::try_from(int_at(d, 2)).unwrap_or(0),
@@ -1134,9 +1193,10 @@ impl Backend for RedisBackend {
                     requires: Some(type_name(config, &at(d, 4))),
                     profile: None,
                 })),
-                other => {
-                    Err(Error::Backend(format!("redis at {}: unexpected reply '{other}'", self.location)))
-                }
+                other => Err(Error::Backend(format!(
+                    "redis at {}: unexpected reply '{other}'",
+                    self.link.location
+                ))),
             })
         };
         let error = match attempt(changes) {
@@ -1181,7 +1241,7 @@ impl Backend for RedisBackend {
                     "othernode" => Err(Error::Backend(format!(
                         "seat {seat} was taken on node '{}': a shutdown of node '{}' leaves it held",
                         at(&reply.detail, 1),
-                        self.node
+                        self.link.node
                     ))),
                     _ => Err(Self::gone_error(seat, &at(&reply.detail, 1))),
                 }
@@ -1374,12 +1434,12 @@ impl Backend for RedisBackend {
         if !self.down.load(Ordering::Acquire) {
             let value = self
                 .exec(|conn| {
-                    let mut inv = self.script.prepare_invoke();
+                    let mut inv = self.link.script.prepare_invoke();
                     inv.key(&self.epoch_key)
                         .arg("holders")
                         .arg(&self.prefix)
                         .arg("")
-                        .arg(&*self.node)
+                        .arg(&*self.link.node)
                         .arg("0");
                     inv.invoke::<Value>(conn)
                 })
@@ -1412,7 +1472,7 @@ impl Backend for RedisBackend {
             .into_iter()
             .map(|mut h| {
                 h.seat = self.local_id(h.seat);
-                h.node = Some(self.node.clone());
+                h.node = Some(self.link.node.clone());
                 h
             })
             .collect();
@@ -1425,14 +1485,14 @@ impl Backend for RedisBackend {
                 session: m.session.clone(),
                 since: since_of(m.since_ms),
                 deadline: if m.deadline_us == 0 { 0 } else { self.mono_of(m.deadline_us) },
-                node: Some(self.node.clone()),
+                node: Some(self.link.node.clone()),
             }
         }));
         out
     }
 
     fn own_holders(&self, config: &Config) -> Vec<HeldSeat> {
-        let me = Some(self.node.clone());
+        let me = Some(self.link.node.clone());
         self.holders(config).into_iter().filter(|h| h.node == me).collect()
     }
 
@@ -1457,19 +1517,55 @@ impl Backend for RedisBackend {
             .collect()
     }
 
+    /// The keys under `{prefix}:tenant:NAME` (all in the installation's `{prefix}` hash
+    /// slot) on the same server, through this pool's connections: one client and one
+    /// pool of connections serve every tenant. The tenant's pool has its own data set
+    /// (epoch and id sequence, learnt now: one round trip), its own local share and
+    /// mirror under `on_backend_error = "allow_local"`, and its own degraded state.
+    /// While this pool knows Redis is unreachable and is not due to try again, the
+    /// tenant's opens without trying: refused under `"deny"`, degraded under
+    /// `"allow_local"`.
+    fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
+        super::check_tenant_name(tenant)?;
+        let prefix = format!("{}:tenant:{tenant}", self.prefix);
+        let known_down = lock(&self.health).as_ref().filter(|d| Instant::now() < d.retry_at).map(|d| Down {
+            since: d.since,
+            error: d.error.clone(),
+            retry_at: d.retry_at,
+        });
+        let Some(down) = known_down else {
+            return Ok(Box::new(RedisBackend::open_pool(
+                self.link.clone(),
+                prefix,
+                Some(tenant.to_string()),
+            )?));
+        };
+        if !self.allow_local() {
+            return Err(Error::Backend(self.refusal("logins are refused", &down.error)));
+        }
+        let pool = RedisBackend::pool_on(self.link.clone(), prefix, Some(tenant.to_string()));
+        *lock(&pool.health) = Some(down);
+        pool.down.store(true, Ordering::Release);
+        Ok(Box::new(pool))
+    }
+
     fn status(&self, _config: &Config) -> BackendStatus {
-        let detail = format!("{} prefix '{}', node '{}'", self.location, self.settings.prefix, self.node);
+        let tenant = self.tenant.as_ref().map(|t| format!(" tenant '{t}'")).unwrap_or_default();
+        let detail = format!(
+            "{} prefix '{}'{tenant}, node '{}'",
+            self.link.location, self.link.settings.prefix, self.link.node
+        );
         let degraded = lock(&self.health).as_ref().map(|d| {
             let since = rfc3339(d.since);
             if self.allow_local() {
                 format!(
                     "redis at {} unreachable since {since}: serving {}% of each limit locally ({})",
-                    self.location, self.settings.local_share, d.error
+                    self.link.location, self.link.settings.local_share, d.error
                 )
             } else {
                 format!(
                     "redis at {} unreachable since {since}: logins are refused (on_backend_error = \"deny\"; {})",
-                    self.location, d.error
+                    self.link.location, d.error
                 )
             }
         });
@@ -1499,10 +1595,22 @@ mod tests {
         };
         let b = RedisBackend::open(&settings).expect("allow_local opens degraded");
         assert!(b.is_degraded());
-        let id = b.local_id(12345);
-        assert!(id & LOCAL_SEAT_BIT != 0 && id > (1 << 53));
-        assert_eq!(b.mem_id(id), Some(12345));
+        // Local ids: bit 47 set (Redis's sequence stays below it), nothing above it.
+        for mem in [1, 12345, LOCAL_NUMBER_MASK - b.local_offset, LOCAL_NUMBER_MASK] {
+            let id = b.local_id(mem);
+            assert!(id & LOCAL_SEAT_BIT != 0 && id <= SEAT_ID_MASK, "{id:#x}");
+            assert_eq!(b.mem_id(id), Some(mem));
+        }
         assert_eq!(b.mem_id(12345), None);
+        assert_eq!(b.mem_id(LOCAL_SEAT_BIT << 1 | 5), None, "an id with the engine's bits");
+
+        // A tenant of a pool that knows Redis is down opens degraded at once, named.
+        let config = Config::from_toml_str("[licenses.crm]\nlimit = 2\n", "t.toml").unwrap();
+        let t = b.open_tenant("acme-1").expect("a tenant opens degraded");
+        let status = t.status(&config);
+        assert!(status.degraded.is_some(), "{status:?}");
+        assert!(status.detail.contains("tenant 'acme-1'"), "{}", status.detail);
+        assert!(matches!(b.open_tenant("a/b"), Err(Error::Backend(_))));
         assert_eq!(score("+inf"), 0);
         assert_eq!(score("1790000000123456"), 1_790_000_000_123_456);
     }

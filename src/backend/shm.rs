@@ -28,7 +28,7 @@ mod region;
 pub(crate) use region::own_pid;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -45,18 +45,31 @@ use super::{
 use crate::clock::{Mono, mono_ns};
 use crate::config::{Config, ShmConfig, SlotState};
 use crate::error::{Denial, DenialReason, Error};
-use crate::types::{MAX_LICENSE_TYPES, SeatId, TypeSet};
+use crate::types::{MAX_LICENSE_TYPES, SEAT_ID_BITS, SeatId, TypeSet};
 
-/// Low bits of a seat id: the handle's record. High bits: a sequence number from the
-/// file, so an id is never given twice.
+/// A seat id is `generation << INDEX_BITS | record index`: the low 24 bits name the
+/// handle's record (capacity is at most 2^24), the next 24 the record's *generation*,
+/// which goes up by one each time the record is handed out again (kept in the record
+/// while it is free). An id is accepted only while its record is live and stores
+/// exactly that id, so a stale id (released, and its record reused) is unknown.
+///
+/// Generations run from 1 to 2^24 - 1 and then start again at 1: ids stay nonzero and
+/// below 2^48, since the engine keeps the top 16 bits for its tenant tag. The price
+/// of the wrap: a stale id could match again only after its record has been handed
+/// out 2^24 - 1 more times, and only while that later handle is held.
+///
+/// A record's first generation is the file's `first_generation` (from the clock when
+/// the file was made), and at least [`GENERATION_FLOOR`]: a handle this process got
+/// from a table that was removed and made again is not valid in the new one.
 const INDEX_BITS: u32 = 24;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+const GENERATIONS: u32 = (1 << (SEAT_ID_BITS - INDEX_BITS)) - 1;
+
+/// One past the highest generation this process handed out, in any table.
+static GENERATION_FLOOR: AtomicU32 = AtomicU32::new(1);
 /// How often a reap looks for holders whose process is gone.
 const OWNER_CHECK: Mono = 250_000_000;
 const NO_SLOT: u8 = u8::MAX;
-
-/// The next sequence number this process may use, whatever the file says.
-static SEQ_FLOOR: AtomicU64 = AtomicU64::new(0);
 
 /// One process's view of the shared type slots, for one config.
 struct SlotMap {
@@ -113,6 +126,16 @@ fn bits(set: u64) -> impl Iterator<Item = usize> {
 /// FNV-1a: the same in every process and every build, unlike a seeded hasher.
 fn name_hash(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The generation of a record handed out again after `last` (0: never handed out; it
+/// then starts where the file says, and not below `floor`).
+fn next_generation(last: u32, first: u64, floor: u32) -> u32 {
+    match last {
+        0 => ((first % u64::from(GENERATIONS)) as u32 + 1).max(floor.min(GENERATIONS)),
+        last if last >= GENERATIONS => 1,
+        last => last + 1,
+    }
 }
 
 fn put_label(dst: &mut [u8; LABEL], text: &str) -> u16 {
@@ -177,7 +200,11 @@ fn owner_gone(owner: &OwnerRec) -> bool {
 /// The shared seat table.
 pub struct ShmBackend {
     region: Region,
+    capacity: u32,
     reclaim_dead_owners: bool,
+    /// A tenant's pool ([`Backend::open_tenant`]): it follows the installation's
+    /// reloads, it does not carry them.
+    tenant: bool,
     map: ArcSwapOption<SlotMap>,
     /// This process's row in `Meta.owners`: `pid << 32 | row + 1` (0: not known yet).
     owner: AtomicU64,
@@ -186,9 +213,23 @@ pub struct ShmBackend {
 impl ShmBackend {
     /// Maps (creating when needed) the table `config` names.
     pub fn open(config: &ShmConfig) -> Result<ShmBackend, Error> {
+        ShmBackend::open_pool(config, false)
+    }
+
+    /// The file of `tenant`'s pool: `{path}@{tenant}`, next to this table's.
+    pub fn tenant_path(&self, tenant: &str) -> std::path::PathBuf {
+        let mut path = self.region.path().as_os_str().to_owned();
+        path.push("@");
+        path.push(tenant);
+        path.into()
+    }
+
+    fn open_pool(config: &ShmConfig, tenant: bool) -> Result<ShmBackend, Error> {
         let backend = ShmBackend {
             region: Region::open(&config.path, config.capacity)?,
+            capacity: config.capacity,
             reclaim_dead_owners: config.reclaim_dead_owners,
+            tenant,
             map: ArcSwapOption::empty(),
             owner: AtomicU64::new(0),
         };
@@ -636,14 +677,13 @@ impl Table<'_> {
                 i
             }
         };
-        // Ids grow in the file (every process) and in this process (across files: a
-        // handle from a table that was removed and made again is never valid again).
-        let seq = self.meta.next_seq.max(SEQ_FLOOR.load(Ordering::Relaxed));
-        self.meta.next_seq = seq + 1;
-        SEQ_FLOOR.fetch_max(seq + 1, Ordering::Relaxed);
-        let seat = seq << INDEX_BITS | i as u64;
+        let floor = GENERATION_FLOOR.load(Ordering::Relaxed);
+        let generation = next_generation(self.handles[i].generation, self.meta.first_generation, floor);
+        GENERATION_FLOOR.fetch_max((generation + 1).min(GENERATIONS), Ordering::Relaxed);
+        let seat = u64::from(generation) << INDEX_BITS | i as u64;
         let deadline = if req.lease > 0 { req.now.saturating_add(req.lease) } else { 0 };
         let h = &mut self.handles[i];
+        h.generation = generation;
         h.user = user as u32 + 1;
         h.user_types = user_types;
         h.session_types = session_types;
@@ -674,7 +714,8 @@ impl Table<'_> {
         Ok(seat)
     }
 
-    /// The live handle record of `seat`, if any.
+    /// The live handle record of `seat`, if any: the record the id names, holding
+    /// this very id (not an earlier or later generation).
     fn handle_of(&self, seat: SeatId) -> Option<usize> {
         let i = (seat & INDEX_MASK) as usize;
         (seat != 0 && self.handles.get(i).is_some_and(|h| h.seat == seat)).then_some(i)
@@ -887,7 +928,12 @@ impl Table<'_> {
     /// handle counts and the hints. Runs on a fresh file and after a process died
     /// holding the lock.
     fn recover(&mut self) {
-        self.buckets.fill(0);
+        // Buckets are written only for users; a table that never had one (a fresh
+        // file) has all of them zero still, and leaving them untouched keeps their
+        // pages unallocated: an idle tenant's table costs a few pages, not its buckets.
+        if self.meta.user_hwm != 0 {
+            self.buckets.fill(0);
+        }
         self.meta.free_user = 0;
         let mut users_used = 0;
         self.meta.user_hwm = self.user_end() as u32;
@@ -913,7 +959,7 @@ impl Table<'_> {
             }
         }
         self.meta.free_handle = 0;
-        for owner in self.meta.owners.iter_mut() {
+        for owner in self.meta.owners.iter_mut().filter(|o| o.pid != 0 || o.handles != 0) {
             owner.handles = 0;
         }
         let mut handles_used = 0;
@@ -921,10 +967,14 @@ impl Table<'_> {
         for i in (0..self.handle_end()).rev() {
             let h = &self.handles[i];
             let user = h.user.wrapping_sub(1) as usize;
+            let generation = h.seat >> INDEX_BITS;
             let live = h.seat != 0
                 && (h.seat & INDEX_MASK) as usize == i
+                && (1..=u64::from(GENERATIONS)).contains(&generation)
                 && self.users.get(user).is_some_and(|u| u.live == 1);
             if live {
+                self.handles[i].generation = generation as u32;
+                let h = &self.handles[i];
                 if h.deadline != 0 {
                     lease_hint = lease_hint.min(h.deadline);
                 }
@@ -1205,11 +1255,31 @@ impl Backend for ShmBackend {
     }
 
     fn reload_epoch(&self) -> u64 {
+        if self.tenant {
+            return 0;
+        }
         self.region.header().reload_seq.load(Ordering::Acquire)
     }
 
     fn announce_reload(&self) -> u64 {
+        if self.tenant {
+            return 0;
+        }
         self.region.header().reload_seq.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Maps `{path}@{tenant}` ([`ShmBackend::tenant_path`]) with this table's capacity
+    /// and `reclaim_dead_owners`, creating it (mode 0600) on first use and checking it
+    /// as the main file is checked: every process of the host that opens the tenant
+    /// maps the same table, with its own slot map and owner row there.
+    fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
+        super::check_tenant_name(tenant)?;
+        let config = ShmConfig {
+            path: self.tenant_path(tenant),
+            capacity: self.capacity,
+            reclaim_dead_owners: self.reclaim_dead_owners,
+        };
+        Ok(Box::new(ShmBackend::open_pool(&config, true)?))
     }
 
     fn status(&self, _config: &Config) -> BackendStatus {
@@ -1260,6 +1330,37 @@ mod tests {
         let dir =
             if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
         dir.join(format!("seatgate-unit-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn generations_wrap_within_24_bits_and_a_stale_id_stays_stale() {
+        assert_eq!(next_generation(GENERATIONS - 1, 0, 1), GENERATIONS);
+        assert_eq!(next_generation(GENERATIONS, 0, 1), 1, "wraps to 1, never 0");
+        assert_eq!(next_generation(0, u64::from(GENERATIONS) - 1, 1), GENERATIONS);
+        assert_eq!(next_generation(0, u64::from(GENERATIONS), 1), 1);
+        assert_eq!(next_generation(0, 5, 100), 100, "not below what this process handed out");
+        assert_eq!(next_generation(0, 5, u32::MAX), GENERATIONS);
+        let highest = u64::from(GENERATIONS) << INDEX_BITS | INDEX_MASK;
+        assert_eq!(highest, crate::types::SEAT_ID_MASK, "the highest id is 2^48 - 1");
+
+        let path = table_path("wrap");
+        let _ = std::fs::remove_file(&path);
+        let shm = ShmConfig { path: path.clone(), capacity: 4, reclaim_dead_owners: true };
+        let backend = ShmBackend::open(&shm).unwrap();
+        let _ = std::fs::remove_file(&path);
+        // Record 0 was handed out all but once of its generations.
+        backend.region.lock().unwrap().tables().handles[0].generation = GENERATIONS - 1;
+        let config = Config::from_toml_str("[licenses.crm]\nlimit = 2\n", "t.toml").unwrap();
+        let engine = Engine::with_backend(config, Box::new(backend));
+        let last = engine.try_acquire(&Request::new("alice", "crm")).unwrap();
+        assert_eq!(last, u64::from(GENERATIONS) << INDEX_BITS);
+        engine.release(last).unwrap();
+        let wrapped = engine.try_acquire(&Request::new("alice", "crm")).unwrap();
+        assert_eq!(wrapped, 1 << INDEX_BITS, "generation 1 of record 0");
+        // The stale id names the same record, but not this generation: unknown.
+        assert!(matches!(engine.release(last), Err(Error::UnknownSeat(_))));
+        assert_eq!(engine.usage_of("crm").unwrap().used, 1);
+        engine.release(wrapped).unwrap();
     }
 
     #[test]

@@ -412,3 +412,33 @@ fn handles_from_many_threads_are_unique() {
     }
     assert_eq!(used(&e, "s"), 0);
 }
+
+/// Every id a backend hands out is nonzero and below 2^48 (the engine's tenant tag
+/// takes the top 16 bits), and no id is handed out twice: not among handles held at
+/// once, nor when a handle's place in the table is used again and again.
+#[test]
+fn handles_are_nonzero_within_48_bits_and_never_repeat() {
+    let e = engine_with("[licenses.s]\nlimit = 1000\ncount = \"session\"\n[licenses.u]\nlimit = 50\n");
+    let within = |seat: u64| seat != 0 && seat >> seatgate::types::SEAT_ID_BITS == 0;
+    let mut seen = HashSet::new();
+    for round in 0..4 {
+        let held: Vec<u64> = (0..400)
+            .map(|i| e.try_acquire(&Request::new(&format!("user{}", i % 40), "s,u")).unwrap())
+            .collect();
+        for &seat in &held {
+            assert!(within(seat), "round {round}: {seat:#x}");
+            assert!(seen.insert(seat), "round {round}: {seat:#x} was handed out before");
+        }
+        for seat in held {
+            e.release(seat).unwrap();
+        }
+    }
+    // One place in the table, taken and given back over and over.
+    for i in 0..1_000 {
+        let seat = e.try_acquire(&Request::new("alice", "u")).unwrap();
+        assert!(within(seat), "{i}: {seat:#x}");
+        assert!(seen.insert(seat), "{i}: {seat:#x} was handed out before");
+        e.release(seat).unwrap();
+    }
+    assert_eq!((used(&e, "s"), used(&e, "u")), (0, 0));
+}

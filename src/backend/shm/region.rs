@@ -32,8 +32,9 @@ use crate::types::{MAX_LABEL_LEN, MAX_LICENSE_TYPES};
 
 /// "SEATGATE" in the first eight bytes of the file.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SEATGATE");
-/// Bumped whenever any record below changes shape.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever any record below changes shape or meaning (2: seat ids carry a
+/// per-record generation and stay below 2^48).
+pub const LAYOUT_VERSION: u32 = 2;
 /// `Header.state` once the creator has finished initialising the file.
 const READY: u32 = 0x5EA7_0001;
 
@@ -123,7 +124,10 @@ pub struct Meta {
     /// memory for the seats it held, not for its capacity.
     pub handle_hwm: u32,
     pub user_hwm: u32,
-    pub next_seq: u64,
+    /// Where a record handed out for the first time starts its generation (set from
+    /// the clock when the file is made, so that a table removed and made again does
+    /// not start its ids where the old one did).
+    pub first_generation: u64,
     /// Type names by shared slot (`len` byte, then the bytes; len 0: free).
     pub type_names: [[u8; 64]; MAX_LICENSE_TYPES],
     pub owners: [OwnerRec; OWNERS],
@@ -164,7 +168,9 @@ pub struct HandleRec {
     pub next: u32,
     /// Previous handle of the same user (index + 1; 0: first).
     pub prev: u32,
-    pub _pad0: u32,
+    /// How many times this record was handed out, wrapping (0: never): the high bits
+    /// of `seat`, kept while the record is free so its next id differs.
+    pub generation: u32,
     /// Shared slots held as `count = "user"` (one seat per user) and as
     /// `count = "session"` (one seat per handle).
     pub user_types: u64,
@@ -235,12 +241,13 @@ impl Layout {
     }
 }
 
-/// A mapped table. Unmapped on drop; the file stays for the other processes.
+/// A mapped table. Unmapped on drop; the file stays for the other processes. It holds
+/// no file descriptor (the mapping outlives it), so a process may map thousands of
+/// tenants' tables without running out of descriptors.
 pub struct Region {
     base: *mut u8,
     layout: Layout,
     path: PathBuf,
-    _file: File,
 }
 
 // SAFETY: the mapping is shared memory meant for concurrent use: the header and the
@@ -279,16 +286,14 @@ impl Region {
         // opener initialises again (state is not READY).
         rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| backend_error(path, "cannot lock it", e))?;
-        let result = Region::map_locked(file, path, capacity);
-        // The lock goes with the descriptor's last close if mapping failed; unlock
-        // explicitly on success so other openers proceed at once.
-        if let Ok(region) = &result {
-            let _ = rustix::fs::flock(&region._file, rustix::fs::FlockOperation::Unlock);
-        }
+        let result = Region::map_locked(&file, path, capacity);
+        // Unlock explicitly: the mapping keeps the open file (and so its lock) alive
+        // after the descriptor is closed. On failure the mapping is gone already.
+        let _ = rustix::fs::flock(&file, rustix::fs::FlockOperation::Unlock);
         result
     }
 
-    fn map_locked(file: File, path: &Path, capacity: u32) -> Result<Region, Error> {
+    fn map_locked(file: &File, path: &Path, capacity: u32) -> Result<Region, Error> {
         let layout = Layout::new(capacity);
         let size = file.metadata().map_err(|e| backend_error(path, "cannot stat it", e))?.len();
         let not_ours = || {
@@ -303,7 +308,7 @@ impl Region {
             true
         } else {
             let mut head = [0u8; 16];
-            std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).map_err(|_| not_ours())?;
+            std::os::unix::fs::FileExt::read_exact_at(file, &mut head, 0).map_err(|_| not_ours())?;
             let magic = u64::from_le_bytes(head[0..8].try_into().unwrap_or_default());
             let state = u32::from_le_bytes(head[12..16].try_into().unwrap_or_default());
             if magic != MAGIC && magic != 0 {
@@ -340,7 +345,7 @@ impl Region {
         Ok(region)
     }
 
-    fn map(file: File, path: &Path, layout: Layout) -> Result<Region, Error> {
+    fn map(file: &File, path: &Path, layout: Layout) -> Result<Region, Error> {
         // SAFETY: a fresh shared mapping of `layout.len` bytes of an open file at least
         // that long; nothing else in this process aliases it.
         let base = unsafe {
@@ -356,7 +361,7 @@ impl Region {
         if base == libc::MAP_FAILED {
             return Err(backend_error(path, "cannot map it", std::io::Error::last_os_error()));
         }
-        Ok(Region { base: base.cast(), layout, path: path.to_path_buf(), _file: file })
+        Ok(Region { base: base.cast(), layout, path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -431,9 +436,9 @@ impl Region {
         // SAFETY: nobody else can hold a view yet (file lock held, not READY).
         let meta = unsafe { &mut *self.base.add(l.meta).cast::<Meta>() };
         meta.needs_recovery = 1;
-        // Handle ids from a new file must not repeat an old file's: start the sequence
-        // from the clock (seconds, so it stays far below 2^40).
-        meta.next_seq = 1 + (now_ms / 1000) * 1024;
+        // Handle ids from a new file should not repeat an old file's: records start
+        // their generations from the clock (seconds).
+        meta.first_generation = now_ms / 1000;
         h.magic.store(MAGIC, Ordering::Relaxed);
         h.state.store(READY, Ordering::Release);
         Ok(())
