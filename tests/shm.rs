@@ -243,10 +243,10 @@ fn a_tenants_pool_is_its_own_checked_file_next_to_the_main_one_shared_by_every_o
     let first = ShmBackend::open(&shm).unwrap();
     let second = ShmBackend::open(&shm).unwrap();
     assert_eq!(first.tenant_path("A"), tenant_a.0);
-    let a1 = Engine::with_backend(config(), first.open_tenant("A").unwrap());
-    let a2 = Engine::with_backend(config(), second.open_tenant("A").unwrap());
-    let b = Engine::with_backend(config(), second.open_tenant("B").unwrap());
-    let main = Engine::with_backend(config(), Box::new(first));
+    let a1 = Engine::with_backend(config(), first.open_tenant("A").unwrap()).unwrap();
+    let a2 = Engine::with_backend(config(), second.open_tenant("A").unwrap()).unwrap();
+    let b = Engine::with_backend(config(), second.open_tenant("B").unwrap()).unwrap();
+    let main = Engine::with_backend(config(), Box::new(first)).unwrap();
 
     // The files: next to the main one, private, and only a few pages of them in use.
     for path in [&tenant_a.0, &tenant_b.0] {

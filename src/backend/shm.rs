@@ -1351,7 +1351,7 @@ mod tests {
         // Record 0 was handed out all but once of its generations.
         backend.region.lock().unwrap().tables().handles[0].generation = GENERATIONS - 1;
         let config = Config::from_toml_str("[licenses.crm]\nlimit = 2\n", "t.toml").unwrap();
-        let engine = Engine::with_backend(config, Box::new(backend));
+        let engine = Engine::with_backend(config, Box::new(backend)).unwrap();
         let last = engine.try_acquire(&Request::new("alice", "crm")).unwrap();
         assert_eq!(last, u64::from(GENERATIONS) << INDEX_BITS);
         engine.release(last).unwrap();

@@ -24,6 +24,7 @@ linger = "60s"
 
 fn engine_on(backend: Box<dyn Backend>, clock: &Arc<ManualClock>) -> Engine {
     Engine::with_backend(Config::from_toml_str(POOL, "tenants.toml").expect("valid config"), backend)
+        .expect("engine opens")
         .with_clock(clock.clone())
 }
 
