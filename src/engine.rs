@@ -1799,7 +1799,8 @@ fn explain_denial(
                 })
                 .collect();
             let used = backend.used(config, pool.base);
-            if others.is_empty() {
+            // Read after the refusal: if the type has filled meanwhile, it is full.
+            if others.is_empty() || used >= base.limit {
                 Denial::limit(base.name.clone(), used.max(base.limit), base.limit)
             } else {
                 Denial {

@@ -533,6 +533,19 @@ unsafe fn c_str_opt<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<Op
     if ptr.is_null() { Ok(None) } else { unsafe { c_str(ptr, what, max).map(Some) } }
 }
 
+/// A tenant argument: NULL and "" both mean the default tenant.
+///
+/// # Safety
+/// As for [`c_str`].
+unsafe fn c_tenant<'a>(ptr: *const c_char, what: &str) -> Result<Option<&'a str>, i32> {
+    // SAFETY: the caller's promise, passed on; a non-NULL pointer is readable for
+    // at least its first byte.
+    if ptr.is_null() || unsafe { *ptr } == 0 {
+        return Ok(None);
+    }
+    unsafe { c_str(ptr, what, LICENSE_MAX_NAME_LEN).map(Some) }
+}
+
 /// Copies `text` into a caller buffer: the `(buf, len, needed)` convention.
 ///
 /// # Safety
@@ -1090,14 +1103,8 @@ pub unsafe extern "C" fn license_try_acquire_ex(
                 LICENSE_MAX_LABEL_LEN,
             )
         });
-        let tenant = try_c!(unsafe {
-            c_str_opt(
-                field(std::mem::offset_of!(license_request, tenant)),
-                "req->tenant",
-                LICENSE_MAX_NAME_LEN,
-            )
-        })
-        .filter(|t| !t.is_empty());
+        let tenant =
+            try_c!(unsafe { c_tenant(field(std::mem::offset_of!(license_request, tenant)), "req->tenant") });
         let request = Request { user, profiles, extension, session, tenant };
         acquire(&request, seat_out, denial_out)
     })
@@ -1404,8 +1411,7 @@ pub unsafe extern "C" fn license_set_limit(
     limit: i64,
 ) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        let tenant =
-            try_c!(unsafe { c_str_opt(tenant, "tenant", LICENSE_MAX_NAME_LEN) }).filter(|t| !t.is_empty());
+        let tenant = try_c!(unsafe { c_tenant(tenant, "tenant") });
         let name = try_c!(unsafe { c_str(license_type, "license_type", LICENSE_MAX_NAME_LEN) });
         let limit = match limit {
             n if n < 0 => None,
@@ -1437,8 +1443,7 @@ pub unsafe extern "C" fn license_usage_in(
     limit_out: *mut u32,
 ) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        let tenant =
-            try_c!(unsafe { c_str_opt(tenant, "tenant", LICENSE_MAX_NAME_LEN) }).filter(|t| !t.is_empty());
+        let tenant = try_c!(unsafe { c_tenant(tenant, "tenant") });
         let name = try_c!(unsafe { c_str(license_type, "license_type", LICENSE_MAX_NAME_LEN) });
         if used_out.is_null() || limit_out.is_null() {
             return fail(
@@ -1682,6 +1687,9 @@ unsafe fn report_in(
             format!("unknown report format {format}: use LICENSE_REPORT_TEXT or LICENSE_REPORT_JSON"),
         );
     };
+    if buf.is_null() && len > 0 {
+        return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "buf is NULL but len is not 0");
+    }
     // Render outside the engine guard: only the snapshot needs the engine.
     let mut text = None;
     let code = with_engine(|engine| {
