@@ -17,7 +17,7 @@ VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-
 # owns, including what the library writes into C buffers (memcpy is intercepted).
 ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
-C_TESTS := test_basic test_bad_input test_stress test_lifecycle test_multiprocess
+C_TESTS := test_basic test_bad_input test_stress test_lifecycle test_multiprocess test_policy
 C_SRC   := $(wildcard c-tests/*.h)
 # Tests and the bench that need a server get a private redis-server on a free port.
 WITH_REDIS := scripts/with-redis.sh
@@ -61,8 +61,9 @@ test: deps test-rust test-c
 test-rust:
 	$(CARGO) test --quiet
 
+# test_policy signs a license with the seatgate command that `make lib` builds.
 test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/asan/,$(C_TESTS))
-	@set -e; for t in $(C_TESTS); do \
+	@set -e; export SEATGATE_CLI=$(abspath $(RELEASE))/seatgate; for t in $(C_TESTS); do \
 	  echo "== $$t (plain)"; $(WITH_REDIS) $(BUILD)/c-tests/$$t; \
 	  echo "== $$t (AddressSanitizer)"; ASAN_OPTIONS=detect_leaks=1 $(WITH_REDIS) $(BUILD)/c-tests/asan/$$t; \
 	  echo "== $$t (valgrind)"; SEATGATE_TEST_QUICK=1 $(WITH_REDIS) $(VALGRIND) $(BUILD)/c-tests/$$t; \

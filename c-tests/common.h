@@ -94,6 +94,11 @@ static inline const char *tc_code_name(int32_t code) {
     case LICENSE_ERR_UNKNOWN_USER: return "LICENSE_ERR_UNKNOWN_USER";
     case LICENSE_ERR_BACKEND: return "LICENSE_ERR_BACKEND";
     case LICENSE_ERR_TABLE_FULL: return "LICENSE_ERR_TABLE_FULL";
+    case LICENSE_ERR_EXPIRED: return "LICENSE_ERR_EXPIRED";
+    case LICENSE_ERR_UNKNOWN_TENANT: return "LICENSE_ERR_UNKNOWN_TENANT";
+    case LICENSE_ERR_EMERGENCY_UNAVAILABLE: return "LICENSE_ERR_EMERGENCY_UNAVAILABLE";
+    case LICENSE_ERR_STATE: return "LICENSE_ERR_STATE";
+    case LICENSE_ERR_LICENSE_FILE: return "LICENSE_ERR_LICENSE_FILE";
     default: return "(not a license_status)";
     }
 }
