@@ -75,6 +75,7 @@ $(BUILD)/bench/bench: bench/bench.c include/seatgate.h lib | $(BUILD)/bench
 
 bench: deps $(BUILD)/bench/bench
 	$(WITH_REDIS) $(BUILD)/bench/bench
+	$(CARGO) run --release --quiet --example tenant_cost
 
 clean:
 	$(CARGO) clean
