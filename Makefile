@@ -52,8 +52,9 @@ $(BUILD)/c-tests/asan/%: c-tests/%.c $(C_SRC) include/seatgate.h lib | $(BUILD)/
 $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 	mkdir -p $@
 
+# The demo runs the seatgate command (built by `lib`) to sign a vendor license.
 demo: deps $(BUILD)/pbx_login
-	$(BUILD)/pbx_login examples/seats.toml
+	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
 test: deps test-rust test-c
 	@echo "make test: all tests passed"
