@@ -46,7 +46,10 @@ fn main() {
     let opened = rss();
     let default_ns = pair_ns(&engine, None, 200_000);
     let tenant_ns = pair_ns(&engine, Some("t42"), 200_000);
-    println!("tenants: {TENANTS} declared, config parsed and engine built in {:.0} ms", load.as_secs_f64() * 1e3);
+    println!(
+        "tenants: {TENANTS} declared, config parsed and engine built in {:.0} ms",
+        load.as_secs_f64() * 1e3
+    );
     println!(
         "memory: {:.0} bytes per declared tenant, {:.0} bytes more per tenant with an open (memory) pool",
         declared.saturating_sub(before) as f64 / TENANTS as f64,

@@ -233,6 +233,12 @@ enum license_denial_reason
    * `used`/`limit` are the cap's.
    */
   LICENSE_DENIAL_CAPPED = 5,
+  /**
+   * The type, or the whole license, passed its `valid_until`: the acquire returned
+   * `LICENSE_ERR_EXPIRED` (`license_type` names the type; empty when the whole
+   * license ended; `used` and `limit` are 0).
+   */
+  LICENSE_DENIAL_EXPIRED = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -394,11 +400,13 @@ typedef struct license_event {
    */
   uint32_t reason;
   /**
-   * The license type; NULL for RELOADED.
+   * The license type; NULL for RELOADED, EMERGENCY_STARTED, EMERGENCY_ENDED and
+   * for a WARNING or EXPIRED event about the whole license or support.
    */
   const char *license_type;
   /**
-   * The user; NULL for THRESHOLD and RELOADED events.
+   * The user; NULL for THRESHOLD, RELOADED and the policy events (WARNING,
+   * EXPIRED, EMERGENCY_*, LIMIT_CHANGED).
    */
   const char *user;
   /**
@@ -577,6 +585,11 @@ extern "C" {
  *   the library stays uninitialized;
  * - `LICENSE_ERR_ALREADY_INITIALIZED` if already initialized (call
  *   `license_shutdown` first);
+ * - `LICENSE_ERR_STATE` if the config has `[emergency]` and its `state_dir` is
+ *   missing or holds a corrupt state file (`license_last_error` names it);
+ * - `LICENSE_ERR_LICENSE_FILE` if the config's `license_file` is unreadable,
+ *   tampered with, signed by a key not trusted (see `license_trust_key`) or expired;
+ * - `LICENSE_ERR_BACKEND` (see "Backend errors" below);
  * - `LICENSE_ERR_INTERNAL` on an internal error.
  *
  * Thread safety: safe from any thread; concurrent inits are serialised and only one
@@ -644,8 +657,12 @@ void license_shutdown(void);
  * THRESHOLD event for each type the new limit or `alert_at` moved across its
  * threshold); `LICENSE_ERR_CONFIG` with `file:line:column: problem` in
  * `license_last_error` (or `file: cannot read config file: ...` when the file cannot
- * be read), and the running configuration untouched; `LICENSE_ERR_INVALID_ARGUMENT` for an
- * empty or over-long path; `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`.
+ * be read), and the running configuration untouched; `LICENSE_ERR_STATE` or
+ * `LICENSE_ERR_LICENSE_FILE` as for `license_init` (the state file and the signed
+ * license are read again with the config; the running ones stay on error);
+ * `LICENSE_ERR_INVALID_ARGUMENT` for an empty or over-long path;
+ * `LICENSE_ERR_NOT_INITIALIZED`; `LICENSE_ERR_INTERNAL`. Limits set with
+ * `license_set_limit` are kept.
  *
  * Thread safety: safe from any thread, concurrently with acquires and releases,
  * which never wait for it. Reloads are serialised with each other. It may be called
@@ -708,7 +725,15 @@ int32_t license_set_event_callback(license_event_callback callback,
  *   `license_last_error` says `license type 'chat' is full (0/0)`
  *   (`license_try_acquire_ex` also gives it as a struct). When several types are
  *   full, a type with limit 0 is named first (it can never be had), otherwise the
- *   first full type in config-file order;
+ *   first full type in config-file order. Reservations and caps refuse with this
+ *   code too, the reason being `LICENSE_DENIAL_RESERVED` ("... reserved for profile
+ *   'support'") or `LICENSE_DENIAL_CAPPED` ("profile 'sales' is capped at 3
+ *   'callcenter' seats");
+ * - `LICENSE_ERR_EXPIRED`: a type of the request (or the whole license) passed its
+ *   `valid_until`; nothing was taken, and `license_last_error` names it and the date;
+ * - `LICENSE_ERR_UNKNOWN_TENANT`: `license_request.tenant` names no known tenant;
+ * - `LICENSE_ERR_BACKEND`, `LICENSE_ERR_TABLE_FULL`: the shared table or Redis
+ *   could not take the seat (see `license_init`);
  * - `LICENSE_ERR_REQUIREMENT_MISSING`: a type in the request requires a type
  *   (`requires = [...]`) that the user neither holds nor requests; nothing was
  *   taken, and `license_last_error` names both;

@@ -1822,6 +1822,15 @@ impl Config {
         c.id = NEXT_VIEW.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         c.tenant = inputs.tenant.map(|t| t.name.clone());
         if let Some(own) = inputs.tenant.and_then(|t| t.profiles.clone()) {
+            // A reservation for a profile this tenant does not have would keep seats
+            // nobody here can take: it holds none in this tenant.
+            for l in &mut c.licenses {
+                if let Some(Pool { kind: PoolKind::Reserve { profile, seats }, .. }) = &mut l.pool
+                    && own.resolve(profile).is_none()
+                {
+                    *seats = 0;
+                }
+            }
             c.profiles = own;
         }
         let emergency_types = self.emergency.as_ref().map_or(TypeSet::EMPTY, |e| e.types);

@@ -513,7 +513,22 @@ impl Engine {
         let own_reserves = types.intersect(config.reserve_types());
         let expired = types.intersect(TypeSet::from_bits(self.expired.load(Ordering::Relaxed)));
         if !expired.is_empty() {
-            return Err(self.expired_error(config, expired));
+            // A refusal like any other: counted against the type, and heard.
+            let error = self.expired_error(config, expired);
+            if let Some(slot) = expired.iter().find(|&s| !config.licenses[s].is_pool()) {
+                let l = &config.licenses[slot];
+                let denial = Denial {
+                    license: l.name.clone(),
+                    used: backend.used(config, slot),
+                    limit: l.limit,
+                    reason: DenialReason::Expired,
+                    requires: None,
+                    profile: None,
+                };
+                backend.count_denial(config, slot);
+                self.publish(config, &Changes::default(), Op::Denied { req, denial: &denial });
+            }
+            return Err(error);
         }
         let mut seat_request = SeatRequest {
             user: req.user,
@@ -1039,8 +1054,9 @@ impl Engine {
             return v.config.clone();
         }
         let base = self.base.load_full();
-        let config =
-            Arc::new(self.view_of(&base, Some(&pool.name), self.emergency_seats.load(Ordering::Relaxed)));
+        // Emergency seats are the installation's license, not a tenant's: they go to
+        // the default pool only.
+        let config = Arc::new(self.view_of(&base, Some(&pool.name), 0));
         pool.view.store(Some(Arc::new(TenantView { generation, config: config.clone() })));
         config
     }
@@ -1290,10 +1306,10 @@ impl Engine {
             ));
         }
         let mut in_force = Vec::new();
-        for (key, message) in &verdict.warnings {
+        for (key, message, slot) in &verdict.warnings {
             in_force.push(message.clone());
             if p.warned.insert(key.clone()) {
-                notices.push((EventKind::Warning, None, message.clone()));
+                notices.push((EventKind::Warning, *slot, message.clone()));
             }
         }
         p.warnings = in_force;
@@ -1309,7 +1325,8 @@ impl Engine {
             self.publish(&view, &Changes::default(), Op::Notice { kind: *kind, slot: *slot, detail });
         }
         if close && let Some(e) = &base.emergency {
-            self.shed_everywhere(e.types, ReleaseWhy::EmergencyExpired);
+            let view = self.config.load_full();
+            self.shed(&*self.backend, &view, 0, e.types, ReleaseWhy::EmergencyExpired);
         }
         if !verdict.revoke.is_empty() {
             self.shed_everywhere(verdict.revoke, ReleaseWhy::LicenseExpired);

@@ -25,6 +25,8 @@ pub enum DenialReason {
     /// The request's profile is capped at a number of seats of the type
     /// (`cap = { ... }` of a profile), and its members hold them all.
     Capped,
+    /// The type (or the whole license) passed its `valid_until` date.
+    Expired,
 }
 
 impl DenialReason {
@@ -37,6 +39,7 @@ impl DenialReason {
             DenialReason::MissingRequirement => "missing_requirement",
             DenialReason::Reserved => "reserved",
             DenialReason::Capped => "capped",
+            DenialReason::Expired => "expired",
         }
     }
 }
@@ -99,6 +102,7 @@ impl fmt::Display for Denial {
                 "profile '{}' is capped at {limit} '{name}' seats ({used} in use by its members)",
                 self.profile.as_deref().unwrap_or("?")
             ),
+            DenialReason::Expired => write!(f, "license type '{name}' expired: new logins are refused"),
         }
     }
 }

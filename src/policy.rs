@@ -216,8 +216,9 @@ pub struct Verdict {
     pub revoke: TypeSet,
     /// The next instant (Unix seconds) at which the verdict may change.
     pub next_change: i64,
-    /// Warnings due now, each with a stable key so it is sent once.
-    pub warnings: Vec<(String, String)>,
+    /// Warnings due now, each with a stable key so it is sent once, and the type it
+    /// is about (`None`: the whole license, support, the emergency window).
+    pub warnings: Vec<(String, String, Option<usize>)>,
 }
 
 /// The policy's verdict at `now` for a config (the types of the file).
@@ -271,6 +272,7 @@ pub fn evaluate(
                             "the license ends on {}, in {days} days: renew it before new logins are refused",
                             e.date
                         ),
+                        None,
                     ));
                 }
             } else {
@@ -280,6 +282,7 @@ pub fn evaluate(
                         "license type '{}' ends on {}, in {days} days: renew it before new logins are refused",
                         l.name, e.date
                     ),
+                    Some(slot),
                 ));
             }
         }
@@ -290,10 +293,15 @@ pub fn evaluate(
             v.warnings.push((
                 format!("support-ended:{s}"),
                 format!("support ended on {s}: nothing is blocked, but updates and help need a new support subscription"),
+                None,
             ));
         } else if now >= end.saturating_sub(warn) {
             let days = s.days_since_epoch() - today;
-            v.warnings.push((format!("support-ends:{s}"), format!("support ends on {s}, in {days} days")));
+            v.warnings.push((
+                format!("support-ends:{s}"),
+                format!("support ends on {s}, in {days} days"),
+                None,
+            ));
         }
     }
     if let (true, Some(end)) = (emergency.open_at(now), emergency.ends_at)
@@ -305,6 +313,7 @@ pub fn evaluate(
             format!(
                 "the emergency window ends in {hours} hours: holders beyond the permanent limit will then be released"
             ),
+            None,
         ));
     }
     v

@@ -691,7 +691,9 @@ impl Report {
             );
             for t in &self.tenants {
                 let cells: Vec<String> = t.licenses.iter().map(|(n, u, l)| format!("{n} {u}/{l}")).collect();
-                let _ = writeln!(out, "  {:<20}  {}  ({} handles)", t.tenant, cells.join("  "), t.holders);
+                let handles =
+                    if t.holders == 1 { "1 handle".to_string() } else { format!("{} handles", t.holders) };
+                let _ = writeln!(out, "  {:<20}  {}  ({handles})", t.tenant, cells.join("  "));
             }
         }
         if let Some(a) = &self.audit {

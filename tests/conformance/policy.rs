@@ -194,6 +194,10 @@ fn expiry_deny_new_keeps_holders_and_refuses_new_logins() {
     assert_eq!(used(&e, "chat").0, 1, "the holder keeps the seat");
     e.try_acquire(&Request::new("b", "users")).unwrap();
     assert_eq!(of_kind(&log, EventKind::Expired).len(), 1);
+    let denied = of_kind(&log, EventKind::Denied);
+    assert_eq!(denied.len(), 1, "an expired refusal is heard like any other");
+    assert_eq!((denied[0].license.as_deref(), denied[0].denial), (Some("chat"), Some(DenialReason::Expired)));
+    assert_eq!(e.usage_of("chat").unwrap().stats.denied, 1);
     let report = e.report(Page::ALL);
     assert!(report.licenses[1].expired, "{:?}", report.licenses[1]);
     assert!(report.to_text().contains("EXPIRED 2026-11-30"), "{}", report.to_text());
@@ -584,4 +588,32 @@ fn a_tampered_untrusted_or_expired_license_is_refused() {
         Err(Error::LicenseFile(m)) => assert!(m.contains("missing.license"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_tenant_with_its_own_profiles_keeps_no_seats_for_profiles_it_lacks_and_gets_no_emergency_seats() {
+    let dir = state_dir("tenantrules");
+    let text = format!(
+        "{}state_dir = \"{}\"\n[emergency]\nseats = 2\ntypes = [\"callcenter\"]\n[tenants.solo]\nlicenses = {{ callcenter = 2 }}\n[tenants.solo.profiles.desk]\nconsumes = [\"users\", \"callcenter\"]\n[tenants.shared]\n",
+        "",
+        dir.display()
+    );
+    let text = format!("{text}{}", TEAMS);
+    let clock = Arc::new(ManualClock::at_unix(NOW));
+    let e = open(&text, &clock);
+    // "support" reserves 2 globally; "solo" has no support profile, so both of its
+    // seats are for its own desk profile.
+    e.try_acquire(&Request::new("a", "desk").tenant("solo")).unwrap();
+    e.try_acquire(&Request::new("b", "desk").tenant("solo")).unwrap();
+    // A tenant that inherits the profiles keeps the reservation.
+    e.try_acquire(&Request::new("a", "backoffice").tenant("shared")).unwrap();
+    assert!(matches!(
+        e.try_acquire(&Request::new("b", "backoffice").tenant("shared")),
+        Err(Error::LimitReached(d)) if d.reason == DenialReason::Reserved
+    ));
+    // The emergency window is the installation's: the default pool grows, tenants do not.
+    e.emergency_activate().unwrap();
+    assert_eq!(used(&e, "callcenter").1, 5);
+    assert_eq!(e.usage_in(Some("solo"), "callcenter").unwrap().limit, 2);
+    assert_eq!(e.usage_in(Some("shared"), "callcenter").unwrap().limit, 3);
 }
