@@ -627,3 +627,147 @@ fn allow_local_under_load_never_exceeds_the_share_and_reconciles_the_counts() {
     }
     assert_eq!((used(&nodes[0], "agent"), used(&nodes[1], "agent")), (0, 0));
 }
+
+/// Tenants' pools on one server: one client and one set of connections for all of
+/// them, keys under `{prefix}:tenant:<name>`, and each pool's own seats, holders and
+/// shutdown, also across nodes.
+#[test]
+fn tenant_pools_share_the_connections_and_keep_their_keys_apart() {
+    use seatgate::backend::Backend;
+
+    let server = RedisServer::start();
+    let prefix = unique_prefix("tenants");
+    let config = || Config::from_toml_str(SHARED, "t.toml").unwrap();
+    let main_a = RedisBackend::open(&node_settings(&server.url(), &prefix, "pbx-a")).unwrap();
+    let main_b = RedisBackend::open(&node_settings(&server.url(), &prefix, "pbx-b")).unwrap();
+    let clients_before: u64 = info_field(&server, "clients", "connected_clients");
+
+    // Forty tenants of node A, each used once: no connection of their own.
+    let tenants: Vec<Engine> = (0..40)
+        .map(|i| Engine::with_backend(config(), main_a.open_tenant(&format!("t{i}")).unwrap()))
+        .collect();
+    let seats: Vec<u64> =
+        tenants.iter().map(|e| e.try_acquire(&Request::new("alice", "team")).unwrap()).collect();
+    let clients = info_field(&server, "clients", "connected_clients");
+    assert!(clients <= clients_before + 2, "{clients_before} connections before, {clients} with 40 tenants");
+    for (e, seat) in tenants.iter().zip(&seats) {
+        assert!(*seat != 0 && *seat < LOCAL_SEAT_BIT, "{seat:#x}");
+        assert_eq!((used(e, "pool"), used(e, "calls")), (1, 1));
+    }
+
+    // The keys: each tenant's under its own prefix, nothing in the main pool's.
+    let key = |rest: &str| format!("{{{prefix}}}:{rest}");
+    assert_eq!(server.command(&["HGET", &key("tenant:t7:t:pool"), "used"]), "1");
+    assert_eq!(server.command(&["EXISTS", &key("tenant:t7:epoch")]), "1");
+    assert_eq!(server.command(&["EXISTS", &key("t:pool")]), "0");
+    assert_eq!(server.command(&["ZCARD", &key("tenant:t7:handles")]), "1");
+
+    // Node B opens tenant t7 too: the same pool, with both nodes' holders.
+    let b7 = Engine::with_backend(config(), main_b.open_tenant("t7").unwrap());
+    assert_eq!(used(&b7, "pool"), 1);
+    b7.try_acquire(&Request::new("bob", "pool")).unwrap();
+    assert_eq!(used(&tenants[7], "pool"), 2);
+    assert_eq!(tenants[7].report(Page::ALL).holders.len(), 2);
+    // A shutdown of B's tenant pool gives back B's handles only, in t7 only.
+    assert_eq!(b7.release_all(), 1);
+    assert_eq!((used(&tenants[7], "pool"), used(&tenants[8], "pool")), (1, 1));
+    let main = Engine::with_backend(config(), Box::new(main_a));
+    assert_eq!(used(&main, "pool"), 0);
+    assert!(main.report(Page::ALL).holders.is_empty());
+    for e in &tenants {
+        assert_eq!(e.release_all(), 1);
+    }
+}
+
+/// Seat ids from the Redis sequence stay below 2^47 (local handles use bit 47, the
+/// engine the 16 above): a sequence at the end refuses logins clearly, taking nothing.
+#[test]
+fn the_id_sequence_stays_below_2_pow_47_and_refuses_clearly_at_its_end() {
+    let server = RedisServer::start();
+    let prefix = unique_prefix("idspace");
+    let e = engine(SHARED, &node_settings(&server.url(), &prefix, "pbx-1"));
+    let seq_key = format!("{{{prefix}}}:seq");
+    let start: u64 = server.command(&["GET", &seq_key]).parse().expect("a new data set starts the sequence");
+    assert!(start > 0 && start < 1 << 46, "starts at {start}: 64 per millisecond since 2024");
+
+    server.command(&["SET", &seq_key, &((1u64 << 47) - 2).to_string()]);
+    let last = e.try_acquire(&Request::new("alice", "team")).unwrap();
+    assert_eq!(last, (1 << 47) - 1, "the highest id the sequence hands out");
+    match e.try_acquire(&Request::new("bob", "team")) {
+        Err(Error::Backend(msg)) => {
+            assert!(msg.contains(&seq_key) && msg.contains("past 2^47 - 1"), "{msg}");
+        }
+        other => panic!("expected a clear refusal, got {other:?}"),
+    }
+    assert_eq!((used(&e, "pool"), used(&e, "calls")), (1, 1), "the refused login took nothing");
+    assert!(e.report(Page::ALL).degraded.is_none(), "Redis is fine: not degraded");
+    e.release(last).unwrap();
+    // The way out the message gives.
+    server.command(&["SET", &seq_key, "0"]);
+    assert_eq!(e.try_acquire(&Request::new("bob", "team")).unwrap(), 1);
+}
+
+fn info_field(server: &RedisServer, section: &str, field: &str) -> u64 {
+    server
+        .command(&["INFO", section])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+}
+
+/// A tenant's pool under `allow_local`: its own local share while Redis is down, local
+/// ids within the backend's bits, and its own reconcile when Redis is back.
+#[test]
+fn a_tenant_pool_serves_its_own_local_share_and_reconciles_on_its_own() {
+    use seatgate::backend::Backend;
+
+    let mut server = RedisServer::start();
+    let prefix = unique_prefix("tenant-local");
+    let config = || Config::from_toml_str(POOL, "t.toml").unwrap();
+    let main = RedisBackend::open(&failing_settings(
+        &server.url(),
+        &prefix,
+        "pbx-a",
+        OnBackendError::AllowLocal,
+        50,
+    ))
+    .unwrap();
+    let tenant = Engine::with_backend(config(), main.open_tenant("acme").unwrap());
+    let main = Engine::with_backend(config(), Box::new(main));
+    let kept = tenant.try_acquire(&Request::new("t1", "agent")).unwrap();
+    server.stop();
+
+    // Each pool has a local share of its own: 50 % of 4.
+    let mut local = Vec::new();
+    for user in ["t2", "t3"] {
+        let seat = tenant.try_acquire(&Request::new(user, "agent")).unwrap();
+        assert!(seat & LOCAL_SEAT_BIT != 0 && seat >> 48 == 0, "a local id: {seat:#x}");
+        local.push(seat);
+    }
+    assert!(tenant.try_acquire(&Request::new("t4", "agent")).is_err(), "over the tenant's share");
+    for user in ["m1", "m2"] {
+        main.try_acquire(&Request::new(user, "agent")).unwrap();
+    }
+    assert!(tenant.report(Page::ALL).degraded.is_some());
+    assert!(tenant.report(Page::ALL).backend_detail.contains("tenant 'acme'"));
+
+    server.restart(); // empty
+    std::thread::sleep(Duration::from_millis(150));
+    wait_recovered(&tenant);
+    // The tenant's Redis handle came back, and its local ones moved, under their ids.
+    assert_eq!(used(&tenant, "agent"), 3);
+    let held: HashSet<u64> =
+        tenant.report(Page::ALL).holders.iter().flat_map(|h| h.seats.iter().map(|s| s.seat)).collect();
+    assert_eq!(held, HashSet::from([kept, local[0], local[1]]));
+    assert_eq!(server.command(&["HGET", &format!("{{{prefix}}}:tenant:acme:t:agent"), "used"]), "3");
+    // The main pool reconciles its own handles, into its own keys.
+    assert!(main.report(Page::ALL).degraded.is_some(), "not reconciled by the tenant's recovery");
+    wait_recovered(&main);
+    assert_eq!((used(&main, "agent"), used(&tenant, "agent")), (2, 3));
+    for seat in local {
+        tenant.release(seat).unwrap();
+    }
+    assert_eq!(tenant.release_all(), 1);
+    assert_eq!(main.release_all(), 2);
+}

@@ -304,7 +304,7 @@ impl MemoryBackend {
 
     /// An empty table for one tenant of a hosted installation, where thousands of such
     /// tables may live in one process, most of them idle: its maps have
-    /// [`TENANT_SHARDS`] shards instead of dashmap's default of four per core rounded
+    /// 4 shards (`TENANT_SHARDS`) instead of dashmap's default of four per core rounded
     /// up to a power of two (each shard is a 128-byte padded lock: 64 per map on 16
     /// cores). Measured by `tests/tenant_memory.rs` (counting allocator, 10,000 tables):
     /// 1,280 heap bytes for an empty one (the struct and 2 x 4 shards), 3,048 once it

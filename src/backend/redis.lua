@@ -41,9 +41,10 @@ if OP == 'hello' then
   local t = redis.call('TIME')
   if redis.call('SET', K_EPOCH, EPOCH, 'NX') then
     -- A new data set: ids start above anything an earlier one could have issued
-    -- (65536 per second of its life, counted from 2024), so no handle a host still
-    -- holds is reissued; and below 2^47 until the year 2092.
-    local base = math.max(tonumber(t[1]) - 1704067200, 0) * 65536
+    -- (64 per millisecond of its life, counted from 2024), so no handle a host still
+    -- holds is reissued; and below 2^47 until the year 2093.
+    local ms = (tonumber(t[1]) - 1704067200) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local base = math.max(ms, 0) * 64
     local seq = tonumber(redis.call('GET', K_SEQ) or '0') or 0
     if seq < base then
       redis.call('SET', K_SEQ, num(base))
