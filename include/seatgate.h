@@ -454,8 +454,11 @@ typedef void (*license_event_callback)(void *user_data,
                                        const struct license_event *event);
 
 /**
- * Seat handle returned by the acquire functions. Never 0; never reused while the
- * library is loaded.
+ * Seat handle returned by the acquire functions. Never 0. The low 48 bits are the
+ * handle in its pool, the high 16 bits the tenant (0: the default tenant), so any
+ * function taking a handle finds its tenant by itself. A handle is not given again
+ * until its pool has issued 2^48 - 1 more (shm: until its record was reused 2^24 - 1
+ * times), so a stale handle never frees someone else's seat in practice.
  */
 typedef uint64_t license_seat;
 

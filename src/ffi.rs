@@ -376,8 +376,11 @@ pub struct license_denial {
     pub profile: [c_char; 128],
 }
 
-/// Seat handle returned by the acquire functions. Never 0; never reused while the
-/// library is loaded.
+/// Seat handle returned by the acquire functions. Never 0. The low 48 bits are the
+/// handle in its pool, the high 16 bits the tenant (0: the default tenant), so any
+/// function taking a handle finds its tenant by itself. A handle is not given again
+/// until its pool has issued 2^48 - 1 more (shm: until its record was reused 2^24 - 1
+/// times), so a stale handle never frees someone else's seat in practice.
 pub type license_seat = u64;
 
 // ---- global state: one engine, swapped in and out atomically ----
