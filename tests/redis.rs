@@ -644,7 +644,7 @@ fn tenant_pools_share_the_connections_and_keep_their_keys_apart() {
 
     // Forty tenants of node A, each used once: no connection of their own.
     let tenants: Vec<Engine> = (0..40)
-        .map(|i| Engine::with_backend(config(), main_a.open_tenant(&format!("t{i}")).unwrap()))
+        .map(|i| Engine::with_backend(config(), main_a.open_tenant(&format!("t{i}")).unwrap()).unwrap())
         .collect();
     let seats: Vec<u64> =
         tenants.iter().map(|e| e.try_acquire(&Request::new("alice", "team")).unwrap()).collect();
@@ -663,7 +663,7 @@ fn tenant_pools_share_the_connections_and_keep_their_keys_apart() {
     assert_eq!(server.command(&["ZCARD", &key("tenant:t7:handles")]), "1");
 
     // Node B opens tenant t7 too: the same pool, with both nodes' holders.
-    let b7 = Engine::with_backend(config(), main_b.open_tenant("t7").unwrap());
+    let b7 = Engine::with_backend(config(), main_b.open_tenant("t7").unwrap()).unwrap();
     assert_eq!(used(&b7, "pool"), 1);
     b7.try_acquire(&Request::new("bob", "pool")).unwrap();
     assert_eq!(used(&tenants[7], "pool"), 2);
@@ -671,7 +671,7 @@ fn tenant_pools_share_the_connections_and_keep_their_keys_apart() {
     // A shutdown of B's tenant pool gives back B's handles only, in t7 only.
     assert_eq!(b7.release_all(), 1);
     assert_eq!((used(&tenants[7], "pool"), used(&tenants[8], "pool")), (1, 1));
-    let main = Engine::with_backend(config(), Box::new(main_a));
+    let main = Engine::with_backend(config(), Box::new(main_a)).unwrap();
     assert_eq!(used(&main, "pool"), 0);
     assert!(main.report(Page::ALL).holders.is_empty());
     for e in &tenants {
@@ -733,8 +733,8 @@ fn a_tenant_pool_serves_its_own_local_share_and_reconciles_on_its_own() {
         50,
     ))
     .unwrap();
-    let tenant = Engine::with_backend(config(), main.open_tenant("acme").unwrap());
-    let main = Engine::with_backend(config(), Box::new(main));
+    let tenant = Engine::with_backend(config(), main.open_tenant("acme").unwrap()).unwrap();
+    let main = Engine::with_backend(config(), Box::new(main)).unwrap();
     let kept = tenant.try_acquire(&Request::new("t1", "agent")).unwrap();
     server.stop();
 
