@@ -973,7 +973,9 @@ int32_t license_set_limit(const char *tenant,
 /**
  * Like `license_usage`, in a tenant's pool (`tenant` NULL or "": the default
  * tenant). Returns `LICENSE_ERR_UNKNOWN_TENANT` for a tenant that is neither
- * declared nor given limits; otherwise as `license_usage`.
+ * declared nor given limits; otherwise as `license_usage`. A tenant whose pool has
+ * not opened yet (nobody logged in there) shows 0 used. Thread safety: safe from any
+ * thread.
  *
  * # Safety
  * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
@@ -1010,7 +1012,8 @@ int32_t license_emergency_activate(int64_t *ends_unix_out);
 /**
  * Like `license_report_page`, for one tenant's pool. Returns
  * `LICENSE_ERR_UNKNOWN_TENANT` for a tenant that is neither declared nor given
- * limits; otherwise as `license_report`.
+ * limits; otherwise as `license_report`. Thread safety: safe from any thread, as
+ * `license_report`.
  *
  * # Safety
  * Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.
