@@ -142,8 +142,12 @@ impl Date {
 
     /// The UTC day of a Unix time.
     pub fn from_unix(secs: i64) -> Date {
-        // Howard Hinnant's civil_from_days.
-        let z = secs.div_euclid(86_400) + 719_468;
+        Date::from_days(secs.div_euclid(86_400))
+    }
+
+    /// The inverse of [`Date::days_since_epoch`] (Howard Hinnant's `civil_from_days`).
+    pub fn from_days(days: i64) -> Date {
+        let z = days + 719_468;
         let era = z.div_euclid(146_097);
         let doe = z - era * 146_097;
         let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;

@@ -440,16 +440,7 @@ pub fn today_utc() -> Date {
 
 /// The inverse of [`Date::days_since_epoch`] (Howard Hinnant's `civil_from_days`).
 pub fn date_from_days_since_epoch(days: i64) -> Date {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Date { year: year as i32, month, day }
+    Date::from_days(days)
 }
 
 // ---------------------------------------------------------------------------------------
