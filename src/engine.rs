@@ -428,6 +428,8 @@ impl Engine {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Engine {
         self.started_at = clock.now();
         self.clock = clock;
+        // The policy's dates are looked at again with this clock.
+        self.next_policy_at.store(i64::MIN, Ordering::Relaxed);
         self
     }
 
@@ -900,6 +902,7 @@ impl Engine {
 
     /// Current use of every active license type, in config order.
     pub fn usage(&self) -> Vec<Usage> {
+        self.policy_due(self.clock.now());
         let config = self.config.load();
         config.active().map(|(slot, l)| self.usage_at(&config, slot, l)).collect()
     }
@@ -915,6 +918,9 @@ impl Engine {
 
     /// Current use of one license type.
     pub fn usage_of(&self, license: &str) -> Option<Usage> {
+        // Limits shown are the policy's of now (an emergency window opened before a
+        // restart is in force from the first call).
+        self.policy_due(self.clock.now());
         let config = self.config.load();
         let slot = config.license_index(license)?;
         Some(self.usage_at(&config, slot, &config.licenses[slot]))
@@ -1168,6 +1174,7 @@ impl Engine {
 
     /// Use of one license type in a tenant's pool (`None`: the default tenant).
     pub fn usage_in(&self, tenant: Option<&str>, license: &str) -> Result<Usage, Error> {
+        self.policy_due(self.clock.now());
         let (backend, view): (&dyn Backend, Arc<Config>) = match tenant {
             None => (&*self.backend, self.config.load_full()),
             Some(name) => {
