@@ -19,9 +19,10 @@ use crate::clock::{Clock, SystemClock, mono_ns, rfc3339, short_duration};
 use crate::config::{Config, CountMode, LimitInputs, Lint, PoolKind, Previous, SlotState, TenantDef};
 use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventSink};
-use crate::policy::{EmergencyState, SignedTerms, StateStore};
+use crate::policy::{EmergencyState, StateStore};
 use crate::reaper::Reaper;
 use crate::report::{Page, Report};
+use crate::signed::SignedLicense;
 use crate::types::{MAX_LABEL_LEN, MAX_NAME_LEN, MAX_PROFILES_LEN, SeatId, TypeSet};
 
 /// Seat ids carry their tenant's number in the bits above this many (0: the default
@@ -119,7 +120,7 @@ pub struct Engine {
     /// Unix second at which the policy must be looked at again.
     next_policy_at: AtomicI64,
     /// The vendor-signed license's terms, when one is configured.
-    signed: ArcSwapOption<SignedTerms>,
+    signed: ArcSwapOption<SignedLicense>,
     /// Limits set at run time: (tenant, type) -> limit. Kept across reloads.
     runtime_limits: RwLock<RuntimeLimits>,
     /// Bumped whenever views must be rebuilt (reload, run-time limit, emergency).
@@ -1528,7 +1529,7 @@ impl Engine {
     }
 
     /// The signed license's terms, when one is configured.
-    pub fn signed_terms(&self) -> Option<Arc<SignedTerms>> {
+    pub fn signed_license(&self) -> Option<Arc<SignedLicense>> {
         self.signed.load_full()
     }
 
@@ -1874,9 +1875,9 @@ fn grown(
 }
 
 /// The vendor-signed license the config names, verified with the trusted keys.
-fn load_signed(config: &Config, now: SystemTime) -> Result<Option<SignedTerms>, Error> {
+fn load_signed(config: &Config, now: SystemTime) -> Result<Option<SignedLicense>, Error> {
     let Some(path) = &config.license_file else { return Ok(None) };
-    crate::policy::load_signed_terms(path, now).map(Some)
+    crate::policy::load_signed(path, now).map(Some)
 }
 
 /// Callers may only say "normal" or "admin"; the other reasons are the library's.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Date, OnExpiry};
 use crate::error::Error;
+use crate::signed::SignedLicense;
 use crate::types::TypeSet;
 
 /// The state file's name inside `state_dir`.
@@ -320,37 +321,9 @@ pub fn evaluate(
 }
 
 /// Reads and verifies the vendor-signed license at `path` with the trusted keys.
-pub fn load_signed_terms(path: &Path, now: std::time::SystemTime) -> Result<SignedTerms, Error> {
-    let today = crate::signed::date_of(now);
-    let license = crate::signed::SignedLicense::load(path, &crate::signed::trusted_keys(), today)
-        .map_err(|e| Error::LicenseFile(e.to_string()))?;
-    Ok(SignedTerms {
-        license_id: license.license_id,
-        licensee: license.licensee,
-        key_id: license.key_id,
-        limits: license.limits,
-        valid_until: license.valid_until,
-        support_until: license.support_until,
-        emergency_seats: license.emergency_seats,
-        emergency_days: license.emergency_days,
-        max_tenants: license.max_tenants,
-    })
-}
-
-/// The terms of a vendor-signed license that the engine enforces (see
-/// `docs/licenses.md`): limits cap the config's, dates end the license and support,
-/// and the emergency allowance caps `[emergency] seats`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SignedTerms {
-    pub license_id: String,
-    pub licensee: String,
-    pub key_id: String,
-    pub limits: BTreeMap<String, u32>,
-    pub valid_until: Option<Date>,
-    pub support_until: Option<Date>,
-    pub emergency_seats: u32,
-    pub emergency_days: u32,
-    pub max_tenants: Option<u32>,
+pub fn load_signed(path: &Path, now: std::time::SystemTime) -> Result<SignedLicense, Error> {
+    SignedLicense::load(path, &crate::signed::trusted_keys(), crate::signed::date_of(now))
+        .map_err(|e| Error::LicenseFile(e.to_string()))
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ pub(crate) struct Snapshot<'a> {
 #[derive(Default)]
 pub(crate) struct PolicySnapshot {
     pub emergency: Option<crate::engine::EmergencyStatus>,
-    pub signed: Option<Arc<crate::policy::SignedTerms>>,
+    pub signed: Option<Arc<crate::signed::SignedLicense>>,
     /// Types refusing new logins now.
     pub expired: TypeSet,
     pub warnings: Vec<String>,
