@@ -87,6 +87,20 @@ pub fn unix_ms(t: SystemTime) -> i64 {
     }
 }
 
+/// Whole seconds since the Unix epoch (rounded down, so negative before it).
+pub fn unix_secs(t: SystemTime) -> i64 {
+    unix_ms(t).div_euclid(1000)
+}
+
+/// The wall-clock time of a Unix second.
+pub fn from_unix_secs(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
 /// Whole days since 1970-01-01 (UTC) of a wall-clock time.
 pub fn unix_day(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {

@@ -996,7 +996,7 @@ fn parse_on_expiry(loc: &Locator<'_>, what: &str, raw: &Spanned<String>) -> Resu
 
 /// A stable 64-bit FNV-1a hash: hidden pool names must be the same in every process
 /// and after every reload (their seats are counted under that name).
-fn fnv1a(parts: &[&str]) -> u64 {
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use dashmap::DashMap;
@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::audit::{AuditLog, AuditStatus};
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, Changes, ReleaseWhy, SeatRequest, TypeStats};
-use crate::clock::{Clock, SystemClock, mono_ns, rfc3339, short_duration};
+use crate::clock::{Clock, SystemClock, from_unix_secs, mono_ns, rfc3339, short_duration, unix_secs};
 use crate::config::{Config, CountMode, LimitInputs, Lint, PoolKind, Previous, SlotState, TenantDef};
 use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventSink};
@@ -23,7 +23,7 @@ use crate::policy::{EmergencyState, StateStore};
 use crate::reaper::Reaper;
 use crate::report::{Page, Report};
 use crate::signed::SignedLicense;
-use crate::types::{MAX_LABEL_LEN, MAX_NAME_LEN, MAX_PROFILES_LEN, SeatId, TypeSet};
+use crate::types::{MAX_LABEL_LEN, MAX_PROFILES_LEN, SeatId, TypeSet};
 
 /// Seat ids carry their tenant's number in the bits above this many (0: the default
 /// tenant), so a release finds the tenant's pool from the id alone.
@@ -1279,8 +1279,8 @@ impl Engine {
                     None,
                     format!(
                         "emergency window open from {} to {}: {} extra seats of {}",
-                        rfc3339(from_unix(from)),
-                        rfc3339(from_unix(to)),
+                        rfc3339(from_unix_secs(from)),
+                        rfc3339(from_unix_secs(to)),
                         p.emergency.seats,
                         names(&base, base.emergency.as_ref().map_or(TypeSet::EMPTY, |e| e.types)).join(", ")
                     ),
@@ -1292,7 +1292,7 @@ impl Engine {
                     None,
                     format!(
                         "emergency window ended at {}: holders beyond the permanent limit are released (emergency_expired)",
-                        rfc3339(from_unix(to))
+                        rfc3339(from_unix_secs(to))
                     ),
                 ));
             }
@@ -1427,14 +1427,14 @@ impl Engine {
             if s.open_at(t) {
                 return Err(Error::Emergency(format!(
                     "an emergency window is already open (until {})",
-                    rfc3339(from_unix(s.ends_at.unwrap_or(0)))
+                    rfc3339(from_unix_secs(s.ends_at.unwrap_or(0)))
                 )));
             }
             if s.activations > 0 && !grown(&s.permanent_limits, &permanent) {
                 return Err(Error::Emergency(format!(
                     "the emergency window was already used (opened {}, ended {}); it can be opened again once the permanent limit of {} grows (a new license)",
-                    rfc3339(from_unix(s.opened_at.unwrap_or(0))),
-                    rfc3339(from_unix(s.ends_at.unwrap_or(0))),
+                    rfc3339(from_unix_secs(s.opened_at.unwrap_or(0))),
+                    rfc3339(from_unix_secs(s.ends_at.unwrap_or(0))),
                     permanent.keys().cloned().collect::<Vec<_>>().join(" or ")
                 )));
             }
@@ -1500,7 +1500,7 @@ impl Engine {
         } else {
             None
         };
-        let stamp = |s: Option<i64>| s.map(|s| rfc3339(from_unix(s)));
+        let stamp = |s: Option<i64>| s.map(|s| rfc3339(from_unix_secs(s)));
         Some(EmergencyStatus {
             state: match (open, state.activations) {
                 (true, _) => "open",
@@ -1751,22 +1751,6 @@ fn names(config: &Config, set: TypeSet) -> Vec<&str> {
     set.iter().filter_map(|s| config.licenses.get(s)).filter(|l| !l.is_pool()).map(|l| &*l.name).collect()
 }
 
-/// Unix seconds of a wall-clock time (negative before 1970).
-fn unix_secs(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-fn from_unix(secs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    }
-}
-
 /// Puts a tenant's tag into the ids of the seats its pool released.
 fn tag_released(changes: &mut Changes, tag: u64) {
     if tag != 0 {
@@ -1842,18 +1826,9 @@ fn explain_denial(
     (explained, Some(pool.base))
 }
 
-/// Tenant names follow the rules of type and profile names.
+/// The backends' rule for tenant names; from a caller, a bad name is a bad argument.
 fn check_tenant_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "tenant name '{name}' is invalid: use 1 to {MAX_NAME_LEN} characters from A-Z a-z 0-9 _ - ."
-        )))
-    }
+    crate::backend::check_tenant_name(name).map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 fn check_tenants_allowed(max: u32, count: usize, license_id: &str) -> Result<(), Error> {

@@ -59,11 +59,7 @@ struct StateFile {
 
 fn checksum(state: &EmergencyState) -> String {
     let text = serde_json::to_string(state).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", crate::config::fnv1a(&[&text]))
 }
 
 /// The state file of one installation, in `state_dir`.
