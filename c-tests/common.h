@@ -202,18 +202,25 @@ static inline const char *tc_write_configf(const char *fmt, ...) {
     return tc_write_config(text);
 }
 
-/* tc_acquire_ex(user, profiles, &seat, &denial): license_try_acquire_ex with a zeroed,
- * sized request and denial. */
-static inline int32_t tc_acquire_ex(const char *user, const char *profiles, license_seat *seat,
-                                    license_denial *denial) {
+/* tc_acquire_in(tenant, user, profiles, &seat, &denial): license_try_acquire_ex with a
+ * zeroed, sized request and denial, in a tenant's pool (NULL: the default tenant). */
+static inline int32_t tc_acquire_in(const char *tenant, const char *user, const char *profiles,
+                                    license_seat *seat, license_denial *denial) {
     license_request req;
     memset(&req, 0, sizeof req);
     req.size = sizeof req;
     req.user = user;
     req.profiles = profiles;
+    req.tenant = tenant;
     memset(denial, 0, sizeof *denial);
     denial->size = sizeof *denial;
     return license_try_acquire_ex(&req, seat, denial);
+}
+
+/* tc_acquire_ex(user, profiles, &seat, &denial): tc_acquire_in in the default tenant. */
+static inline int32_t tc_acquire_ex(const char *user, const char *profiles, license_seat *seat,
+                                    license_denial *denial) {
+    return tc_acquire_in(NULL, user, profiles, seat, denial);
 }
 
 /* ---- library helpers ---- */

@@ -117,24 +117,10 @@ static struct usage usage_of(const char *type) {
               tc_last_error());                                                \
     } while (0)
 
-/* license_try_acquire_ex in a tenant's pool (NULL: the default tenant). */
-static int32_t acquire_in(const char *tenant, const char *user, const char *profiles, license_seat *seat,
-                          license_denial *denial) {
-    license_request req;
-    memset(&req, 0, sizeof req);
-    req.size = sizeof req;
-    req.user = user;
-    req.profiles = profiles;
-    req.tenant = tenant;
-    memset(denial, 0, sizeof *denial);
-    denial->size = sizeof *denial;
-    return license_try_acquire_ex(&req, seat, denial);
-}
-
 static license_seat must_acquire_in(const char *tenant, const char *user, const char *profiles) {
     license_seat seat = 0;
     license_denial d;
-    int32_t rc = acquire_in(tenant, user, profiles, &seat, &d);
+    int32_t rc = tc_acquire_in(tenant, user, profiles, &seat, &d);
     CHECK(rc == LICENSE_OK && seat != 0, "acquire(tenant %s, %s, %s) returned %s; last error: \"%s\"",
           tenant ? tenant : "(default)", user, profiles, tc_code_name(rc), tc_last_error());
     return rc == LICENSE_OK ? seat : 0;
@@ -646,7 +632,7 @@ static void phase3_tenants(void) {
     license_seat alice_acme = must_acquire_in("acme", "alice", "users");
     license_seat x = 0;
     license_denial d;
-    int32_t rc = acquire_in("acme", "bob", "users", &x, &d);
+    int32_t rc = tc_acquire_in("acme", "bob", "users", &x, &d);
     CHECK(rc == LICENSE_ERR_LIMIT_REACHED, "bob in acme returned %s, expected LIMIT_REACHED; last error \"%s\"",
           tc_code_name(rc), tc_last_error());
     if (rc == LICENSE_ERR_LIMIT_REACHED)
@@ -678,7 +664,7 @@ static void phase3_tenants(void) {
         CHECK_RC(license_release(alice_acme), LICENSE_ERR_UNKNOWN_SEAT);
 
     /* Unknown tenants. */
-    CHECK_RC(acquire_in("nope", "bob", "users", &x, &d), LICENSE_ERR_UNKNOWN_TENANT);
+    CHECK_RC(tc_acquire_in("nope", "bob", "users", &x, &d), LICENSE_ERR_UNKNOWN_TENANT);
     CHECK_CONTAINS(tc_last_error(), "nope", "the unknown tenant's last error");
     uint32_t used = 77, limit = 77;
     CHECK_RC(license_usage_in("nope", "users", &used, &limit), LICENSE_ERR_UNKNOWN_TENANT);
@@ -689,7 +675,7 @@ static void phase3_tenants(void) {
 
     /* A run-time limit lets bob into acme at once, and the event names the tenant. */
     alice_acme = must_acquire_in("acme", "alice", "users");
-    CHECK_RC(acquire_in("acme", "bob", "users", &x, &d), LICENSE_ERR_LIMIT_REACHED);
+    CHECK_RC(tc_acquire_in("acme", "bob", "users", &x, &d), LICENSE_ERR_LIMIT_REACHED);
     clear_events();
     CHECK_RC(license_set_limit("acme", "users", 2), LICENSE_OK);
     check_limit_event("acme", "users", 2, "license_set_limit(acme, users, 2)");
@@ -700,14 +686,14 @@ static void phase3_tenants(void) {
     CHECK_RC(license_set_limit("acme", "nope", 1), LICENSE_ERR_UNKNOWN_LICENSE_TYPE);
 
     /* A tenant the config does not know, set up at run time. */
-    CHECK_RC(acquire_in("hooli", "dan", "users", &x, &d), LICENSE_ERR_UNKNOWN_TENANT);
+    CHECK_RC(tc_acquire_in("hooli", "dan", "users", &x, &d), LICENSE_ERR_UNKNOWN_TENANT);
     clear_events();
     CHECK_RC(license_set_limit("hooli", "users", 1), LICENSE_OK);
     check_limit_event("hooli", "users", 1, "license_set_limit(hooli, users, 1)");
     CHECK_USAGE("hooli", "users", 0, 1);
     CHECK_USAGE("hooli", "callcenter", 0, 2); /* its other types keep the global limits */
     license_seat dan = must_acquire_in("hooli", "dan", "agent");
-    rc = acquire_in("hooli", "eve", "users", &x, &d);
+    rc = tc_acquire_in("hooli", "eve", "users", &x, &d);
     CHECK(rc == LICENSE_ERR_LIMIT_REACHED && strcmp(d.license_type, "users") == 0 && d.used == 1 && d.limit == 1,
           "eve in hooli: %s, denial '%s' %u/%u", tc_code_name(rc), d.license_type, d.used, d.limit);
     if (rc == LICENSE_OK)
@@ -1149,8 +1135,8 @@ static void phase7_bad_arguments(void) {
     /* license_try_acquire_ex with a bad tenant */
     license_seat x = 0;
     license_denial d;
-    CHECK_RC(acquire_in(long_tenant, "a", "users", &x, &d), LICENSE_ERR_INVALID_ARGUMENT);
-    CHECK_RC(acquire_in("bad name", "a", "users", &x, &d), LICENSE_ERR_INVALID_ARGUMENT);
+    CHECK_RC(tc_acquire_in(long_tenant, "a", "users", &x, &d), LICENSE_ERR_INVALID_ARGUMENT);
+    CHECK_RC(tc_acquire_in("bad name", "a", "users", &x, &d), LICENSE_ERR_INVALID_ARGUMENT);
     CHECK(x == 0 && tc_usage("users") == 0, "a refused acquire took a seat (handle %llu, users %u)",
           (unsigned long long)x, tc_usage("users"));
 
