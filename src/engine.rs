@@ -1418,7 +1418,7 @@ impl Engine {
         }
         let now = self.clock.now();
         let t = unix_secs(now);
-        let permanent = self.permanent_limits(&base, cfg.types);
+        let permanent = self.permanent_limits(cfg.types);
         let store = self.policy.lock().unwrap_or_else(|e| e.into_inner()).store.clone();
         let Some(store) = store else {
             return Err(Error::Emergency("[emergency] needs state_dir".into()));
@@ -1463,10 +1463,15 @@ impl Engine {
         self.policy_tick(now);
     }
 
-    /// The default tenant's permanent limits (without emergency seats) of `types`.
-    fn permanent_limits(&self, base: &Config, types: TypeSet) -> std::collections::BTreeMap<String, u32> {
-        let view = self.view_of(base, None, 0);
-        types.iter().filter_map(|s| view.licenses.get(s)).map(|l| (l.name.to_string(), l.limit)).collect()
+    /// The default tenant's permanent limits of `types`: the running limits without
+    /// the emergency seats they carry.
+    fn permanent_limits(&self, types: TypeSet) -> std::collections::BTreeMap<String, u32> {
+        let view = self.config.load();
+        types
+            .iter()
+            .filter_map(|s| view.licenses.get(s))
+            .map(|l| (l.name.to_string(), l.limit.saturating_sub(l.origin.emergency)))
+            .collect()
     }
 
     /// The emergency window for the report (`None`: no `[emergency]` configured).
@@ -1489,7 +1494,7 @@ impl Engine {
         } else {
             0
         };
-        let permanent = self.permanent_limits(&base, cfg.types);
+        let permanent = self.permanent_limits(cfg.types);
         let signed = self.signed.load();
         let why_not = if open {
             Some("a window is open".to_string())
