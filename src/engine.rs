@@ -2,9 +2,10 @@
 //! clock, and the lifecycle around them (leases and the reaper, hot reload, events and
 //! the audit log). The C API keeps one in a global; Rust code builds as many as it likes.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -105,6 +106,11 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     sink: ArcSwapOption<SinkBox>,
     audit: ArcSwapOption<AuditLog>,
+    /// Whether a listener or an audit log is installed: one relaxed load tells the
+    /// hot path that nobody needs to hear about a call. Set under `observers_lock`
+    /// after every change of `sink` or `audit`.
+    observed: AtomicBool,
+    observers_lock: Mutex<()>,
     started_at: SystemTime,
     peaks_reset_at: Mutex<Option<SystemTime>>,
     reaper: Mutex<Option<Reaper>>,
@@ -123,11 +129,26 @@ pub struct Engine {
     signed: ArcSwapOption<SignedLicense>,
     /// Limits set at run time: (tenant, type) -> limit. Kept across reloads.
     runtime_limits: RwLock<RuntimeLimits>,
-    /// Bumped whenever views must be rebuilt (reload, run-time limit, emergency).
+    /// Bumped whenever views must be rebuilt (reload, run-time limit, emergency),
+    /// always after `config` changed: a thread's cached copy of `config`
+    /// (`CACHED_CONFIG`) is current while this still reads the same.
     view_gen: AtomicU64,
+    /// Tells this engine's entries in thread caches from another engine's.
+    id: u64,
     /// Extra seats the views carry now (an open emergency window), else 0.
     emergency_seats: AtomicU32,
     tenants: Tenants,
+}
+
+/// Numbers engines, for `CACHED_CONFIG`.
+static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The default pool's config as this thread last used it: (engine id, `view_gen`,
+    /// config). Loading an `ArcSwap` costs two atomic read-modify-writes (a debt
+    /// slot taken and given back); a hit here costs none. A config replaced by a
+    /// reload lives on in a thread's copy only until that thread's next call.
+    static CACHED_CONFIG: RefCell<Option<(u64, u64, Arc<Config>)>> = const { RefCell::new(None) };
 }
 
 /// Limits set at run time, by (tenant, type name); `None`: the default tenant.
@@ -265,7 +286,20 @@ fn has_control(s: &str) -> bool {
     })
 }
 
+/// Whether every byte is printable ASCII (0x20 to 0x7e), in one branch-free pass the
+/// compiler vectorises.
+#[inline]
+fn printable_ascii(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &c| ok & (c.wrapping_sub(0x20) < 0x5f))
+}
+
 fn check_label(what: &str, value: &str) -> Result<(), Error> {
+    // The common label (a user name, an extension) is printable ASCII: one pass over
+    // its bytes decides it. Anything else takes the careful path below.
+    let bytes = value.as_bytes();
+    if bytes.len() <= MAX_LABEL_LEN && printable_ascii(bytes) && bytes.iter().any(|&c| c != b' ') {
+        return Ok(());
+    }
     if value.trim().is_empty() {
         return Err(Error::InvalidArgument(format!("{what} is empty or blank")));
     }
@@ -283,6 +317,11 @@ fn check_label(what: &str, value: &str) -> Result<(), Error> {
 
 /// The union of the seat sets of a comma-separated list of profile or type names.
 fn resolve(config: &Config, profiles: &str) -> Result<TypeSet, Error> {
+    // The common request names one profile exactly as configured (a configured name
+    // has passed every check below already).
+    if let Some(set) = config.resolve_name(profiles) {
+        return Ok(set);
+    }
     if profiles.len() > MAX_PROFILES_LEN {
         return Err(Error::InvalidArgument(format!(
             "profile list is {} bytes long; the maximum is {MAX_PROFILES_LEN}",
@@ -291,10 +330,6 @@ fn resolve(config: &Config, profiles: &str) -> Result<TypeSet, Error> {
     }
     if has_control(profiles) {
         return Err(Error::InvalidArgument("profile list contains a control character".into()));
-    }
-    // The common request names one profile exactly as configured.
-    if let Some(set) = config.resolve_name(profiles) {
-        return Ok(set);
     }
     let mut set = TypeSet::EMPTY;
     for name in profiles.split(',') {
@@ -388,6 +423,8 @@ impl Engine {
             path: Mutex::new(None),
             reload_lock: Mutex::new(Vec::new()),
             clock: Arc::new(SystemClock),
+            observed: AtomicBool::new(audit.is_some()),
+            observers_lock: Mutex::new(()),
             sink: ArcSwapOption::empty(),
             audit: ArcSwapOption::new(audit),
             started_at: SystemTime::now(),
@@ -409,6 +446,7 @@ impl Engine {
             signed: ArcSwapOption::new(signed.map(Arc::new)),
             runtime_limits: RwLock::new(HashMap::new()),
             view_gen: AtomicU64::new(1),
+            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
             emergency_seats: AtomicU32::new(0),
             tenants: Tenants::default(),
             backend,
@@ -444,6 +482,39 @@ impl Engine {
         Ok(())
     }
 
+    /// Stops the background reaper, if it runs (a shutdown, before the engine itself
+    /// goes).
+    pub fn stop_reaper(&self) {
+        self.reaper.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Runs `f` with the default pool's running config, from this thread's cached copy
+    /// when it is current. A call made from an event callback inside `f` loads the
+    /// config the ordinary way.
+    #[inline]
+    fn with_config<T>(&self, f: impl FnOnce(&Config) -> Result<T, Error>) -> Result<T, Error> {
+        let generation = self.view_gen.load(Ordering::Acquire);
+        let mut f = Some(f);
+        let cached = CACHED_CONFIG.try_with(|cache| {
+            if let Ok(c) = cache.try_borrow()
+                && let Some((id, g, config)) = c.as_ref()
+                && (*id, *g) == (self.id, generation)
+            {
+                return f.take().map(|f| f(config));
+            }
+            let config = self.config.load_full();
+            if let Ok(mut c) = cache.try_borrow_mut() {
+                *c = Some((self.id, generation, config.clone()));
+            }
+            f.take().map(|f| f(&config))
+        });
+        match (cached, f) {
+            (Ok(Some(result)), _) => result,
+            (_, Some(f)) => f(&self.config.load()),
+            (_, None) => Err(Error::Backend("internal: the config was not run".into())),
+        }
+    }
+
     /// Whether the background reaper thread runs.
     pub fn reaper_running(&self) -> bool {
         self.reaper.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(Reaper::runs_here)
@@ -451,7 +522,21 @@ impl Engine {
 
     /// Installs (or with `None` removes) the event listener.
     pub fn set_event_sink(&self, sink: Option<EventSink>) {
-        self.sink.store(sink.map(|s| Arc::new(SinkBox(s))));
+        self.set_observers(|| self.sink.store(sink.map(|s| Arc::new(SinkBox(s)))));
+    }
+
+    /// Changes the listener or the audit log, and keeps `observed` in step.
+    fn set_observers(&self, change: impl FnOnce()) {
+        let _serial = self.observers_lock.lock().unwrap_or_else(|e| e.into_inner());
+        change();
+        let observed = self.sink.load().is_some() || self.audit.load().is_some();
+        self.observed.store(observed, Ordering::Release);
+    }
+
+    /// Whether anyone hears about calls (a listener, an audit log).
+    #[inline]
+    fn observed(&self) -> bool {
+        self.observed.load(Ordering::Acquire)
     }
 
     /// The running configuration.
@@ -489,12 +574,9 @@ impl Engine {
         let since = self.clock.now();
         self.policy_due(since);
         match req.tenant {
-            None => {
-                // One configuration for the whole call: a reload running meanwhile is
-                // seen entirely or not at all.
-                let config = self.config.load();
-                self.acquire_in(&*self.backend, &config, 0, req, since)
-            }
+            // One configuration for the whole call: a reload running meanwhile is seen
+            // entirely or not at all.
+            None => self.with_config(|config| self.acquire_in(&*self.backend, config, 0, req, since)),
             Some(name) => {
                 let (pool, view) = self.tenant_scope(name)?;
                 let backend = self.tenant_backend(&pool)?;
@@ -631,12 +713,14 @@ impl Engine {
         f: impl FnOnce(&dyn Backend, &Config, SeatId, &mut Changes) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let tag = seat & !SEAT_MASK;
-        let mut changes = Changes::default();
+        // Nobody listening: the backend need not describe what it released.
+        let mut changes = Changes { quiet: !self.observed(), ..Changes::default() };
         if tag == 0 {
-            let config = self.config.load();
-            let result = f(&*self.backend, &config, seat, &mut changes);
-            self.publish(&config, &changes, Op::Released);
-            return result;
+            return self.with_config(|config| {
+                let result = f(&*self.backend, config, seat, &mut changes);
+                self.publish(config, &changes, Op::Released);
+                result
+            });
         }
         let pool = self.tenants.by_tag(tag).ok_or(Error::UnknownSeat(seat))?;
         let view = self.tenant_view(&pool);
@@ -876,8 +960,10 @@ impl Engine {
         // The audit log follows the new config, and is reopened in any case (logrotate).
         match (&new.audit, self.audit.load_full()) {
             (Some(cfg), Some(log)) => log.reopen(&cfg.path),
-            (Some(cfg), None) => self.audit.store(Some(Arc::new(AuditLog::start(&cfg.path)))),
-            (None, Some(_)) => self.audit.store(None),
+            (Some(cfg), None) => {
+                self.set_observers(|| self.audit.store(Some(Arc::new(AuditLog::start(&cfg.path)))))
+            }
+            (None, Some(_)) => self.set_observers(|| self.audit.store(None)),
             (None, None) => {}
         }
         let crossings: Vec<(usize, EventKind)> = new
@@ -1224,7 +1310,11 @@ impl Engine {
     /// Looks at the policy when its next change is due (one atomic load otherwise).
     #[inline]
     fn policy_due(&self, now: SystemTime) {
-        if unix_secs(now) >= self.next_policy_at.load(Ordering::Relaxed) {
+        let secs = match now.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(_) => unix_secs(now),
+        };
+        if secs >= self.next_policy_at.load(Ordering::Relaxed) {
             self.policy_tick(now);
         }
     }
@@ -1361,7 +1451,7 @@ impl Engine {
         let mut changes = Changes::default();
         let mut holders = backend.holders(config);
         // Newest first: the last to log in are the first to go.
-        holders.sort_by(|a, b| b.since.cmp(&a.since).then(b.seat.cmp(&a.seat)));
+        holders.sort_by(|a, b| b.since.cmp(&a.since).then(b.order.cmp(&a.order)));
         let mut gone: HashSet<SeatId> = HashSet::new();
         for slot in slots.iter() {
             let Some(l) = config.licenses.get(slot) else { continue };
@@ -1541,6 +1631,9 @@ impl Engine {
     /// Turns what an operation changed into events and audit lines, after every lock
     /// is dropped. Costs two atomic loads when nobody listens.
     fn publish(&self, config: &Config, changes: &Changes, op: Op<'_>) {
+        if !self.observed() {
+            return;
+        }
         let sink = self.sink.load();
         let mut audit = self.audit.load();
         if sink.is_none() && audit.is_none() {

@@ -17,6 +17,7 @@ use std::ffi::{CStr, CString, OsStr, c_char, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
@@ -388,9 +389,26 @@ pub type license_seat = u64;
 static ENGINE: ArcSwapOption<Engine> = ArcSwapOption::const_empty();
 /// Serialises init and shutdown with each other (acquires never take it).
 static LIFECYCLE: Mutex<()> = Mutex::new(());
+/// Bumped (under `LIFECYCLE`) whenever `ENGINE` changes: a thread's cached engine is
+/// current while this still reads what it read when it cached it.
+static ENGINE_GEN: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// This thread's copy of the running engine and the `ENGINE_GEN` it was taken at.
+    /// A call that finds the generation unchanged uses it with no atomic
+    /// read-modify-write at all (loading `ENGINE` costs two: the guard's debt slot
+    /// is taken and given back). An old engine lives on in a thread's copy only
+    /// until that thread's next call, or its exit: everything a shutdown must do
+    /// (release the seats, stop the reaper, flush the audit log) it does itself.
+    static CACHED_ENGINE: RefCell<Option<(u64, Arc<Engine>)>> = const { RefCell::new(None) };
+}
+
+/// Publishes a new running engine (or none): every thread's copy goes stale.
+fn set_engine(engine: Option<Arc<Engine>>) -> Option<Arc<Engine>> {
+    let old = ENGINE.swap(engine);
+    ENGINE_GEN.fetch_add(1, Ordering::AcqRel);
+    old
 }
 
 #[cfg(test)]
@@ -483,6 +501,30 @@ macro_rules! ffi_boundary {
 /// waits for nothing and the engine is dropped when the last such call returns.
 #[inline]
 fn with_engine(f: impl FnOnce(&Engine) -> i32) -> i32 {
+    let generation = ENGINE_GEN.load(Ordering::Acquire);
+    let mut f = Some(f);
+    // The thread's copy, refreshed when stale. A call made from an event callback
+    // while the copy is being refreshed (or during thread teardown) loads the engine
+    // the ordinary way instead.
+    let cached = CACHED_ENGINE.try_with(|cache| {
+        if let Ok(c) = cache.try_borrow()
+            && let Some((g, engine)) = c.as_ref()
+            && *g == generation
+        {
+            return Some(f.take().map_or(license_status::LICENSE_ERR_INTERNAL as i32, |f| f(engine)));
+        }
+        let mut c = cache.try_borrow_mut().ok()?;
+        *c = ENGINE.load_full().map(|engine| (generation, engine));
+        let (_, engine) = c.as_ref()?;
+        // Run with a clone, not the borrow: a callback may need to refresh the copy.
+        let engine = engine.clone();
+        drop(c);
+        Some(f.take().map_or(license_status::LICENSE_ERR_INTERNAL as i32, |f| f(&engine)))
+    });
+    if let Ok(Some(rc)) = cached {
+        return rc;
+    }
+    let Some(f) = f else { return license_status::LICENSE_ERR_INTERNAL as i32 };
     let guard = ENGINE.load();
     match guard.as_deref() {
         Some(engine) => f(engine),
@@ -531,6 +573,10 @@ unsafe fn c_bytes<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a 
 /// As for [`c_bytes`].
 unsafe fn c_str<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a str, i32> {
     let bytes = unsafe { c_bytes(ptr, what, max)? };
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8 (the common case, checked a word at a time).
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     std::str::from_utf8(bytes)
         .map_err(|_| fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is not valid UTF-8")))
 }
@@ -851,7 +897,7 @@ pub unsafe extern "C" fn license_init(config_path: *const c_char) -> i32 {
                         format!("cannot start the reaper thread: {e}"),
                     );
                 }
-                ENGINE.store(Some(engine));
+                set_engine(Some(engine));
                 license_status::LICENSE_OK as i32
             }
             Err(e) => fail_with(&e),
@@ -880,13 +926,17 @@ pub extern "C" fn license_shutdown() {
     ffi_boundary!((), {
         let engine = {
             let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
-            ENGINE.swap(None)
+            set_engine(None)
         };
-        // Outside the lock: a listener may call any license_* function.
+        // Outside the lock: a listener may call any license_* function. Other threads'
+        // copies keep the engine's memory until their next call, so everything that
+        // must end now ends here.
         if let Some(engine) = engine {
             engine.release_all();
+            engine.stop_reaper();
             engine.flush_audit();
         }
+        let _ = CACHED_ENGINE.try_with(|cache| cache.try_borrow_mut().map(|mut c| c.take()));
     })
 }
 

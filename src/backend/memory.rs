@@ -3,38 +3,40 @@
 //! - one cache-line-padded atomic counter per license type, taken by compare-and-swap
 //!   so it never exceeds the limit, not even for an instant (made in blocks of eight
 //!   type slots on first use, so a small table stays small);
-//! - `users`: per-user state (which types the user holds, and by how many handles; the
-//!   user's handles; seats lingering after a logout), so a user's second login takes
-//!   no second seat, and a release can find the handles that depended on it;
-//! - `seats`: handle -> what that handle holds, its lease deadline, and its labels.
+//! - a slab of user *slots*, one per user, each behind its own spin lock: what the user
+//!   holds, their handles (inline: a login allocates nothing) and their lingering
+//!   seats. A seat handle is the slot's number and a login number, so a release
+//!   finds its slot without hashing; an acquire finds the user's slot through an index
+//!   read without locks (`UserIndex`).
 //!
-//! Lock order is `reap_lock`, then `users`, then `seats`, never the other way round
-//! (release removes the handle from `seats` and drops that guard before it touches
-//! `users`), so the maps cannot deadlock. No guard is ever held across a call into C:
-//! what changed is collected into [`Changes`] and turned into events by the engine
-//! after every guard is gone.
+//! One login or logout takes one slot lock and touches each counter it needs: with one
+//! type, two atomic read-modify-writes per call. No lock is ever held across a call into
+//! C: what changed is collected into [`Changes`] and turned into events by the engine
+//! after every lock is gone. Lock order: the index's writer lock, then a slot's lock,
+//! then the `gone` list; `reap_lock` before all of them.
 //!
 //! Expiry is found without scanning on every call: `lease_hint` and `linger_hint` are
 //! lower bounds of every lease and linger deadline in the table, so a reap is a load
 //! and a compare until something is really due.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
+use std::hash::BuildHasher;
+
 use foldhash::fast::RandomState;
 use smallvec::SmallVec;
+use spin::mutex::{SpinMutex, SpinMutexGuard};
+use spin::relax::Yield;
 
 use super::{
     Backend, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest, TypeStats, next_seat_id,
 };
-use crate::clock::{Mono, mono_ns};
+use crate::clock::{Mono, from_unix_ms, mono_ns, unix_ms};
 use crate::config::Config;
 use crate::error::{Denial, DenialReason, Error};
-use crate::types::{MAX_LICENSE_TYPES, SeatId, TypeSet};
+use crate::types::{MAX_LICENSE_TYPES, SEAT_ID_BITS, SeatId, TypeSet};
 
 /// One type's seat count on its own cache line, so that types don't slow each other.
 ///
@@ -176,60 +178,119 @@ impl Counter {
     }
 }
 
-/// How many handles of one user hold one type.
-#[derive(Clone, Copy)]
-struct TypeHold {
-    slot: u8,
-    /// Handles that hold it as a `count = "user"` type (they share one counted seat).
-    user_refs: u32,
-    /// Handles that hold it as a `count = "session"` type (one seat each).
-    session_refs: u32,
+// ---- the user table ----
+//
+// Users live in *slots* of a slab that never moves: a slot is found by its number
+// from a seat handle (release, touch) without hashing anything, and by the user's name
+// through `UserIndex` (acquire). A slot has its own small lock, held only while its
+// user's state is read or changed: two users never wait for each other, and a call
+// takes exactly one such lock (one compare-and-swap, and a plain store to unlock).
+//
+// A user's slot outlives their last logout (a returning user finds it again without
+// allocating anything); idle slots are swept when the slab would otherwise grow, so
+// the table holds at most about twice the users active since the last sweep.
+
+/// Slots in the first chunk of the slab; each next chunk is twice as large.
+const FIRST_CHUNK: usize = 8;
+/// Chunks: 8 x (2^22 - 1) slots, more than a handle can name.
+const CHUNKS: usize = 22;
+/// Bits of a seat handle that carry the handle's login number; the slot number
+/// is above them. 24 + 24 = the 48 bits a pool's handles may use.
+const SERIAL_BITS: u32 = 24;
+const SERIAL_MASK: u64 = (1 << SERIAL_BITS) - 1;
+/// Most slots one pool can have (slot 0 is never used, so no handle is 0).
+const MAX_SLOTS: usize = 1 << (SEAT_ID_BITS - SERIAL_BITS);
+
+/// A user's slot: their state behind a spin lock. It is held for a few dozen
+/// nanoseconds, never across a call out of the library, and only by calls about this
+/// user; a waiter yields its time slice rather than burning it.
+#[derive(Default)]
+struct Slot(SpinMutex<UserState, Yield>);
+
+/// One seat handle, kept in its user's slot (56 bytes).
+struct Handle {
+    /// Process-wide login number ([`next_seat_id`]): orders logins, and its low
+    /// [`SERIAL_BITS`] bits are the handle's part of the seat id.
+    order: u64,
+    /// Types this handle holds as `count = "user"` (one seat shared by the user's
+    /// handles) and as `count = "session"` (a seat of its own).
+    user_types: TypeSet,
+    session_types: TypeSet,
+    /// Wall-clock login time, milliseconds since the Unix epoch.
+    since_ms: i64,
+    /// Lease length in nanoseconds (0: none) and the monotonic deadline it runs to.
+    lease: Mono,
+    deadline: Mono,
+    /// Extension and session labels: rare, so out of line.
+    labels: Option<Box<Labels>>,
 }
 
-/// What one user holds across all of their handles (inline: a login allocates nothing
-/// here).
+struct Labels {
+    extension: Option<Arc<str>>,
+    session: Option<Arc<str>>,
+}
+
+impl Handle {
+    #[inline]
+    fn types(&self) -> TypeSet {
+        self.user_types.union(self.session_types)
+    }
+
+    #[inline]
+    fn expired(&self, now: Mono) -> bool {
+        self.deadline != 0 && self.deadline <= now
+    }
+
+    fn extension(&self) -> Option<Arc<str>> {
+        self.labels.as_ref().and_then(|l| l.extension.clone())
+    }
+
+    fn session(&self) -> Option<Arc<str>> {
+        self.labels.as_ref().and_then(|l| l.session.clone())
+    }
+}
+
+/// What one user holds across all of their handles. Counts per type are not kept:
+/// they are read off the handles (a user has one or two).
 #[derive(Default)]
 struct UserState {
-    holds: SmallVec<[TypeHold; 6]>,
-    /// Types any handle of the user holds (for `requires`).
-    held: TypeSet,
+    /// The user this slot belongs to (`None`: a free slot).
+    user: Option<Arc<str>>,
     /// `count = "user"` types with a seat counted for this user.
     counted: TypeSet,
     /// Released `count = "user"` seats kept for this user: (slot, monotonic deadline).
-    lingering: SmallVec<[(u8, Mono); 1]>,
-    /// The user's handles and the types each holds.
-    handles: SmallVec<[(SeatId, TypeSet); 2]>,
+    lingering: Vec<(u8, Mono)>,
+    handles: SmallVec<[Handle; 1]>,
 }
 
 impl UserState {
-    fn hold_mut(&mut self, slot: usize) -> &mut TypeHold {
-        let pos = match self.holds.iter().position(|h| usize::from(h.slot) == slot) {
-            Some(pos) => pos,
-            None => {
-                self.holds.push(TypeHold { slot: slot as u8, user_refs: 0, session_refs: 0 });
-                self.holds.len() - 1
-            }
-        };
-        &mut self.holds[pos]
+    /// Types any handle of the user holds (for `requires`).
+    fn held(&self) -> TypeSet {
+        self.handles.iter().fold(TypeSet::EMPTY, |set, h| set.union(h.types()))
     }
 
-    fn refresh_held(&mut self) {
-        self.holds.retain(|h| h.user_refs + h.session_refs > 0);
-        self.held = TypeSet::EMPTY;
-        for h in &self.holds {
-            self.held.insert(usize::from(h.slot));
-        }
+    /// Whether some handle holds `slot` as a `count = "user"` type.
+    fn user_holds(&self, slot: usize) -> bool {
+        self.handles.iter().any(|h| h.user_types.contains(slot))
     }
 
-    fn is_empty(&self) -> bool {
+    fn is_idle(&self) -> bool {
         self.handles.is_empty() && self.lingering.is_empty()
+    }
+
+    fn is(&self, user: &str) -> bool {
+        self.user.as_deref() == Some(user)
+    }
+
+    fn position(&self, serial: u64) -> Option<usize> {
+        self.handles.iter().position(|h| h.order & SERIAL_MASK == serial)
     }
 
     /// Drops the linger windows that ended by `now`; returns their types, whose seats
     /// the caller gives back.
     fn end_lingering(&mut self, now: Mono) -> TypeSet {
         let mut ended = TypeSet::EMPTY;
-        self.lingering.retain(|&mut (slot, deadline)| {
+        self.lingering.retain(|&(slot, deadline)| {
             let live = deadline > now;
             if !live {
                 ended.insert(usize::from(slot));
@@ -240,44 +301,319 @@ impl UserState {
     }
 }
 
-struct SeatRecord {
-    user: Arc<str>,
-    /// Types this handle references in its user's [`UserState`] (one shared seat).
-    user_types: TypeSet,
-    /// Types this handle holds a seat of by itself.
-    session_types: TypeSet,
-    extension: Option<Arc<str>>,
-    session: Option<Arc<str>>,
-    since: SystemTime,
-    /// Lease length in nanoseconds (0: none) and the monotonic deadline it runs to.
-    lease: Mono,
-    deadline: Mono,
+/// The slab of slots, made chunk by chunk on first use; a slot never moves.
+struct Slots([OnceLock<Box<[Slot]>>; CHUNKS]);
+
+impl Slots {
+    fn new() -> Slots {
+        Slots(std::array::from_fn(|_| OnceLock::new()))
+    }
+
+    /// Chunk and offset of slot `index`.
+    #[inline]
+    fn locate(index: usize) -> (usize, usize) {
+        let n = index + FIRST_CHUNK;
+        let chunk = (usize::BITS - 1 - n.leading_zeros()) as usize - FIRST_CHUNK.trailing_zeros() as usize;
+        (chunk, n - (FIRST_CHUNK << chunk))
+    }
+
+    /// The slot, if its chunk was ever made.
+    #[inline]
+    fn get(&self, index: usize) -> Option<&Slot> {
+        let (chunk, offset) = Slots::locate(index);
+        self.0.get(chunk)?.get().map(|c| &c[offset])
+    }
+
+    /// The slot, making its chunk when needed (under the index's writer lock).
+    fn make(&self, index: usize) -> &Slot {
+        let (chunk, offset) = Slots::locate(index);
+        let chunk =
+            self.0[chunk].get_or_init(|| (0..FIRST_CHUNK << chunk).map(|_| Slot::default()).collect());
+        &chunk[offset]
+    }
+
+    /// Every slot made so far, with its number.
+    fn iter(&self) -> impl Iterator<Item = (usize, &Slot)> {
+        self.0.iter().enumerate().filter_map(|(c, chunk)| chunk.get().map(|slots| (c, slots))).flat_map(
+            |(c, slots)| {
+                let first = (FIRST_CHUNK << c) - FIRST_CHUNK;
+                slots.iter().enumerate().map(move |(i, slot)| (first + i, slot))
+            },
+        )
+    }
 }
 
-impl SeatRecord {
-    #[inline]
-    fn expired(&self, now: Mono) -> bool {
-        self.deadline != 0 && self.deadline <= now
+/// User name -> slot number, read without any lock or atomic read-modify-write.
+///
+/// Open addressing with linear probing over words `hash tag (32 bits) | slot (32)`;
+/// 0 is empty, `TOMBSTONE` a removed entry. Only the writer (under `UserTable::writer`)
+/// stores words. A reader's hit is only a hint: the caller checks the slot's user
+/// under the slot's lock, and anything unexpected (a miss, another user there) goes
+/// to the writer's path, which searches again under the writer lock. So a reader that
+/// races with a removal, an insert or a rebuild is never wrong, at worst slower.
+///
+/// Tables grow by levels that are never freed while the table lives (a reader may
+/// still be probing an old one): the levels together take at most twice the largest.
+struct UserIndex {
+    levels: [OnceLock<Box<[AtomicU64]>>; INDEX_LEVELS],
+    /// The level in use, or `NO_LEVEL` before the first user.
+    current: AtomicUsize,
+}
+
+const INDEX_LEVELS: usize = 26;
+const FIRST_INDEX: usize = 16;
+const NO_LEVEL: usize = usize::MAX;
+const TOMBSTONE: u64 = u64::MAX;
+
+impl UserIndex {
+    fn new() -> UserIndex {
+        UserIndex { levels: std::array::from_fn(|_| OnceLock::new()), current: AtomicUsize::new(NO_LEVEL) }
     }
 
-    fn released(&self, seat: SeatId, why: ReleaseWhy) -> ReleasedSeat {
-        ReleasedSeat {
-            seat,
-            user: self.user.clone(),
-            types: self.user_types.union(self.session_types),
-            why,
-            extension: self.extension.clone(),
-            session: self.session.clone(),
-            used: SmallVec::new(),
+    #[inline]
+    fn table(&self) -> Option<&[AtomicU64]> {
+        let level = self.current.load(Ordering::Acquire);
+        self.levels.get(level)?.get().map(|t| &t[..])
+    }
+
+    #[inline]
+    fn word(hash: u64, slot: usize) -> u64 {
+        (hash & 0xffff_ffff_0000_0000) | slot as u64
+    }
+
+    /// The slot numbers whose tag matches `hash`, in probe order (a hint: see above).
+    #[inline]
+    fn candidates(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
+        let table = self.table().unwrap_or(&[]);
+        let mask = table.len().wrapping_sub(1);
+        let start = (hash >> 32) as usize;
+        (0..table.len())
+            .map(move |i| table[(start.wrapping_add(i)) & mask].load(Ordering::Acquire))
+            .take_while(|&w| w != 0)
+            .filter(move |&w| w != TOMBSTONE && w & 0xffff_ffff_0000_0000 == hash & 0xffff_ffff_0000_0000)
+            .map(|w| (w & 0xffff_ffff) as usize)
+    }
+
+    fn put(table: &[AtomicU64], word: u64) {
+        let mask = table.len() - 1;
+        let mut at = Self::start_of(word) & mask;
+        loop {
+            let w = table[at].load(Ordering::Relaxed);
+            if w == 0 || w == TOMBSTONE {
+                table[at].store(word, Ordering::Release);
+                return;
+            }
+            at = (at + 1) & mask;
         }
     }
+
+    /// Where a word's probe starts: its tag, the hash's upper half (so the index can
+    /// be rebuilt from its words alone).
+    fn start_of(word: u64) -> usize {
+        (word >> 32) as usize
+    }
+}
+
+/// What only the writer touches: the free slots and the index's bookkeeping.
+struct Writer {
+    /// Slots made and free, and the next slot never made.
+    free: Vec<u32>,
+    next: usize,
+    /// Entries in the index, and tombstones.
+    live: usize,
+    tombstones: usize,
+    /// When the slab reaches this many slots, idle users are swept first.
+    sweep_at: usize,
+}
+
+/// The users: slab, index and writer.
+struct UserTable {
+    slots: Slots,
+    index: UserIndex,
+    writer: Mutex<Writer>,
+    hasher: RandomState,
+}
+
+impl UserTable {
+    fn new() -> UserTable {
+        UserTable {
+            slots: Slots::new(),
+            index: UserIndex::new(),
+            writer: Mutex::new(Writer { free: Vec::new(), next: 1, live: 0, tombstones: 0, sweep_at: 1024 }),
+            hasher: RandomState::default(),
+        }
+    }
+
+    #[inline]
+    fn hash(&self, user: &str) -> u64 {
+        // The tag (and probe start) is the upper half; never 0, so no word is 0. A
+        // slot number fits in 24 bits, so no word is TOMBSTONE either.
+        self.hasher.hash_one(user) | 1 << 32
+    }
+
+    /// The user's slot, locked: found through the index without locks, or made under
+    /// the writer lock. `Err` when the table is full.
+    #[inline]
+    fn lock_user(&self, user: &str) -> Result<(usize, Locked<'_>), Error> {
+        let hash = self.hash(user);
+        if let Some(i) = self.index.candidates(hash).next()
+            && let Some(slot) = self.slots.get(i)
+        {
+            let guard = slot.0.lock();
+            if guard.is(user) {
+                return Ok((i, guard));
+            }
+        }
+        self.lock_user_slow(user, hash)
+    }
+
+    #[cold]
+    fn lock_user_slow(&self, user: &str, hash: u64) -> Result<(usize, Locked<'_>), Error> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = self.search(user, hash) {
+            return Ok(found);
+        }
+        if w.free.is_empty() && w.next >= w.sweep_at {
+            self.sweep(&mut w);
+        }
+        let index = match w.free.pop() {
+            Some(i) => i as usize,
+            None if w.next < MAX_SLOTS => {
+                w.next += 1;
+                w.next - 1
+            }
+            None => {
+                return Err(Error::Backend(format!(
+                    "the in-memory table holds its maximum of {} users",
+                    MAX_SLOTS - 1
+                )));
+            }
+        };
+        let slot = self.slots.make(index);
+        let mut guard = slot.0.lock();
+        guard.user = Some(Arc::from(user));
+        self.insert(&mut w, hash, index);
+        Ok((index, guard))
+    }
+
+    /// Adds `hash -> slot` to the index, growing or rebuilding it first when full.
+    fn insert(&self, w: &mut Writer, hash: u64, slot: usize) {
+        let cap = self.index.table().map_or(0, <[AtomicU64]>::len);
+        if (w.live + 1) * 2 > cap {
+            let level = match self.index.current.load(Ordering::Relaxed) {
+                NO_LEVEL => 0,
+                l => l + 1,
+            };
+            self.rebuild(w, level);
+        } else if (w.live + w.tombstones + 1) * 4 > cap * 3 {
+            self.rebuild(w, self.index.current.load(Ordering::Relaxed));
+        }
+        if let Some(table) = self.index.table() {
+            UserIndex::put(table, UserIndex::word(hash, slot));
+        }
+        w.live += 1;
+    }
+
+    /// Copies the live entries into level `level` (made if new, cleared if in use).
+    fn rebuild(&self, w: &mut Writer, level: usize) {
+        let old: Vec<u64> = self
+            .index
+            .table()
+            .map(|t| {
+                t.iter().map(|a| a.load(Ordering::Relaxed)).filter(|&x| x != 0 && x != TOMBSTONE).collect()
+            })
+            .unwrap_or_default();
+        let table = self.index.levels[level]
+            .get_or_init(|| (0..FIRST_INDEX << level).map(|_| AtomicU64::new(0)).collect());
+        for word in table.iter() {
+            word.store(0, Ordering::Release);
+        }
+        for word in old {
+            UserIndex::put(table, word);
+        }
+        self.index.current.store(level, Ordering::Release);
+        w.tombstones = 0;
+    }
+
+    /// Removes every idle user (no handle, nothing lingering), freeing their slots.
+    fn sweep(&self, w: &mut Writer) {
+        let mut live = 0;
+        for (index, slot) in self.slots.iter() {
+            let mut state = slot.0.lock();
+            let Some(user) = state.user.clone() else { continue };
+            if !state.is_idle() {
+                live += 1;
+                continue;
+            }
+            state.user = None;
+            drop(state);
+            self.remove_from_index(w, self.hash(&user), index);
+            w.free.push(index as u32);
+        }
+        w.sweep_at = (2 * live).max(1024).max(w.next + 1);
+    }
+
+    fn remove_from_index(&self, w: &mut Writer, hash: u64, slot: usize) {
+        let Some(table) = self.index.table() else { return };
+        let word = UserIndex::word(hash, slot);
+        let mask = table.len() - 1;
+        let mut at = UserIndex::start_of(word) & mask;
+        for _ in 0..table.len() {
+            match table[at].load(Ordering::Relaxed) {
+                0 => return,
+                x if x == word => {
+                    table[at].store(TOMBSTONE, Ordering::Release);
+                    w.live -= 1;
+                    w.tombstones += 1;
+                    return;
+                }
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    /// The slot a seat handle names, and the handle's serial.
+    #[inline]
+    fn slot_of(&self, seat: SeatId) -> Option<(&Slot, u64)> {
+        let index = (seat >> SERIAL_BITS) as usize;
+        if index == 0 || index >= MAX_SLOTS {
+            return None;
+        }
+        self.slots.get(index).map(|slot| (slot, seat & SERIAL_MASK))
+    }
+
+    /// Every slot the index names for `hash`, checked under its lock.
+    fn search(&self, user: &str, hash: u64) -> Option<(usize, Locked<'_>)> {
+        self.index.candidates(hash).find_map(|i| {
+            let guard = self.slots.get(i)?.0.lock();
+            guard.is(user).then_some((i, guard))
+        })
+    }
+
+    /// The user's slot locked, if the user is in the table.
+    fn find(&self, user: &str) -> Option<(usize, Locked<'_>)> {
+        let hash = self.hash(user);
+        if let Some(found) = self.search(user, hash) {
+            return Some(found);
+        }
+        // A writer may be rebuilding the index: ask again under its lock.
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.search(user, hash)
+    }
+}
+
+/// A user's slot, locked.
+type Locked<'a> = SpinMutexGuard<'a, UserState>;
+
+#[inline]
+fn seat_of(index: usize, order: u64) -> SeatId {
+    ((index as u64) << SERIAL_BITS) | (order & SERIAL_MASK)
 }
 
 /// The in-process seat table.
 pub struct MemoryBackend {
     counters: Counters,
-    users: DashMap<Arc<str>, UserState, RandomState>,
-    seats: DashMap<SeatId, SeatRecord, RandomState>,
+    users: UserTable,
     /// Lower bounds of every lease deadline and every linger deadline in the table
     /// (`u64::MAX`: none). Lowered lock-free by acquires; raised only by a reap scan,
     /// under `reap_lock`, so that a reap never misses a deadline.
@@ -293,46 +629,26 @@ pub struct MemoryBackend {
 /// How many such handles `gone` remembers.
 const GONE_REMEMBERED: usize = 4096;
 
-/// Shards of each map of a tenant's pool (see [`MemoryBackend::for_tenant`]).
-const TENANT_SHARDS: usize = 4;
-
 impl MemoryBackend {
     /// An empty table with a counter for every possible type slot.
     pub fn new() -> MemoryBackend {
-        MemoryBackend::with_shards(None)
-    }
-
-    /// An empty table for one tenant of a hosted installation, where thousands of such
-    /// tables may live in one process, most of them idle: its maps have
-    /// 4 shards (`TENANT_SHARDS`) instead of dashmap's default of four per core rounded
-    /// up to a power of two (each shard is a 128-byte padded lock: 64 per map on 16
-    /// cores). Measured by `tests/tenant_memory.rs` (counting allocator, 10,000 tables):
-    /// 1,280 heap bytes for an empty one (the struct and 2 x 4 shards), 3,048 once it
-    /// had one login and its logout (a block of counters, and the first tables of both
-    /// maps, which they keep); [`MemoryBackend::new`] costs 2,304 on 2 cores and
-    /// about 16.6 KB on 16.
-    pub fn for_tenant() -> MemoryBackend {
-        MemoryBackend::with_shards(Some(TENANT_SHARDS))
-    }
-
-    fn with_shards(shards: Option<usize>) -> MemoryBackend {
-        // foldhash: a per-process random seed, and several times cheaper than SipHash
-        // on short keys such as user names and seat handles.
-        fn map<K: Eq + std::hash::Hash, V>(shards: Option<usize>) -> DashMap<K, V, RandomState> {
-            match shards {
-                Some(n) => DashMap::with_hasher_and_shard_amount(RandomState::default(), n),
-                None => DashMap::with_hasher(RandomState::default()),
-            }
-        }
         MemoryBackend {
             counters: Counters::new(),
-            users: map(shards),
-            seats: map(shards),
+            users: UserTable::new(),
             lease_hint: AtomicU64::new(u64::MAX),
             linger_hint: AtomicU64::new(u64::MAX),
             reap_lock: Mutex::new(()),
             gone: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// An empty table for one tenant of a hosted installation, where thousands of such
+    /// tables may live in one process, most of them idle. Every part of the table is
+    /// made on first use (counters by blocks of 8 types, user slots from a chunk of 8,
+    /// the index from 16 entries). Measured by `tests/tenant_memory.rs` (counting
+    /// allocator, 10,000 tables).
+    pub fn for_tenant() -> MemoryBackend {
+        MemoryBackend::new()
     }
 
     #[inline]
@@ -346,11 +662,11 @@ impl MemoryBackend {
         Error::LimitReached(Denial::limit(license.name.clone(), used, license.limit))
     }
 
-    /// Runs with the user's state locked: takes what is missing, all or nothing.
+    /// Runs with the user's slot locked: takes what is missing, all or nothing.
     fn acquire_locked(
         &self,
         config: &Config,
-        user_key: &Arc<str>,
+        index: usize,
         state: &mut UserState,
         req: &SeatRequest<'_>,
         changes: &mut Changes,
@@ -361,7 +677,7 @@ impl MemoryBackend {
         // Dependent licenses: each required type must be held already or come along.
         let dependent = req.types.intersect(config.requiring_types());
         if !dependent.is_empty() {
-            let available = req.types.union(state.held);
+            let available = req.types.union(state.held());
             for slot in dependent.iter() {
                 let license = &config.licenses[slot];
                 if let Some(missing) = license.requires.minus(available).iter().next() {
@@ -429,65 +745,52 @@ impl MemoryBackend {
         }
 
         if !reuse.is_empty() {
-            state.lingering.retain(|&mut (slot, _)| !reuse.contains(usize::from(slot)));
-        }
-        for slot in user_types.iter() {
-            state.hold_mut(slot).user_refs += 1;
-        }
-        for slot in session_types.iter() {
-            state.hold_mut(slot).session_refs += 1;
+            state.lingering.retain(|&(slot, _)| !reuse.contains(usize::from(slot)));
         }
         state.counted = state.counted.union(user_types);
-        state.held = state.held.union(req.types);
-        let seat = next_seat_id();
-        state.handles.push((seat, req.types));
+        let order = next_seat_id();
         let deadline = if req.lease > 0 { req.now.saturating_add(req.lease) } else { 0 };
-        self.seats.insert(
-            seat,
-            SeatRecord {
-                user: user_key.clone(),
-                user_types,
-                session_types,
-                extension: req.extension.map(Arc::from),
-                session: req.session.map(Arc::from),
-                since: req.since,
-                lease: req.lease,
-                deadline,
-            },
-        );
-        // After the insert: a reap scan that starts later sees the record; one that
+        let labels = (req.extension.is_some() || req.session.is_some()).then(|| {
+            Box::new(Labels { extension: req.extension.map(Arc::from), session: req.session.map(Arc::from) })
+        });
+        state.handles.push(Handle {
+            order,
+            user_types,
+            session_types,
+            since_ms: unix_ms(req.since),
+            lease: req.lease,
+            deadline,
+            labels,
+        });
+        // After the handle is in: a reap scan that starts later sees it; one that
         // started earlier keeps this lower bound.
         if deadline != 0 {
             self.lease_hint.fetch_min(deadline, Ordering::SeqCst);
         }
-        Ok(seat)
+        Ok(seat_of(index, order))
     }
 
-    /// Takes a removed handle out of its user's state (locked by the caller) and gives
-    /// back its seats, or keeps `count = "user"` seats lingering when `lingers`.
+    /// Takes the handle at `pos` out of its user's state (locked by the caller) and
+    /// gives back its seats, or keeps `count = "user"` seats lingering when `lingers`.
     #[allow(clippy::too_many_arguments)]
     fn drop_handle(
         &self,
         config: &Config,
+        index: usize,
         state: &mut UserState,
-        seat: SeatId,
-        record: &SeatRecord,
+        pos: usize,
         why: ReleaseWhy,
         lingers: bool,
         now: Mono,
         changes: &mut Changes,
     ) {
-        if let Some(pos) = state.handles.iter().position(|&(h, _)| h == seat) {
-            state.handles.swap_remove(pos);
-        }
-        for slot in record.session_types.iter() {
+        let handle = state.handles.swap_remove(pos);
+        let seat = seat_of(index, handle.order);
+        for slot in handle.session_types.iter() {
             self.give_back(slot, changes);
-            state.hold_mut(slot).session_refs -= 1;
         }
-        for slot in record.user_types.iter() {
-            let hold = state.hold_mut(slot);
-            hold.user_refs -= 1;
-            if hold.user_refs > 0 {
+        for slot in handle.user_types.iter() {
+            if state.user_holds(slot) {
                 continue;
             }
             state.counted = state.counted.minus(TypeSet::single(slot));
@@ -501,7 +804,6 @@ impl MemoryBackend {
                 None => self.give_back(slot, changes),
             }
         }
-        state.refresh_held();
         if matches!(
             why,
             ReleaseWhy::Expired
@@ -516,17 +818,27 @@ impl MemoryBackend {
             }
             gone.push_back((seat, why));
         }
-        let mut released = record.released(seat, why);
-        released.used = released.types.iter().map(|slot| self.used(config, slot)).collect();
-        changes.released.push(released);
+        if !changes.quiet {
+            let types = handle.types();
+            changes.released.push(ReleasedSeat {
+                seat,
+                user: state.user.clone().unwrap_or_else(|| Arc::from("")),
+                types,
+                why,
+                extension: handle.extension(),
+                session: handle.session(),
+                used: types.iter().map(|slot| self.used(config, slot)).collect(),
+            });
+        }
     }
 
-    /// Releases, with the user's state locked, every handle that holds a type whose
+    /// Releases, with the user's slot locked, every handle that holds a type whose
     /// `requires` the user no longer holds, until none is left. They linger exactly
     /// when the release that started the cascade does (an admin release frees all).
     fn cascade(
         &self,
         config: &Config,
+        index: usize,
         state: &mut UserState,
         lingers: bool,
         now: Mono,
@@ -537,59 +849,31 @@ impl MemoryBackend {
             return;
         }
         loop {
-            let held = state.held;
-            let victims: SmallVec<[SeatId; 4]> = state
-                .handles
-                .iter()
-                .filter(|(_, types)| {
-                    types.intersect(dependent).iter().any(|d| !held.contains_all(config.licenses[d].requires))
-                })
-                .map(|&(h, _)| h)
-                .collect();
-            let mut progressed = false;
-            for victim in victims {
-                // A handle another thread is releasing right now is settled by that
-                // thread, which runs this cascade again under the same lock.
-                if let Some((_, record)) = self.seats.remove(&victim) {
-                    let why = if record.expired(now) { ReleaseWhy::Expired } else { ReleaseWhy::Dependency };
-                    self.drop_handle(config, state, victim, &record, why, lingers, now, changes);
-                    progressed = true;
-                }
-            }
-            if !progressed {
-                return;
-            }
+            let held = state.held();
+            let victim = state.handles.iter().position(|h| {
+                h.types().intersect(dependent).iter().any(|d| !held.contains_all(config.licenses[d].requires))
+            });
+            let Some(pos) = victim else { return };
+            let why =
+                if state.handles[pos].expired(now) { ReleaseWhy::Expired } else { ReleaseWhy::Dependency };
+            self.drop_handle(config, index, state, pos, why, lingers, now, changes);
         }
     }
 
-    /// Finishes the release of a handle already removed from `seats`.
+    /// Releases the handle at `pos` and what depended on it.
+    #[allow(clippy::too_many_arguments)]
     fn settle(
         &self,
         config: &Config,
-        seat: SeatId,
-        record: SeatRecord,
+        index: usize,
+        state: &mut UserState,
+        pos: usize,
         why: ReleaseWhy,
         now: Mono,
         changes: &mut Changes,
     ) {
-        // The user's state exists: a handle is inserted while its user's entry is
-        // locked, and that entry outlives its handles.
-        self.users.remove_if_mut(&*record.user, |_, state| {
-            self.drop_handle(config, state, seat, &record, why, why.lingers(), now, changes);
-            self.cascade(config, state, why.lingers(), now, changes);
-            state.is_empty()
-        });
-    }
-
-    /// Removes `seat` if it is expired, settling it as expired.
-    fn reclaim_if_expired(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> bool {
-        match self.seats.remove_if(&seat, |_, r| r.expired(now)) {
-            Some((_, record)) => {
-                self.settle(config, seat, record, ReleaseWhy::Expired, now, changes);
-                true
-            }
-            None => false,
-        }
+        self.drop_handle(config, index, state, pos, why, why.lingers(), now, changes);
+        self.cascade(config, index, state, why.lingers(), now, changes);
     }
 
     /// The error for a handle that is not in the table: why it went, when known.
@@ -607,23 +891,24 @@ impl MemoryBackend {
             return 0;
         }
         // From here until the scan's result is folded back in, acquires lower the hint
-        // for any record the scan may not see.
+        // for any handle the scan may not see.
         self.lease_hint.swap(u64::MAX, Ordering::SeqCst);
         let mut next = u64::MAX;
-        let mut due: Vec<SeatId> = Vec::new();
-        for entry in self.seats.iter() {
-            let deadline = entry.value().deadline;
-            if deadline == 0 {
-                continue;
+        let mut reclaimed = 0;
+        for (index, slot) in self.users.slots.iter() {
+            let mut state = slot.0.lock();
+            while let Some(pos) = state.handles.iter().position(|h| h.expired(now)) {
+                self.settle(config, index, &mut state, pos, ReleaseWhy::Expired, now, changes);
+                reclaimed += 1;
             }
-            if deadline <= now {
-                due.push(*entry.key());
-            } else {
-                next = next.min(deadline);
+            for h in &state.handles {
+                if h.deadline != 0 {
+                    next = next.min(h.deadline);
+                }
             }
         }
         self.lease_hint.fetch_min(next, Ordering::SeqCst);
-        due.into_iter().filter(|&seat| self.reclaim_if_expired(config, seat, now, changes)).count()
+        reclaimed
     }
 
     fn reap_lingers(&self, now: Mono, changes: &mut Changes) -> usize {
@@ -632,32 +917,60 @@ impl MemoryBackend {
         }
         self.linger_hint.swap(u64::MAX, Ordering::SeqCst);
         let mut next = u64::MAX;
-        let mut due: Vec<Arc<str>> = Vec::new();
-        for entry in self.users.iter() {
-            let mut is_due = false;
-            for &(_, deadline) in &entry.value().lingering {
-                if deadline <= now {
-                    is_due = true;
-                } else {
-                    next = next.min(deadline);
-                }
+        let mut freed = 0;
+        for (_, slot) in self.users.slots.iter() {
+            let mut state = slot.0.lock();
+            if state.lingering.is_empty() {
+                continue;
             }
-            if is_due {
-                due.push(entry.key().clone());
+            for slot in state.end_lingering(now).iter() {
+                self.give_back(slot, changes);
+                freed += 1;
+            }
+            for &(_, deadline) in &state.lingering {
+                next = next.min(deadline);
             }
         }
         self.linger_hint.fetch_min(next, Ordering::SeqCst);
-        let mut freed = 0;
-        for user in due {
-            self.users.remove_if_mut(&*user, |_, state| {
-                for slot in state.end_lingering(now).iter() {
-                    self.give_back(slot, changes);
-                    freed += 1;
-                }
-                state.is_empty()
-            });
-        }
         freed
+    }
+
+    /// Runs `f` on the handle `seat` names, with its user's slot locked; an expired
+    /// handle is reclaimed first (and is [`Error::SeatExpired`]).
+    fn with_handle<T>(
+        &self,
+        config: &Config,
+        seat: SeatId,
+        now: Mono,
+        changes: &mut Changes,
+        f: impl FnOnce(&mut UserState, usize, &mut Changes) -> T,
+    ) -> Result<T, Error> {
+        let Some((slot, serial)) = self.users.slot_of(seat) else { return Err(self.not_held(seat)) };
+        let index = (seat >> SERIAL_BITS) as usize;
+        let mut state = slot.0.lock();
+        let Some(pos) = state.position(serial) else {
+            drop(state);
+            return Err(self.not_held(seat));
+        };
+        if state.handles[pos].expired(now) {
+            self.settle(config, index, &mut state, pos, ReleaseWhy::Expired, now, changes);
+            return Err(Error::SeatExpired(seat));
+        }
+        Ok(f(&mut state, pos, changes))
+    }
+
+    fn held_seat(index: usize, user: &Arc<str>, h: &Handle) -> HeldSeat {
+        HeldSeat {
+            seat: seat_of(index, h.order),
+            user: user.clone(),
+            types: h.types(),
+            extension: h.extension(),
+            session: h.session(),
+            since: from_unix_ms(h.since_ms),
+            deadline: h.deadline,
+            node: None,
+            order: h.order,
+        }
     }
 }
 
@@ -678,32 +991,8 @@ impl Backend for MemoryBackend {
         req: &SeatRequest<'_>,
         changes: &mut Changes,
     ) -> Result<SeatId, Error> {
-        // Fast path: a known user is found by &str, with no allocation.
-        if let Some(mut guard) = self.users.get_mut(req.user) {
-            let (key, state) = guard.pair_mut();
-            let result = self.acquire_locked(config, key, state, req, changes);
-            let forget = result.is_err() && state.is_empty();
-            drop(guard);
-            if forget {
-                // Only lingering seats kept this user known, and they just ended.
-                self.users.remove_if(req.user, |_, state| state.is_empty());
-            }
-            return result;
-        }
-        match self.users.entry(Arc::from(req.user)) {
-            Entry::Occupied(entry) => {
-                let mut guard = entry.into_ref();
-                let (key, state) = guard.pair_mut();
-                self.acquire_locked(config, key, state, req, changes)
-            }
-            Entry::Vacant(entry) => {
-                // Only a user who got a seat handle is remembered.
-                let mut state = UserState::default();
-                let seat = self.acquire_locked(config, entry.key(), &mut state, req, changes)?;
-                entry.insert(state);
-                Ok(seat)
-            }
-        }
+        let (index, mut state) = self.users.lock_user(req.user)?;
+        self.acquire_locked(config, index, &mut state, req, changes)
     }
 
     fn release(
@@ -714,16 +1003,12 @@ impl Backend for MemoryBackend {
         now: Mono,
         changes: &mut Changes,
     ) -> Result<(), Error> {
-        // Removal is the single point that decides who releases a handle: a second or
-        // concurrent release of the same handle finds nothing.
-        match self.seats.remove_if(&seat, |_, r| !r.expired(now)) {
-            Some((_, record)) => {
-                self.settle(config, seat, record, why, now, changes);
-                Ok(())
-            }
-            None if self.reclaim_if_expired(config, seat, now, changes) => Err(Error::SeatExpired(seat)),
-            None => Err(self.not_held(seat)),
-        }
+        let index = (seat >> SERIAL_BITS) as usize;
+        // Under the slot's lock: a second or concurrent release of the same handle
+        // finds nothing.
+        self.with_handle(config, seat, now, changes, |state, pos, changes| {
+            self.settle(config, index, state, pos, why, now, changes)
+        })
     }
 
     fn release_user(
@@ -734,43 +1019,33 @@ impl Backend for MemoryBackend {
         now: Mono,
         changes: &mut Changes,
     ) -> Result<usize, Error> {
-        let mut released = 0;
+        let Some((index, mut state)) = self.users.find(user) else {
+            return Err(Error::UnknownUser(user.to_string()));
+        };
         let mut freed_lingering = false;
-        self.users.remove_if_mut(user, |_, state| {
-            if !why.lingers() {
-                for (slot, _) in std::mem::take(&mut state.lingering) {
-                    self.give_back(usize::from(slot), changes);
-                    freed_lingering = true;
-                }
+        if !why.lingers() {
+            for (slot, _) in std::mem::take(&mut state.lingering) {
+                self.give_back(usize::from(slot), changes);
+                freed_lingering = true;
             }
-            let handles: SmallVec<[SeatId; 4]> = state.handles.iter().map(|&(h, _)| h).collect();
-            for seat in handles {
-                if let Some((_, record)) = self.seats.remove(&seat) {
-                    let why = if record.expired(now) { ReleaseWhy::Expired } else { why };
-                    self.drop_handle(config, state, seat, &record, why, why.lingers(), now, changes);
-                    released += 1;
-                }
-            }
-            state.is_empty()
-        });
+        }
+        let mut released = 0;
+        while !state.handles.is_empty() {
+            let last = state.handles.len() - 1;
+            let why = if state.handles[last].expired(now) { ReleaseWhy::Expired } else { why };
+            self.drop_handle(config, index, &mut state, last, why, why.lingers(), now, changes);
+            released += 1;
+        }
         if released > 0 || freed_lingering { Ok(released) } else { Err(Error::UnknownUser(user.to_string())) }
     }
 
     fn touch(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> Result<(), Error> {
-        match self.seats.get_mut(&seat) {
-            Some(mut record) if !record.expired(now) => {
-                if record.lease > 0 {
-                    record.deadline = now.saturating_add(record.lease);
-                }
-                Ok(())
+        self.with_handle(config, seat, now, changes, |state, pos, _| {
+            let h = &mut state.handles[pos];
+            if h.lease > 0 {
+                h.deadline = now.saturating_add(h.lease);
             }
-            Some(record) => {
-                drop(record);
-                self.reclaim_if_expired(config, seat, now, changes);
-                Err(Error::SeatExpired(seat))
-            }
-            None => Err(self.not_held(seat)),
-        }
+        })
     }
 
     fn touch_user(
@@ -780,12 +1055,19 @@ impl Backend for MemoryBackend {
         now: Mono,
         changes: &mut Changes,
     ) -> Result<usize, Error> {
-        let handles: SmallVec<[SeatId; 4]> = match self.users.get(user) {
-            Some(state) => state.handles.iter().map(|&(h, _)| h).collect(),
-            None => SmallVec::new(),
+        let Some((index, mut state)) = self.users.find(user) else {
+            return Err(Error::UnknownUser(user.to_string()));
         };
-        let renewed =
-            handles.into_iter().filter(|&seat| self.touch(config, seat, now, changes).is_ok()).count();
+        while let Some(pos) = state.handles.iter().position(|h| h.expired(now)) {
+            self.settle(config, index, &mut state, pos, ReleaseWhy::Expired, now, changes);
+        }
+        let mut renewed = 0;
+        for h in state.handles.iter_mut() {
+            if h.lease > 0 {
+                h.deadline = now.saturating_add(h.lease);
+            }
+            renewed += 1;
+        }
         if renewed == 0 { Err(Error::UnknownUser(user.to_string())) } else { Ok(renewed) }
     }
 
@@ -821,30 +1103,25 @@ impl Backend for MemoryBackend {
     }
 
     fn holders(&self, _config: &Config) -> Vec<HeldSeat> {
-        // Each shard is read-locked only while its entries are copied (refcount bumps).
-        self.seats
-            .iter()
-            .map(|entry| {
-                let r = entry.value();
-                HeldSeat {
-                    seat: *entry.key(),
-                    user: r.user.clone(),
-                    types: r.user_types.union(r.session_types),
-                    extension: r.extension.clone(),
-                    session: r.session.clone(),
-                    since: r.since,
-                    deadline: r.deadline,
-                    node: None,
-                }
-            })
-            .collect()
+        // Each slot is locked only while its handles are copied (refcount bumps).
+        let mut out = Vec::new();
+        for (index, slot) in self.users.slots.iter() {
+            let state = slot.0.lock();
+            if let Some(user) = &state.user {
+                out.extend(state.handles.iter().map(|h| MemoryBackend::held_seat(index, user, h)));
+            }
+        }
+        out
     }
 
     fn lingering(&self, _config: &Config) -> Vec<LingeringSeat> {
         let mut out = Vec::new();
-        for entry in self.users.iter() {
-            for &(slot, deadline) in &entry.value().lingering {
-                out.push(LingeringSeat { user: entry.key().clone(), slot: usize::from(slot), deadline });
+        for (_, slot) in self.users.slots.iter() {
+            let state = slot.0.lock();
+            if let Some(user) = &state.user {
+                for &(slot, deadline) in &state.lingering {
+                    out.push(LingeringSeat { user: user.clone(), slot: usize::from(slot), deadline });
+                }
             }
         }
         out

@@ -115,6 +115,10 @@ pub struct ReleasedSeat {
 pub struct Changes {
     pub counts: SmallVec<[CountChange; 8]>,
     pub released: Vec<ReleasedSeat>,
+    /// Set by the engine when nobody listens and no audit log is written: a backend
+    /// may then skip describing released handles in `released` (the counts are
+    /// always kept).
+    pub quiet: bool,
 }
 
 impl Changes {
@@ -138,6 +142,9 @@ pub struct HeldSeat {
     pub deadline: Mono,
     /// The node that took it (`redis` backend), or the process (`shm`: "pid 1234").
     pub node: Option<Arc<str>>,
+    /// Orders handles of the same `since` by login (higher: later), where the backend
+    /// knows; else the seat id.
+    pub order: u64,
 }
 
 /// A released `count = "user"` seat kept for its user until `deadline`.

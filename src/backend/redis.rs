@@ -1460,6 +1460,7 @@ impl Backend for RedisBackend {
                             since: since_of(int_at(h, 7)),
                             deadline: if deadline == 0 { 0 } else { self.mono_of(deadline) },
                             node: label(at(h, 8)),
+                            order: seat,
                         })
                     })
                     .collect();
@@ -1486,6 +1487,7 @@ impl Backend for RedisBackend {
                 since: since_of(m.since_ms),
                 deadline: if m.deadline_us == 0 { 0 } else { self.mono_of(m.deadline_us) },
                 node: Some(self.link.node.clone()),
+                order: *seat,
             }
         }));
         out

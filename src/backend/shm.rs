@@ -1219,6 +1219,7 @@ impl Backend for ShmBackend {
                     since: UNIX_EPOCH + Duration::from_nanos(h.since_unix_ns),
                     deadline: h.deadline,
                     node: pid.filter(|&p| p != 0).map(|p| Arc::from(format!("pid {p}"))),
+                    order: h.seat,
                 });
             }
             Ok(out)
