@@ -1,8 +1,12 @@
 # seatgate: build, demo, tests and benchmark.
 #   make demo    simulated call-center login storm against examples/seats.toml
 #   make test    every test: Rust, header drift, C tests plain + valgrind + ASan
-#   make bench   ns per acquire+release through the C ABI per backend (memory, shm, redis),
-#                against a global-lock baseline and a bare atomic
+#   make bench   acquire+release pairs through the C ABI per backend (memory, shm, redis) in
+#                seven scenarios, against a global lock (mod_hash), an rwlock list (Asterisk
+#                GROUP) and a bare atomic: table on stdout, CSV in build/bench/results.csv,
+#                plot in docs/bench-threads.png (installs gnuplot-nox through setup.sh bench)
+#   make bench-quick  the same scenarios and checks in a few seconds with tiny sizes (a
+#                smoke test that keeps the bench building and running; no figures)
 #   make header  regenerate include/seatgate.h after changing src/ffi.rs
 
 CARGO   ?= cargo
@@ -26,12 +30,16 @@ WITH_REDIS := scripts/with-redis.sh
 # with a freshly generated copy. Unfrozen (`make header`): the build rewrites it.
 export SEATGATE_FROZEN_HEADER := 1
 
-.PHONY: all deps lib header demo test test-rust test-c bench clean
+.PHONY: all deps deps-bench lib header demo test test-rust test-c bench bench-quick clean
 
 all: lib
 
 deps:
 	@bash scripts/setup.sh
+
+# What only `make bench` needs on top (gnuplot for the plot).
+deps-bench:
+	@bash scripts/setup.sh bench
 
 lib:
 	$(CARGO) build --release --quiet
@@ -74,9 +82,21 @@ test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/a
 $(BUILD)/bench/bench: bench/bench.c include/seatgate.h lib | $(BUILD)/bench
 	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread -Iinclude -o $@ $< $(LINK)
 
-bench: deps $(BUILD)/bench/bench
-	$(WITH_REDIS) $(BUILD)/bench/bench
+BENCH_CSV ?= $(BUILD)/bench/results.csv
+BENCH_PLOT ?= docs/bench-threads.png
+
+bench: deps-bench $(BUILD)/bench/bench
+	SEATGATE_BENCH_CSV=$(BENCH_CSV) $(WITH_REDIS) $(BUILD)/bench/bench
+	bench/plot.sh $(BENCH_CSV) $(BENCH_PLOT)
 	$(CARGO) run --release --quiet --example tenant_cost
+
+# Needs only what `make test` needs; the plot script runs too when gnuplot is there.
+bench-quick: deps $(BUILD)/bench/bench
+	SEATGATE_BENCH_QUICK=1 SEATGATE_BENCH_CSV=$(BUILD)/bench/results-quick.csv \
+	  $(WITH_REDIS) $(BUILD)/bench/bench
+	@if command -v gnuplot >/dev/null 2>&1; then \
+	  bench/plot.sh $(BUILD)/bench/results-quick.csv $(BUILD)/bench/bench-threads-quick.png; \
+	else echo "bench-quick: no gnuplot, plot skipped (scripts/setup.sh bench installs it)"; fi
 
 clean:
 	$(CARGO) clean

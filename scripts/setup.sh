@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Installs what `make demo`, `make test`, `make bench` and `cargo test` need beyond
 # the Rust toolchain, from Debian's packages, only when it is missing. Safe to run again.
+#   scripts/setup.sh          what the build, the demo and the tests need
+#   scripts/setup.sh bench    that, plus gnuplot for the bench's plot (make bench only)
 set -euo pipefail
+
+mode=${1:-}
+case "$mode" in
+  ""|bench) ;;
+  *) echo "setup: unknown mode '$mode' (expected nothing or 'bench')" >&2; exit 2 ;;
+esac
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -15,6 +23,12 @@ have redis-server || need+=(redis-server)
 # AddressSanitizer's runtime for the C tests.
 if have gcc && ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address -o /dev/null - >/dev/null 2>&1; then
   need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")
+fi
+
+# bench/plot.sh draws docs/bench-threads.png with gnuplot: the X-less build, whose
+# pngcairo terminal is all the plot uses (4 small packages). Only `make bench` asks.
+if [ "$mode" = bench ]; then
+  have gnuplot || need+=(gnuplot-nox)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
