@@ -27,15 +27,17 @@ pub trait Clock: Send + Sync + 'static {
     fn monotonic(&self) -> Mono;
 }
 
-/// The real clocks, read at the kernel tick's resolution: `CLOCK_REALTIME_COARSE`
-/// and `CLOCK_MONOTONIC_COARSE`.
+/// The real clocks: `CLOCK_REALTIME_COARSE` for what people read, `CLOCK_MONOTONIC`
+/// for deadlines.
 ///
-/// The coarse clocks are the time of the last timer tick (1 to 4 ms, by the kernel's
-/// `HZ`), read from the vDSO in about 5 ns; the precise ones cost 20 to 25 ns on a
-/// virtual machine, and a login reads the clock three times. Login times are shown to
-/// the second and leases and linger windows are configured in seconds, so the tick is
-/// far below anything a user sees. Both are one clock for every process of the host,
-/// so deadlines stay comparable between processes sharing a table.
+/// The wall clock is read at the kernel tick's resolution (1 to 4 ms, by `HZ`): the
+/// time of the last timer tick, from the vDSO in about 5 ns instead of 20 to 25 ns on
+/// a virtual machine. It stamps login times (shown to the second) and dates the
+/// policy. The monotonic clock stays precise: a coarse one would let a lease or a
+/// linger window end up to a tick before its time (the deadline computed from a tick
+/// that was already past), and a lease must never end early. Both are one clock for
+/// every process of the host, so deadlines stay comparable between processes sharing
+/// a table.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -50,7 +52,7 @@ impl Clock for SystemClock {
     }
     #[inline]
     fn monotonic(&self) -> Mono {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
         (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
     }
 }

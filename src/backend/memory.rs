@@ -1135,3 +1135,69 @@ impl Backend for MemoryBackend {
         Ok(Box::new(MemoryBackend::for_tenant()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_small() {
+        // What one user costs in the slab (the name and the index come on top).
+        assert!(std::mem::size_of::<Slot>() <= 128, "{}", std::mem::size_of::<Slot>());
+        assert!(std::mem::size_of::<Handle>() <= 56, "{}", std::mem::size_of::<Handle>());
+    }
+
+    #[test]
+    fn slot_numbers_map_onto_chunks_one_to_one() {
+        let mut expect = (0, 0);
+        for index in 0..100_000 {
+            let (chunk, offset) = Slots::locate(index);
+            assert_eq!((chunk, offset), expect, "slot {index}");
+            expect = if offset + 1 == FIRST_CHUNK << chunk { (chunk + 1, 0) } else { (chunk, offset + 1) };
+        }
+        let (last, _) = Slots::locate(MAX_SLOTS - 1);
+        assert!(last < CHUNKS);
+    }
+
+    fn request(user: &str) -> SeatRequest<'_> {
+        SeatRequest {
+            user,
+            types: TypeSet::single(0),
+            extension: None,
+            session: None,
+            since: std::time::SystemTime::now(),
+            now: 1,
+            lease: 0,
+        }
+    }
+
+    #[test]
+    fn idle_users_are_swept_and_everyone_is_still_found() {
+        let config = Config::from_toml_str("[licenses.crm]\nlimit = 100000\n", "t.toml").unwrap();
+        let table = MemoryBackend::new();
+        let mut changes = Changes::default();
+        // Users who stay, across every sweep and index rebuild below.
+        let stay: Vec<SeatId> = (0..300)
+            .map(|i| table.try_acquire(&config, &request(&format!("stay-{i}")), &mut changes).unwrap())
+            .collect();
+        for i in 0..20_000 {
+            let seat = table.try_acquire(&config, &request(&format!("passer-{i}")), &mut changes).unwrap();
+            table.release(&config, seat, ReleaseWhy::Normal, 1, &mut changes).unwrap();
+        }
+        let made = table.users.writer.lock().unwrap().next;
+        assert!(made < 3_000, "the slab grew to {made} slots for 300 users holding seats");
+        assert_eq!(table.used(&config, 0), 300);
+        // A second login of a staying user finds their slot: no second seat.
+        for i in 0..300 {
+            let again = table.try_acquire(&config, &request(&format!("stay-{i}")), &mut changes).unwrap();
+            assert_eq!(again >> SERIAL_BITS, stay[i] >> SERIAL_BITS, "stay-{i} has one slot");
+            table.release(&config, again, ReleaseWhy::Normal, 1, &mut changes).unwrap();
+        }
+        assert_eq!(table.used(&config, 0), 300);
+        for seat in stay {
+            table.release(&config, seat, ReleaseWhy::Normal, 1, &mut changes).unwrap();
+        }
+        assert_eq!(table.used(&config, 0), 0);
+        assert!(table.holders(&config).is_empty());
+    }
+}
