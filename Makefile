@@ -64,7 +64,7 @@ $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
-test: deps test-rust test-c
+test: deps test-rust test-c bench-quick
 	@echo "make test: all tests passed"
 
 test-rust:

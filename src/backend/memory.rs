@@ -259,7 +259,7 @@ struct UserState {
     /// `count = "user"` types with a seat counted for this user.
     counted: TypeSet,
     /// Released `count = "user"` seats kept for this user: (slot, monotonic deadline).
-    lingering: Vec<(u8, Mono)>,
+    lingering: Lingering,
     handles: SmallVec<[Handle; 1]>,
 }
 
@@ -298,6 +298,38 @@ impl UserState {
             live
         });
         ended
+    }
+}
+
+/// Released `count = "user"` seats kept for a user: (type slot, monotonic deadline).
+/// Out of line (one word in the slot): few users have any.
+#[derive(Default)]
+struct Lingering(Option<Box<Vec<(u8, Mono)>>>);
+
+impl Lingering {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|v| v.is_empty())
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, (u8, Mono)> {
+        self.0.as_deref().map_or([].iter(), |v| v.iter())
+    }
+
+    fn push(&mut self, item: (u8, Mono)) {
+        self.0.get_or_insert_default().push(item);
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&(u8, Mono)) -> bool) {
+        if let Some(v) = self.0.as_mut() {
+            v.retain(keep);
+            if v.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<(u8, Mono)> {
+        self.0.take().map(|v| *v).unwrap_or_default()
     }
 }
 
@@ -700,7 +732,7 @@ impl MemoryBackend {
             for slot in state.end_lingering(req.now).iter() {
                 self.give_back(slot, changes);
             }
-            for &(slot, _) in &state.lingering {
+            for &(slot, _) in state.lingering.iter() {
                 if user_types.contains(usize::from(slot)) {
                     reuse.insert(usize::from(slot));
                 }
@@ -927,7 +959,7 @@ impl MemoryBackend {
                 self.give_back(slot, changes);
                 freed += 1;
             }
-            for &(_, deadline) in &state.lingering {
+            for &(_, deadline) in state.lingering.iter() {
                 next = next.min(deadline);
             }
         }
@@ -1024,7 +1056,7 @@ impl Backend for MemoryBackend {
         };
         let mut freed_lingering = false;
         if !why.lingers() {
-            for (slot, _) in std::mem::take(&mut state.lingering) {
+            for (slot, _) in state.lingering.take() {
                 self.give_back(usize::from(slot), changes);
                 freed_lingering = true;
             }
@@ -1119,7 +1151,7 @@ impl Backend for MemoryBackend {
         for (_, slot) in self.users.slots.iter() {
             let state = slot.0.lock();
             if let Some(user) = &state.user {
-                for &(slot, deadline) in &state.lingering {
+                for &(slot, deadline) in state.lingering.iter() {
                     out.push(LingeringSeat { user: user.clone(), slot: usize::from(slot), deadline });
                 }
             }
@@ -1143,7 +1175,7 @@ mod tests {
     #[test]
     fn a_slot_is_small() {
         // What one user costs in the slab (the name and the index come on top).
-        assert!(std::mem::size_of::<Slot>() <= 128, "{}", std::mem::size_of::<Slot>());
+        assert!(std::mem::size_of::<Slot>() <= 104, "{}", std::mem::size_of::<Slot>());
         assert!(std::mem::size_of::<Handle>() <= 56, "{}", std::mem::size_of::<Handle>());
     }
 
