@@ -1310,11 +1310,7 @@ impl Engine {
     /// Looks at the policy when its next change is due (one atomic load otherwise).
     #[inline]
     fn policy_due(&self, now: SystemTime) {
-        let secs = match now.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            Err(_) => unix_secs(now),
-        };
-        if secs >= self.next_policy_at.load(Ordering::Relaxed) {
+        if unix_secs(now) >= self.next_policy_at.load(Ordering::Relaxed) {
             self.policy_tick(now);
         }
     }
@@ -2029,7 +2025,7 @@ fn summarize(old: &Config, new: &Config, used: impl Fn(usize) -> u32) -> ReloadS
 impl Drop for Engine {
     fn drop(&mut self) {
         // Stop the reaper before the table goes away (it holds only a weak reference).
-        self.reaper.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        self.stop_reaper();
     }
 }
 

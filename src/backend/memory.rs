@@ -662,7 +662,11 @@ pub struct MemoryBackend {
 const GONE_REMEMBERED: usize = 4096;
 
 impl MemoryBackend {
-    /// An empty table with a counter for every possible type slot.
+    /// An empty table. Every part of it is made on first use (counters by blocks of
+    /// 8 types, user slots from a chunk of 8, the index from 16 entries), so the same
+    /// table serves the main pool and each of the thousands of tenant pools a hosted
+    /// installation may keep, most of them idle (`tests/tenant_memory.rs` counts the
+    /// bytes).
     pub fn new() -> MemoryBackend {
         MemoryBackend {
             counters: Counters::new(),
@@ -672,15 +676,6 @@ impl MemoryBackend {
             reap_lock: Mutex::new(()),
             gone: Mutex::new(VecDeque::new()),
         }
-    }
-
-    /// An empty table for one tenant of a hosted installation, where thousands of such
-    /// tables may live in one process, most of them idle. Every part of the table is
-    /// made on first use (counters by blocks of 8 types, user slots from a chunk of 8,
-    /// the index from 16 entries). Measured by `tests/tenant_memory.rs` (counting
-    /// allocator, 10,000 tables).
-    pub fn for_tenant() -> MemoryBackend {
-        MemoryBackend::new()
     }
 
     #[inline]
@@ -908,6 +903,24 @@ impl MemoryBackend {
         self.cascade(config, index, state, why.lingers(), now, changes);
     }
 
+    /// Releases, with the user's slot locked, every handle of the user whose lease ran
+    /// out by `now` (and what depended on it); returns how many expired.
+    fn settle_expired(
+        &self,
+        config: &Config,
+        index: usize,
+        state: &mut UserState,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> usize {
+        let mut expired = 0;
+        while let Some(pos) = state.handles.iter().position(|h| h.expired(now)) {
+            self.settle(config, index, state, pos, ReleaseWhy::Expired, now, changes);
+            expired += 1;
+        }
+        expired
+    }
+
     /// The error for a handle that is not in the table: why it went, when known.
     fn not_held(&self, seat: SeatId) -> Error {
         let gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
@@ -929,10 +942,7 @@ impl MemoryBackend {
         let mut reclaimed = 0;
         for (index, slot) in self.users.slots.iter() {
             let mut state = slot.0.lock();
-            while let Some(pos) = state.handles.iter().position(|h| h.expired(now)) {
-                self.settle(config, index, &mut state, pos, ReleaseWhy::Expired, now, changes);
-                reclaimed += 1;
-            }
+            reclaimed += self.settle_expired(config, index, &mut state, now, changes);
             for h in &state.handles {
                 if h.deadline != 0 {
                     next = next.min(h.deadline);
@@ -1090,9 +1100,7 @@ impl Backend for MemoryBackend {
         let Some((index, mut state)) = self.users.find(user) else {
             return Err(Error::UnknownUser(user.to_string()));
         };
-        while let Some(pos) = state.handles.iter().position(|h| h.expired(now)) {
-            self.settle(config, index, &mut state, pos, ReleaseWhy::Expired, now, changes);
-        }
+        self.settle_expired(config, index, &mut state, now, changes);
         let mut renewed = 0;
         for h in state.handles.iter_mut() {
             if h.lease > 0 {
@@ -1159,12 +1167,12 @@ impl Backend for MemoryBackend {
         out
     }
 
-    /// A new, empty table ([`MemoryBackend::for_tenant`]) on every call: an
+    /// A new, empty table on every call: an
     /// in-process table has nobody to share a tenant's pool with, so the engine keeps
     /// the one it opened.
     fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
         super::check_tenant_name(tenant)?;
-        Ok(Box::new(MemoryBackend::for_tenant()))
+        Ok(Box::new(MemoryBackend::new()))
     }
 }
 

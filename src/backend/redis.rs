@@ -362,7 +362,7 @@ impl RedisBackend {
 
     /// A pool under `prefix` on `link` that has not spoken to Redis yet.
     fn pool_on(link: Arc<Link>, prefix: String, tenant: Option<String>) -> RedisBackend {
-        let local = RedisBackend::empty_local(tenant.is_some());
+        let local = MemoryBackend::new();
         RedisBackend {
             link,
             epoch_key: format!("{prefix}:epoch"),
@@ -381,11 +381,6 @@ impl RedisBackend {
             mirror: Mutex::new(HashMap::new()),
             last_reconcile: Mutex::new(None),
         }
-    }
-
-    /// A local share's table: a small one for a tenant's pool (thousands may exist).
-    fn empty_local(tenant: bool) -> MemoryBackend {
-        if tenant { MemoryBackend::for_tenant() } else { MemoryBackend::new() }
     }
 
     /// This node's name as the report shows it.
@@ -721,7 +716,7 @@ impl RedisBackend {
         // From here until the local table is empty, local operations wait.
         let mut local = self.local.write().unwrap_or_else(|e| e.into_inner());
         let (moved, released) = self.retake_local(&local, config, now, changes)?;
-        *local = RedisBackend::empty_local(self.tenant.is_some());
+        *local = MemoryBackend::new();
         lock(&self.local_ids).clear();
         let was_down = lock(&self.health).take();
         self.down.store(false, Ordering::Release);
