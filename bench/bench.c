@@ -588,11 +588,12 @@ static uint32_t list_count(const char *group, const char *category) {
     return count;
 }
 
-/* ast_app_group_set_channel: write lock, replace this channel's node of the category. */
-static void list_set(uint64_t chan, const char *group, const char *category) {
+/* Write lock, then (unless `replace` is 0) drop this channel's node of the category,
+   then append a new node: ast_app_group_set_channel when `replace`. */
+static void list_insert(uint64_t chan, const char *group, const char *category, int replace) {
     size_t len = sizeof(group_node) + strlen(group) + 1 + strlen(category) + 1;
     check_pthread(pthread_rwlock_wrlock(&groups.lock), "pthread_rwlock_wrlock");
-    for (group_node *n = groups.head; n; n = n->next)
+    for (group_node *n = replace ? groups.head : NULL; n; n = n->next)
         if (n->chan == chan && !strcasecmp(n->category, category)) {
             list_unlink(n);
             free(n);
@@ -602,13 +603,18 @@ static void list_set(uint64_t chan, const char *group, const char *category) {
     pthread_rwlock_unlock(&groups.lock);
 }
 
-/* ast_app_group_discard: write lock, unlink every node of the channel. */
-static int list_discard(uint64_t chan) {
-    int removed = 0;
+static void list_set(uint64_t chan, const char *group, const char *category) {
+    list_insert(chan, group, category, 1);
+}
+
+/* Write lock, unlink and free every node whose channel is `chan` (`by_mask` 0) or has
+   a bit of `chan` set (`by_mask` 1); returns how many. */
+static long list_remove(uint64_t chan, int by_mask) {
+    long removed = 0;
     check_pthread(pthread_rwlock_wrlock(&groups.lock), "pthread_rwlock_wrlock");
     for (group_node *n = groups.head, *next; n; n = next) {
         next = n->next;
-        if (n->chan == chan) {
+        if (by_mask ? (n->chan & chan) != 0 : n->chan == chan) {
             list_unlink(n);
             free(n);
             removed++;
@@ -616,6 +622,11 @@ static int list_discard(uint64_t chan) {
     }
     pthread_rwlock_unlock(&groups.lock);
     return removed;
+}
+
+/* ast_app_group_discard: write lock, unlink every node of the channel. */
+static int list_discard(uint64_t chan) {
+    return (int)list_remove(chan, 0);
 }
 
 /* GROUP_COUNT for each type, then GROUP() for each: not atomic (see the top). */
@@ -631,26 +642,12 @@ static int list_acquire(uint64_t chan, const char *const *categories, int n) {
 /* Background holders: appended without the walk (Asterisk's path would walk the list
    for each, quadratic to set up). */
 static void list_add_background(uint64_t chan, const char *category) {
-    size_t len = sizeof(group_node) + strlen(REALM) + 1 + strlen(category) + 1;
-    check_pthread(pthread_rwlock_wrlock(&groups.lock), "pthread_rwlock_wrlock");
-    list_append(list_new_node(chan, REALM, category, len));
-    pthread_rwlock_unlock(&groups.lock);
+    list_insert(chan, REALM, category, 0);
 }
 
 /* Frees every node whose channel has `mask` set; returns how many. */
 static long list_remove_marked(uint64_t mask) {
-    long removed = 0;
-    check_pthread(pthread_rwlock_wrlock(&groups.lock), "pthread_rwlock_wrlock");
-    for (group_node *n = groups.head, *next; n; n = next) {
-        next = n->next;
-        if (n->chan & mask) {
-            list_unlink(n);
-            free(n);
-            removed++;
-        }
-    }
-    pthread_rwlock_unlock(&groups.lock);
-    return removed;
+    return list_remove(mask, 1);
 }
 
 #define CHAN_BACKGROUND (UINT64_C(1) << 63)
