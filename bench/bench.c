@@ -1557,6 +1557,15 @@ static void scenario_plain(enum scenario sc, enum kind kind, const enum impl *im
     engine_stop();
 }
 
+/* The memory engine for seatgate's row of a memory-only scenario; none for a baseline
+   (its counts are checked without seatgate running). */
+static void engine_for(enum impl impl) {
+    if (impl == IMPL_MEMORY)
+        engine_start(B_MEMORY);
+    else
+        engine_stop();
+}
+
 /* ---- scenario 3: re-acquire by users who already hold ---- */
 
 static void scenario_reacquire(void) {
@@ -1567,10 +1576,7 @@ static void scenario_reacquire(void) {
     static const uint32_t zero[3] = {0, 0, 0};
     for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++) {
         enum impl impl = impls[i];
-        if (impl == IMPL_MEMORY)
-            engine_start(B_MEMORY);
-        else
-            engine_stop();
+        engine_for(impl);
         for (int c = 0; c < nthread_counts; c++) {
             int t = thread_counts[c];
             uint32_t held = (uint32_t)(t * USERS_PER_THREAD);
@@ -1627,10 +1633,7 @@ static void scenario_holders(void) {
     int tcs[2] = {1, max_threads}, ntcs = max_threads > 1 ? 2 : 1;
     for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++) {
         enum impl impl = impls[i];
-        if (impl == IMPL_MEMORY)
-            engine_start(B_MEMORY);
-        else
-            engine_stop();
+        engine_for(impl);
         long have = 0;
         for (int h = 0; h < P.nholders; h++) {
             long holders = P.holders[h];
@@ -1688,10 +1691,7 @@ static void scenario_report(void) {
     }
     for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++) {
         enum impl impl = impls[i];
-        if (impl == IMPL_MEMORY)
-            engine_start(B_MEMORY);
-        else
-            engine_stop();
+        engine_for(impl);
         double setup_s = bg_take(impl, 0, holders);
         uint32_t expected[3] = {0, (uint32_t)holders, 0};
         check_counts(impl, expected);
