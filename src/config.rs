@@ -520,6 +520,7 @@ pub struct Config {
     /// skips that work for requests that touch none of them.
     leased_types: TypeSet,
     requiring_types: TypeSet,
+    lingering_types: TypeSet,
 }
 
 /// The running configuration a reload starts from, so that surviving types keep their
@@ -1465,6 +1466,7 @@ impl Config {
         let mut user_count_types = TypeSet::EMPTY;
         let mut leased_types = TypeSet::EMPTY;
         let mut requiring_types = TypeSet::EMPTY;
+        let mut lingering_types = TypeSet::EMPTY;
         for ((name, lic), &slot) in raw_licenses.iter().zip(&slots) {
             let type_name = name.get_ref();
             let limit = parse_limit(&loc, type_name, &lic.limit)?;
@@ -1528,6 +1530,9 @@ impl Config {
             if !requires.is_empty() {
                 requiring_types.insert(slot);
             }
+            if linger.is_some() {
+                lingering_types.insert(slot);
+            }
             licenses[slot] = LicenseType {
                 name: Arc::from(type_name.as_str()),
                 limit,
@@ -1561,6 +1566,9 @@ impl Config {
             }
             if base.lease.is_some() {
                 leased_types.insert(slot);
+            }
+            if base.linger.is_some() {
+                lingering_types.insert(slot);
             }
             pool_types.insert(slot);
             if matches!(def.kind, PoolKind::Reserve { .. }) {
@@ -1723,6 +1731,7 @@ impl Config {
             user_count_types,
             leased_types,
             requiring_types,
+            lingering_types,
         };
         config.refresh_pool_limits();
         config.lints = lint(&config, &loc, &raw_profiles);
@@ -1876,6 +1885,12 @@ impl Config {
     #[inline]
     pub fn leased_types(&self) -> TypeSet {
         self.leased_types
+    }
+
+    /// Types with a linger window.
+    #[inline]
+    pub fn lingering_types(&self) -> TypeSet {
+        self.lingering_types
     }
 
     /// Types that require other types.

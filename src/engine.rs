@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::audit::{AuditLog, AuditStatus};
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, Changes, ReleaseWhy, SeatRequest, TypeStats};
-use crate::clock::{Clock, SystemClock, from_unix_secs, mono_ns, rfc3339, short_duration, unix_secs};
+use crate::clock::{Clock, Mono, SystemClock, from_unix_ms, from_unix_secs, mono_ns, rfc3339, short_duration, unix_secs};
 use crate::config::{Config, CountMode, LimitInputs, Lint, PoolKind, Previous, SlotState, TenantDef};
 use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventSink};
@@ -571,16 +571,16 @@ impl Engine {
             check_label("session label", session)?;
         }
         self.follow_shared_reload();
-        let since = self.clock.now();
-        self.policy_due(since);
+        let since_ms = self.clock.unix_ms();
+        self.policy_due(since_ms);
         match req.tenant {
             // One configuration for the whole call: a reload running meanwhile is seen
             // entirely or not at all.
-            None => self.with_config(|config| self.acquire_in(&*self.backend, config, 0, req, since)),
+            None => self.with_config(|config| self.acquire_in(&*self.backend, config, 0, req, since_ms)),
             Some(name) => {
                 let (pool, view) = self.tenant_scope(name)?;
                 let backend = self.tenant_backend(&pool)?;
-                self.acquire_in(backend, &view, pool.tag, req, since)
+                self.acquire_in(backend, &view, pool.tag, req, since_ms)
             }
         }
     }
@@ -591,7 +591,7 @@ impl Engine {
         config: &Config,
         tag: u64,
         req: &Request<'_>,
-        since: SystemTime,
+        since_ms: i64,
     ) -> Result<SeatId, Error> {
         let mut types = config.normalize_pools(resolve(config, req.profiles)?);
         // The reservations this request may draw on (their holders are not "others").
@@ -615,14 +615,16 @@ impl Engine {
             }
             return Err(error);
         }
+        let lease = config.lease_of(types).map_or(0, mono_ns);
         let mut seat_request = SeatRequest {
             user: req.user,
             types,
             extension: req.extension,
             session: req.session,
-            since,
-            now: self.clock.monotonic(),
-            lease: config.lease_of(types).map_or(0, mono_ns),
+            since_ms,
+            // Exact only where a deadline is computed from it: the lease's.
+            now: self.mono_now(backend, lease > 0),
+            lease,
         };
         let mut changes = Changes::default();
         let mut reaped = false;
@@ -632,7 +634,8 @@ impl Engine {
             // seats or a missing requirement.
             if !reaped && matches!(denial.reason, DenialReason::Full | DenialReason::OverLimit) {
                 reaped = true;
-                if backend.reap(config, seat_request.now, &mut changes) > 0 {
+                // The exact time: a refusal is never the floor clock's lag.
+                if backend.reap(config, self.clock.monotonic(), &mut changes) > 0 {
                     result = backend.try_acquire(config, &seat_request, &mut changes);
                     continue;
                 }
@@ -699,10 +702,19 @@ impl Engine {
         if seat == 0 {
             return Err(Error::UnknownSeat(0));
         }
-        let now = self.clock.monotonic();
         self.with_seat_pool(seat, |backend, config, inner, changes| {
+            // Exact only where a deadline is computed from it: a linger window's.
+            let now = self.mono_now(backend, why.lingers() && !config.lingering_types().is_empty());
             backend.release(config, inner, why, now, changes)
         })
+    }
+
+    /// The monotonic time for a backend call: exact when `deadline` (a deadline will
+    /// be computed from it) or the backend asks; otherwise the cheaper floor, which
+    /// only ever sees a deadline late, never early.
+    #[inline]
+    fn mono_now(&self, backend: &dyn Backend, deadline: bool) -> Mono {
+        if deadline || backend.exact_now() { self.clock.monotonic() } else { self.clock.monotonic_floor() }
     }
 
     /// Runs `f` on the pool that issued `seat` (its tenant's, from the id), with the
@@ -989,7 +1001,7 @@ impl Engine {
 
     /// Current use of every active license type, in config order.
     pub fn usage(&self) -> Vec<Usage> {
-        self.policy_due(self.clock.now());
+        self.policy_due(self.clock.unix_ms());
         let config = self.config.load();
         config.active().map(|(slot, l)| self.usage_at(&config, slot, l)).collect()
     }
@@ -1007,7 +1019,7 @@ impl Engine {
     pub fn usage_of(&self, license: &str) -> Option<Usage> {
         // Limits shown are the policy's of now (an emergency window opened before a
         // restart is in force from the first call).
-        self.policy_due(self.clock.now());
+        self.policy_due(self.clock.unix_ms());
         let config = self.config.load();
         let slot = config.license_index(license)?;
         Some(self.usage_at(&config, slot, &config.licenses[slot]))
@@ -1035,7 +1047,7 @@ impl Engine {
     /// lingering seats, orphaned types, the entitlement policy, the tenants and
     /// warnings.
     pub fn report(&self, page: Page) -> Report {
-        self.policy_due(self.clock.now());
+        self.policy_due(self.clock.unix_ms());
         let config = self.config.load_full();
         let tenants = self.tenant_usage();
         self.report_of(&*self.backend, &config, page, 0, tenants)
@@ -1261,7 +1273,7 @@ impl Engine {
 
     /// Use of one license type in a tenant's pool (`None`: the default tenant).
     pub fn usage_in(&self, tenant: Option<&str>, license: &str) -> Result<Usage, Error> {
-        self.policy_due(self.clock.now());
+        self.policy_due(self.clock.unix_ms());
         let (backend, view): (&dyn Backend, Arc<Config>) = match tenant {
             None => (&*self.backend, self.config.load_full()),
             Some(name) => {
@@ -1309,9 +1321,9 @@ impl Engine {
 
     /// Looks at the policy when its next change is due (one atomic load otherwise).
     #[inline]
-    fn policy_due(&self, now: SystemTime) {
-        if unix_secs(now) >= self.next_policy_at.load(Ordering::Relaxed) {
-            self.policy_tick(now);
+    fn policy_due(&self, now_ms: i64) {
+        if now_ms.div_euclid(1000) >= self.next_policy_at.load(Ordering::Relaxed) {
+            self.policy_tick(from_unix_ms(now_ms));
         }
     }
 

@@ -4,7 +4,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::SystemTime;
 
 use seatgate::backend::memory::MemoryBackend;
 use seatgate::backend::{Backend, Changes, ReleaseWhy, SeatRequest};
@@ -72,7 +71,7 @@ fn an_idle_tenant_pool_costs_a_few_kilobytes() {
             types: TypeSet::single(0),
             extension: None,
             session: None,
-            since: SystemTime::now(),
+            since_ms: 0,
             now: 1,
             lease: 0,
         };

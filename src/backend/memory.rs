@@ -33,7 +33,7 @@ use spin::relax::Yield;
 use super::{
     Backend, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest, TypeStats, next_seat_id,
 };
-use crate::clock::{Mono, from_unix_ms, mono_ns, unix_ms};
+use crate::clock::{Mono, from_unix_ms, mono_ns};
 use crate::config::Config;
 use crate::error::{Denial, DenialReason, Error};
 use crate::types::{MAX_LICENSE_TYPES, SEAT_ID_BITS, SeatId, TypeSet};
@@ -784,7 +784,7 @@ impl MemoryBackend {
             order,
             user_types,
             session_types,
-            since_ms: unix_ms(req.since),
+            since_ms: req.since_ms,
             lease: req.lease,
             deadline,
             labels,
@@ -1205,7 +1205,7 @@ mod tests {
             types: TypeSet::single(0),
             extension: None,
             session: None,
-            since: std::time::SystemTime::now(),
+            since_ms: 0,
             now: 1,
             lease: 0,
         }

@@ -80,9 +80,12 @@ pub struct SeatRequest<'a> {
     pub types: TypeSet,
     pub extension: Option<&'a str>,
     pub session: Option<&'a str>,
-    /// Wall-clock login time, for the report.
-    pub since: SystemTime,
-    /// Monotonic now, for lease and linger deadlines.
+    /// Wall-clock login time, for the report, in milliseconds since the Unix epoch.
+    pub since_ms: i64,
+    /// Monotonic now. Exact ([`crate::clock::Clock::monotonic`]) when the request has
+    /// a lease or the backend asks for it ([`Backend::exact_now`]); otherwise possibly
+    /// a floor of now ([`crate::clock::Clock::monotonic_floor`]), good only for
+    /// checking whether a deadline (such as a linger window's end) has passed.
     pub now: Mono,
     /// The handle's lease in nanoseconds (0: none).
     pub lease: Mono,
@@ -176,6 +179,13 @@ pub struct TypeStats {
 pub trait Backend: Send + Sync {
     /// Short name shown in reports ("memory", ...).
     fn kind(&self) -> &'static str;
+
+    /// Whether every `now` given to this backend must be the exact monotonic time.
+    /// By default the engine may pass a floor of now (cheaper to read) where nothing
+    /// but deadline checks depend on it; see [`SeatRequest::now`].
+    fn exact_now(&self) -> bool {
+        false
+    }
 
     /// Takes one seat of every type in `req.types` that the user needs, or nothing.
     ///

@@ -1120,6 +1120,11 @@ impl RedisBackend {
 }
 
 impl Backend for RedisBackend {
+    /// The time goes to the cluster (converted to its clock) and into deadlines.
+    fn exact_now(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> &'static str {
         "redis"
     }
@@ -1134,7 +1139,7 @@ impl Backend for RedisBackend {
         let ut = names_csv(config, user_types);
         let st = names_csv(config, req.types.minus(user_types));
         let lease_us = (req.lease / 1000).to_string();
-        let since_ms = unix_ms(req.since);
+        let since_ms = req.since_ms;
         let since = since_ms.to_string();
         let args =
             [req.user, &ut, &st, &lease_us, &since, req.extension.unwrap_or(""), req.session.unwrap_or("")];

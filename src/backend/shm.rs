@@ -689,7 +689,7 @@ impl Table<'_> {
         h.session_types = session_types;
         h.lease = req.lease;
         h.deadline = deadline;
-        h.since_unix_ns = req.since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        h.since_unix_ns = u64::try_from(req.since_ms).map_or(0, |ms| ms.saturating_mul(1_000_000));
         h.owner = owner;
         h.flags = 0;
         if let Some(ext) = req.extension {

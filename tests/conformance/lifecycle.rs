@@ -720,3 +720,58 @@ fn release_user_with_only_lingering_seats_frees_them_as_admin_and_is_unknown_oth
     assert_eq!(used(&e, "extension"), 0);
     assert_eq!(e.release_user("alice", ReleaseWhy::Admin), Err(Error::UnknownUser("alice".into())));
 }
+
+/// A clock whose cheap floor lags the exact time, as `CLOCK_MONOTONIC_COARSE` lags
+/// `CLOCK_MONOTONIC` by up to a kernel tick.
+struct LaggingFloor {
+    exact: Arc<ManualClock>,
+    lag: seatgate::clock::Mono,
+}
+
+impl seatgate::clock::Clock for LaggingFloor {
+    fn now(&self) -> std::time::SystemTime {
+        seatgate::clock::Clock::now(&*self.exact)
+    }
+    fn monotonic(&self) -> seatgate::clock::Mono {
+        seatgate::clock::Clock::monotonic(&*self.exact)
+    }
+    fn monotonic_floor(&self) -> seatgate::clock::Mono {
+        seatgate::clock::Clock::monotonic(&*self.exact).saturating_sub(self.lag)
+    }
+}
+
+#[test]
+fn a_lagging_floor_clock_never_shortens_a_lease_or_a_linger_window() {
+    let exact = Arc::new(ManualClock::at_unix(1_790_000_000));
+    let lagging = Arc::new(LaggingFloor { exact: exact.clone(), lag: 4_000_000 }); // a 4 ms tick
+    let text = LEASED.to_string() + "[licenses.desk]\nlimit = 1\nlinger = \"30s\"\nlease = \"0\"\n";
+    let e = Engine::with_backend(Config::from_toml_str(&text, "test.toml").expect("valid config"), new_backend())
+        .expect("engine opens")
+        .with_clock(lagging);
+
+    // Deadlines come from the exact time: the whole lease is left right after login.
+    let a = e.try_acquire(&Request::new("alice", "agent")).unwrap();
+    let report = e.report(Page::ALL);
+    assert_eq!(report.holders[0].lease_left_seconds, Some(30.0), "the lease starts at the exact now");
+    // A millisecond before the end the handle is live for every call.
+    exact.advance(Duration::from_millis(29_999));
+    assert_eq!(e.reap(), 0);
+    e.touch(a).expect("still live a millisecond before its lease ends");
+    exact.advance(secs(30));
+    assert_eq!(e.reap(), 1, "the renewed lease ends 30 s after the touch");
+
+    // A linger window is 30 s from the exact release time, never from the lagging floor.
+    let d = e.try_acquire(&Request::new("carol", "desk")).unwrap();
+    e.release(d).unwrap();
+    let report = e.report(Page::ALL);
+    assert_eq!(report.lingering.len(), 1);
+    assert_eq!(report.lingering[0].ends_in_seconds, 30.0, "the window starts at the exact now");
+    exact.advance(Duration::from_millis(29_999));
+    assert!(
+        matches!(e.try_acquire(&Request::new("dave", "desk")), Err(Error::LimitReached(_))),
+        "still lingering for carol a millisecond before the window ends"
+    );
+    assert_eq!(e.reap(), 0);
+    exact.advance(Duration::from_millis(1));
+    e.try_acquire(&Request::new("dave", "desk")).expect("the window ended");
+}
