@@ -11,6 +11,7 @@
 #   make install PREFIX=/usr/local   libseatgate.so (SONAME and links), libseatgate.a,
 #                seatgate.h and seatgate.pc; honours DESTDIR, LIBDIR, INCLUDEDIR and
 #                PKGCONFIGDIR (cargo-c's defaults); `make uninstall` with the same values
+#   make test-install  install into a temporary prefix and build a C program from it
 
 CARGO   ?= cargo
 CC      ?= cc
@@ -33,7 +34,7 @@ WITH_REDIS := scripts/with-redis.sh
 # with a freshly generated copy. Unfrozen (`make header`): the build rewrites it.
 export SEATGATE_FROZEN_HEADER := 1
 
-.PHONY: all deps deps-bench lib header demo test test-rust test-c bench bench-quick clean \
+.PHONY: all deps deps-bench lib header demo test test-rust test-c test-install bench bench-quick clean \
         install uninstall
 
 all: lib
@@ -74,7 +75,7 @@ $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
-test: deps test-rust test-c bench-quick
+test: deps test-rust test-c test-install bench-quick
 	@echo "make test: all tests passed"
 
 test-rust:
@@ -102,7 +103,8 @@ VERSION      := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head 
 read_soname = readelf -d $(1) | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p'
 # What a program linking libseatgate.a needs besides it (the .pc's Libs.private): the
 # list that `cargo rustc --release --lib --crate-type staticlib -- --print
-# native-static-libs` printed (Rust 1.95, Debian 12).
+# native-static-libs` printed (Rust 1.95, Debian 12). tests/install.sh checks that it
+# still holds everything Rust's std and the crates' build scripts ask for.
 LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 # In the .pc file, paths under PREFIX are written as ${prefix}/..., as cargo-c does.
 pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
@@ -137,6 +139,11 @@ uninstall:
 	    -print -delete; fi
 	rm -f $(DESTDIR)$(LIBDIR)/libseatgate.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libseatgate.a \
 	  $(DESTDIR)$(INCLUDEDIR)/seatgate.h $(DESTDIR)$(PKGCONFIGDIR)/seatgate.pc
+
+# Installs into temporary prefixes and builds tests/install/consumer.c from them with
+# pkg-config only, shared and static (see tests/install.sh).
+test-install: deps lib
+	tests/install.sh
 
 $(BUILD)/bench/bench: bench/bench.c include/seatgate.h lib | $(BUILD)/bench
 	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread -Iinclude -o $@ $< $(LINK)
