@@ -8,14 +8,18 @@
 #   make bench-quick  the same scenarios and checks in a few seconds with tiny sizes (a
 #                smoke test that keeps the bench building and running; no figures)
 #   make header  regenerate include/seatgate.h after changing src/ffi.rs
+#   make install PREFIX=/usr/local   libseatgate.so (SONAME and links), libseatgate.a,
+#                seatgate.h and seatgate.pc; honours DESTDIR, LIBDIR, INCLUDEDIR and
+#                PKGCONFIGDIR (cargo-c's defaults); `make uninstall` with the same values
+#   make test-install  install into a temporary prefix and build a C program from it
 
 CARGO   ?= cargo
 CC      ?= cc
 RELEASE := target/release
-LIBDIR  := $(abspath $(RELEASE))
+RELEASE_DIR := $(abspath $(RELEASE))
 BUILD   := build
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -pthread -Iinclude
-LINK    := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lseatgate -pthread
+LINK    := -L$(RELEASE_DIR) -Wl,-rpath,$(RELEASE_DIR) -lseatgate -pthread
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite
 # The Rust library itself is not instrumented; ASan checks every byte the C side
 # owns, including what the library writes into C buffers (memcpy is intercepted).
@@ -30,7 +34,8 @@ WITH_REDIS := scripts/with-redis.sh
 # with a freshly generated copy. Unfrozen (`make header`): the build rewrites it.
 export SEATGATE_FROZEN_HEADER := 1
 
-.PHONY: all deps deps-bench lib header demo test test-rust test-c bench bench-quick clean
+.PHONY: all deps deps-bench lib header demo test test-rust test-c test-install bench bench-quick clean \
+        install uninstall
 
 all: lib
 
@@ -41,8 +46,14 @@ deps:
 deps-bench:
 	@bash scripts/setup.sh bench
 
+# The library's SONAME (libseatgate.so.0.1, see build.rs) is what programs linked with
+# it look for at run time, so the build tree gets that name too, as a link: the C tests'
+# and examples' rpath to target/release then finds it.
 lib:
 	$(CARGO) build --release --quiet
+	@soname=$$($(call read_soname,$(RELEASE)/libseatgate.so)); \
+	  test -n "$$soname" || { echo "lib: $(RELEASE)/libseatgate.so has no SONAME" >&2; exit 1; }; \
+	  ln -sfn libseatgate.so $(RELEASE)/$$soname
 
 header:
 	SEATGATE_FROZEN_HEADER= $(CARGO) build --release --quiet
@@ -64,7 +75,7 @@ $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
-test: deps test-rust test-c bench-quick
+test: deps test-rust test-c test-install bench-quick
 	@echo "make test: all tests passed"
 
 test-rust:
@@ -78,6 +89,61 @@ test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/a
 	  echo "== $$t (valgrind)"; SEATGATE_TEST_QUICK=1 $(WITH_REDIS) $(VALGRIND) $(BUILD)/c-tests/$$t; \
 	done
 	@echo "C tests: $(words $(C_TESTS)) programs passed plain, under ASan and under valgrind"
+
+# ---- install (cargo-c's layout) ----
+# PREFIX, LIBDIR, INCLUDEDIR, PKGCONFIGDIR and DESTDIR as cargo-c and autotools read
+# them: the .pc file names the paths without DESTDIR, the files land under it.
+PREFIX       ?= /usr/local
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR      ?=
+VERSION      := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# The SONAME that build.rs gave the library (readelf is in binutils, beside cc).
+read_soname = readelf -d $(1) | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p'
+# What a program linking libseatgate.a needs besides it (the .pc's Libs.private): the
+# list that `cargo rustc --release --lib --crate-type staticlib -- --print
+# native-static-libs` printed (Rust 1.95, Debian 12). tests/install.sh checks that it
+# still holds everything Rust's std and the crates' build scripts ask for.
+LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+# In the .pc file, paths under PREFIX are written as ${prefix}/..., as cargo-c does.
+pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+# `sudo make install` after `make lib` need not find cargo: without it, install copies
+# what `make lib` built (and says so if nothing was built).
+install: $(if $(shell command -v $(CARGO) 2>/dev/null),lib)
+	@for f in $(RELEASE)/libseatgate.so $(RELEASE)/libseatgate.a include/seatgate.h; do \
+	  test -f $$f || { echo "install: $$f is missing: run 'make lib' first" >&2; exit 1; }; done
+	@test -n "$(VERSION)" || { echo "install: no version in Cargo.toml" >&2; exit 1; }
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 755 $(RELEASE)/libseatgate.so $(DESTDIR)$(LIBDIR)/libseatgate.so.$(VERSION)
+	@soname=$$($(call read_soname,$(RELEASE)/libseatgate.so)); \
+	  test -n "$$soname" || { echo "install: $(RELEASE)/libseatgate.so has no SONAME" >&2; exit 1; }; \
+	  if [ "$$soname" != libseatgate.so.$(VERSION) ]; then \
+	    echo "ln -sfn libseatgate.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$$soname"; \
+	    ln -sfn libseatgate.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$$soname; fi
+	ln -sfn libseatgate.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libseatgate.so
+	install -m 644 $(RELEASE)/libseatgate.a $(DESTDIR)$(LIBDIR)/libseatgate.a
+	install -m 644 include/seatgate.h $(DESTDIR)$(INCLUDEDIR)/seatgate.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(call pc_path,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' packaging/seatgate.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/seatgate.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/seatgate.pc
+
+# Removes this version's files and only the links that point at this version's library,
+# so another version's libseatgate.so.X (still needed by programs built with it) stays.
+uninstall:
+	@test -n "$(VERSION)" || { echo "uninstall: no version in Cargo.toml" >&2; exit 1; }
+	@if [ -d $(DESTDIR)$(LIBDIR) ]; then \
+	  find $(DESTDIR)$(LIBDIR) -maxdepth 1 -type l -name 'libseatgate.so*' -lname libseatgate.so.$(VERSION) \
+	    -print -delete; fi
+	rm -f $(DESTDIR)$(LIBDIR)/libseatgate.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libseatgate.a \
+	  $(DESTDIR)$(INCLUDEDIR)/seatgate.h $(DESTDIR)$(PKGCONFIGDIR)/seatgate.pc
+
+# Installs into temporary prefixes and builds tests/install/consumer.c from them with
+# pkg-config only, shared and static (see tests/install.sh).
+test-install: deps lib
+	tests/install.sh
 
 $(BUILD)/bench/bench: bench/bench.c include/seatgate.h lib | $(BUILD)/bench
 	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread -Iinclude -o $@ $< $(LINK)

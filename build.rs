@@ -16,6 +16,7 @@ mod key_text;
 
 fn main() {
     write_vendor_keys();
+    set_soname();
 
     println!("cargo:rerun-if-changed=src/ffi.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
@@ -44,6 +45,35 @@ fn main() {
     if env::var("SEATGATE_FROZEN_HEADER").map_or(true, |v| v.is_empty() || v == "0") {
         bindings.write_to_file(root.join("include/seatgate.h"));
     }
+}
+
+/// Gives `libseatgate.so` a SONAME by cargo-c's rule (`sover` in cargo-c's src/build.rs):
+/// 0.0.z keeps all three numbers, 0.y.z keeps `0.y`, x.y.z (x >= 1) keeps `x`. Under
+/// semver a 0.y release may break the ABI, so 0.1.0 is `libseatgate.so.0.1` and 0.2.0
+/// will be a new SONAME that old binaries never load by mistake. `make lib` adds the
+/// `libseatgate.so.0.1` link beside the build-tree library, and `make install` names
+/// the file `libseatgate.so.0.1.0` with both links, as cargo-c installs it.
+///
+/// The exports need no version script of ours: for a cdylib rustc hands the linker its
+/// own, `{ global: <each #[no_mangle] extern fn>; local: *; };`, so every other symbol
+/// is already local. A second script adds nothing: GNU ld refuses it ("anonymous version
+/// tag cannot be combined with other version tags") and rust-lld (rustc's default
+/// linker here) merges it under rustc's. tests/install.sh checks that `nm -D` lists
+/// exactly the functions the header declares, all `license_*`.
+fn set_soname() {
+    let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if !matches!(target_os.as_str(), "linux" | "freebsd" | "netbsd" | "openbsd" | "dragonfly" | "illumos") {
+        return;
+    }
+    let part = |name: &str| env::var(name).expect("version part");
+    let (major, minor, patch) =
+        (part("CARGO_PKG_VERSION_MAJOR"), part("CARGO_PKG_VERSION_MINOR"), part("CARGO_PKG_VERSION_PATCH"));
+    let sover = match (major.as_str(), minor.as_str()) {
+        ("0", "0") => format!("0.0.{patch}"),
+        ("0", _) => format!("0.{minor}"),
+        _ => major,
+    };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libseatgate.so.{sover}");
 }
 
 /// Writes `$OUT_DIR/vendor_keys.rs` from `SEATGATE_VENDOR_KEYS`: public keys in their text

@@ -17,6 +17,9 @@ have cc || have gcc || need+=(gcc libc6-dev)
 have make || need+=(make)
 have valgrind || need+=(valgrind)
 have pkg-config || need+=(pkg-config)
+# tests/install.sh (make test-install) reads the SONAME and the exports with readelf and
+# nm; gcc pulls binutils in, but a machine with clang alone may lack it.
+have readelf && have nm || need+=(binutils)
 have python3 || need+=(python3)
 # The redis backend's tests start their own redis-server on 127.0.0.1.
 have redis-server || need+=(redis-server)
