@@ -937,7 +937,8 @@ fn pool_metrics(m: &mut Metrics, r: &Report) {
             );
         }
         for p in &l.pools {
-            let pool = [("tenant", tenant), ("type", l.name.as_str()), ("profile", &p.profile), ("kind", p.kind)];
+            let pool =
+                [("tenant", tenant), ("type", l.name.as_str()), ("profile", &p.profile), ("kind", p.kind)];
             m.gauge(
                 "seatgate_license_pool_seats_used",
                 "Seats of a profile's reservation (kind=reserved) or cap (kind=cap) of the type in use",
@@ -966,7 +967,12 @@ fn pool_metrics(m: &mut Metrics, r: &Report) {
         &labels,
         i64::from(r.degraded.is_some()),
     );
-    m.gauge("seatgate_warnings", "Warnings the report lists (lints, dates, backend)", &labels, count(r.warnings.len() as u64));
+    m.gauge(
+        "seatgate_warnings",
+        "Warnings the report lists (lints, dates, backend)",
+        &labels,
+        count(r.warnings.len() as u64),
+    );
 }
 
 fn count(n: u64) -> i64 {
@@ -1005,7 +1011,14 @@ impl Metrics {
         self.sample(name, help, "counter", labels, value);
     }
 
-    fn sample(&mut self, name: &'static str, help: &'static str, kind: &'static str, labels: &[(&str, &str)], value: i64) {
+    fn sample(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: &'static str,
+        labels: &[(&str, &str)],
+        value: i64,
+    ) {
         let index = match self.families.iter().position(|f| f.name == name) {
             Some(i) => i,
             None => {

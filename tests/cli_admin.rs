@@ -109,7 +109,10 @@ fn check_says_one_for_lints_and_prints_each_with_its_line() {
     let out = seatgate(&["check", &path]);
     assert_eq!(code(&out), 1, "stdout: {}\nstderr: {}", stdout(&out), stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains(&format!("{path}:13: warning[zero-limit-consumed]: profile 'chat_team'")), "{text}");
+    assert!(
+        text.contains(&format!("{path}:13: warning[zero-limit-consumed]: profile 'chat_team'")),
+        "{text}"
+    );
     assert!(text.contains("1 warning"), "{text}");
 }
 
@@ -174,7 +177,11 @@ fn help_lists_every_command_and_each_has_its_own_page() {
     for command in ["keygen", "sign", "verify", "emergency", "check", "report"] {
         let out = seatgate(&["help", command]);
         assert_eq!(code(&out), 0, "{command}");
-        assert!(stdout(&out).starts_with(&format!("usage: seatgate {command}")), "{command}: {}", stdout(&out));
+        assert!(
+            stdout(&out).starts_with(&format!("usage: seatgate {command}")),
+            "{command}: {}",
+            stdout(&out)
+        );
     }
     let page = stdout(&seatgate(&["help", "report"]));
     for exit in ["0  the report", "1  the table", "3  CONFIG is invalid", "4  CONFIG uses the memory"] {
@@ -223,7 +230,11 @@ fn report_without_a_table_says_one_and_creates_none() {
     let path = shm_config(&dir, &table, "");
     let out = seatgate(&["report", &path]);
     assert_eq!(code(&out), 1, "stdout: {}\nstderr: {}", stdout(&out), stderr(&out));
-    assert!(stderr(&out).contains("does not exist: no host of this installation has started"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not exist: no host of this installation has started"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!table.exists(), "report created {}", table.display());
 }
 
@@ -258,9 +269,8 @@ fn report_reads_a_live_shm_table_and_leaves_it_as_it_was() {
     let json = seatgate(&["report", "--format", "json", &path]);
     assert_eq!(code(&json), 0, "stderr: {}", stderr(&json));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("report JSON");
-    let license = |name: &str| {
-        v["licenses"].as_array().unwrap().iter().find(|l| l["name"] == name).cloned().unwrap()
-    };
+    let license =
+        |name: &str| v["licenses"].as_array().unwrap().iter().find(|l| l["name"] == name).cloned().unwrap();
     assert_eq!(license("callcenter")["used"], 2);
     assert_eq!(license("callcenter")["limit"], 3);
     assert_eq!(license("callcenter")["acquired"], 2);

@@ -304,6 +304,33 @@ def main():
         check(value(samples, "seatgate_license_acquired_total", "after", tenant="", type="callcenter") == 3,
               "acquired_total does not go down")
 
+        # `seatgate emergency activate` opens the window in the state file; the host
+        # follows within a second, and both expositions show it.
+        out = subprocess.run([CLI, "emergency", "activate", config], capture_output=True, text=True)
+        check(out.returncode == 0, f"seatgate emergency activate exited {out.returncode}: {out.stderr}")
+        deadline = time.time() + 5
+        while True:
+            samples, _ = parse(sg.prometheus(), "license_report, emergency open")
+            if value(samples, "seatgate_emergency_state", "host", state="open") == 1 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        out = subprocess.run([CLI, "report", "--format", "prometheus", config], capture_output=True, text=True)
+        check(out.returncode == 0, f"seatgate report, emergency open: {out.stderr}")
+        cli_samples, _ = parse(out.stdout, "seatgate report, emergency open")
+        for source, got in (("license_report", samples), ("seatgate report", cli_samples)):
+            def v(name, **labels):
+                return value(got, name, source, **labels)
+            check(v("seatgate_emergency_state", state="open") == 1, f"{source}: emergency open")
+            check(v("seatgate_emergency_state", state="never used") == 0, f"{source}: emergency used")
+            check(v("seatgate_emergency_can_activate") == 0, f"{source}: cannot activate twice")
+            check(v("seatgate_license_seats_limit", tenant="", type="user") == 12, f"{source}: user limit 10 + 2")
+            check(v("seatgate_license_emergency_seats", tenant="", type="user") == 2, f"{source}: 2 emergency seats")
+            ends = v("seatgate_emergency_ends_timestamp_seconds")
+            opened = v("seatgate_emergency_opened_timestamp_seconds")
+            check(ends - opened == 30 * 86400, f"{source}: a 30-day window ({opened} to {ends})")
+            check(abs(opened - time.time()) < 60, f"{source}: opened now ({opened})")
+        print("seatgate emergency activate: both expositions show the open window")
+
         # The other formats parse as what they are, through the same CLI path.
         out = subprocess.run([CLI, "report", "--format", "json", config], capture_output=True, text=True)
         check(out.returncode == 0, f"json report: {out.stderr}")

@@ -343,7 +343,10 @@ fn report(rest: &[String]) -> Outcome {
         Some("json") => Format::Json,
         Some("prometheus") => Format::Prometheus,
         Some(other) => {
-            return Err(usage(format!("unknown format '{other}': use text, json or prometheus"), REPORT_USAGE));
+            return Err(usage(
+                format!("unknown format '{other}': use text, json or prometheus"),
+                REPORT_USAGE,
+            ));
         }
     };
     let tenant = args.one(&["--tenant", "-t"], REPORT_USAGE)?;
@@ -354,7 +357,8 @@ fn report(rest: &[String]) -> Outcome {
     };
     trust_pub_keys(&args)?;
     let mut config = Config::from_file(&path).map_err(invalid)?;
-    let cannot_read = |e: &dyn std::fmt::Display| refused(format!("cannot read the seat table of {path}: {e}"));
+    let cannot_read =
+        |e: &dyn std::fmt::Display| refused(format!("cannot read the seat table of {path}: {e}"));
     // Where the tenants' pools are, to open only those that exist.
     let tenant_exists: Box<dyn Fn(&str) -> bool>;
     let backend: Box<dyn Backend> = match &mut config.backend {
@@ -411,7 +415,9 @@ fn report(rest: &[String]) -> Outcome {
             )));
         }
         engine.report_tenant(t, Page::ALL).map(outside).map_err(|e| match e {
-            Error::UnknownTenant(_) => refused(format!("{e} (tenants given limits at run time are not known here)")),
+            Error::UnknownTenant(_) => {
+                refused(format!("{e} (tenants given limits at run time are not known here)"))
+            }
             other => cannot_read(&other),
         })
     };
@@ -462,7 +468,14 @@ impl Backend for ReadOnly {
     fn release(&self, _: &Config, _: SeatId, _: ReleaseWhy, _: Mono, _: &mut Changes) -> Result<(), Error> {
         Err(Error::Backend(READ_ONLY.into()))
     }
-    fn release_user(&self, _: &Config, _: &str, _: ReleaseWhy, _: Mono, _: &mut Changes) -> Result<usize, Error> {
+    fn release_user(
+        &self,
+        _: &Config,
+        _: &str,
+        _: ReleaseWhy,
+        _: Mono,
+        _: &mut Changes,
+    ) -> Result<usize, Error> {
         Err(Error::Backend(READ_ONLY.into()))
     }
     fn touch(&self, _: &Config, _: SeatId, _: Mono, _: &mut Changes) -> Result<(), Error> {
