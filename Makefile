@@ -7,6 +7,9 @@
 #                plot in docs/bench-threads.png (installs gnuplot-nox through setup.sh bench)
 #   make bench-quick  the same scenarios and checks in a few seconds with tiny sizes (a
 #                smoke test that keeps the bench building and running; no figures)
+#   make test-cli  the seatgate command's check/report exit codes (tests/cli_admin.rs) and
+#                LICENSE_REPORT_PROMETHEUS parsed by prometheus_client, in a host and from
+#                `seatgate report` (tests/prometheus_parse.py)
 #   make header  regenerate include/seatgate.h after changing src/ffi.rs
 #   make install PREFIX=/usr/local   libseatgate.so (SONAME and links), libseatgate.a,
 #                seatgate.h and seatgate.pc; honours DESTDIR, LIBDIR, INCLUDEDIR and
@@ -34,7 +37,7 @@ WITH_REDIS := scripts/with-redis.sh
 # with a freshly generated copy. Unfrozen (`make header`): the build rewrites it.
 export SEATGATE_FROZEN_HEADER := 1
 
-.PHONY: all deps deps-bench lib header demo test test-rust test-c test-install bench bench-quick clean \
+.PHONY: all deps deps-bench lib header demo test test-rust test-c test-install test-cli bench bench-quick clean \
         install uninstall
 
 all: lib
@@ -75,11 +78,23 @@ $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
-test: deps test-rust test-c test-install bench-quick
+test: deps test-rust test-c test-install test-cli bench-quick
 	@echo "make test: all tests passed"
 
 test-rust:
 	$(CARGO) test --quiet
+
+# Debian's python3, for which setup.sh installs python3-prometheus-client (another python3
+# may come first on the PATH).
+PROM_PYTHON ?= /usr/bin/python3
+
+# The admin CLI: check/report exit codes and reads of live shm and redis tables (the Rust
+# test starts its own redis-server), then the Prometheus format through the Prometheus
+# project's own parser, from libseatgate.so in a host and from `seatgate report`.
+test-cli: deps lib
+	$(CARGO) test --quiet --test cli_admin
+	SEATGATE_LIB=$(RELEASE_DIR)/libseatgate.so SEATGATE_CLI=$(abspath $(RELEASE))/seatgate \
+	  $(PROM_PYTHON) tests/prometheus_parse.py
 
 # test_policy signs a license with the seatgate command that `make lib` builds.
 test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/asan/,$(C_TESTS))

@@ -683,10 +683,11 @@ static void test_buffers(void) {
     struct report_ctx rc_json = {LICENSE_REPORT_JSON, 0, 0, 0};
     struct report_ctx rc_page = {LICENSE_REPORT_TEXT, 0, 1, 1};
     struct report_ctx rc_page_json = {LICENSE_REPORT_JSON, 1, 1, 1};
-    struct report_ctx *ctxs[] = {&rc_text, &rc_json, &rc_page, &rc_page_json};
+    struct report_ctx rc_prometheus = {LICENSE_REPORT_PROMETHEUS, 0, 0, 0};
+    struct report_ctx *ctxs[] = {&rc_text, &rc_json, &rc_page, &rc_page_json, &rc_prometheus};
     const char *names[] = {"license_report(TEXT)", "license_report(JSON)", "license_report_page(TEXT)",
-                           "license_report_page(JSON)"};
-    for (size_t i = 0; i < 4; i++) {
+                           "license_report_page(JSON)", "license_report(PROMETHEUS)"};
+    for (size_t i = 0; i < sizeof ctxs / sizeof ctxs[0]; i++) {
         int32_t rc;
         char *full = ctxs[i]->paged ? tc_report_page(ctxs[i]->format, ctxs[i]->first, ctxs[i]->max_rows, &rc)
                                     : tc_report(ctxs[i]->format, &rc);
@@ -706,7 +707,7 @@ static void test_buffers(void) {
     /* unknown formats */
     size_t needed = 0;
     char small[32];
-    const uint32_t bad_formats[] = {2, 3, 99, UINT32_MAX};
+    const uint32_t bad_formats[] = {3, 4, 99, UINT32_MAX};
     for (size_t i = 0; i < sizeof bad_formats / sizeof bad_formats[0]; i++) {
         FAILS(license_report(bad_formats[i], NULL, 0, &needed), LICENSE_ERR_INVALID_ARGUMENT);
         FAILS(license_report(bad_formats[i], small, sizeof small, &needed), LICENSE_ERR_INVALID_ARGUMENT);

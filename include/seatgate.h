@@ -186,6 +186,14 @@ enum license_report_format
    * JSON: `licensee`, `licenses`, `holders`, `warnings`, `paging`, ...
    */
   LICENSE_REPORT_JSON = 1,
+  /**
+   * The Prometheus text exposition format 0.0.4 (`# HELP`, `# TYPE`, samples):
+   * `seatgate_*` gauges and `_total` counters per license type, labelled `tenant`
+   * (`""`: the default tenant) and `type`, for an HTTP endpoint to serve as
+   * `text/plain; version=0.0.4`. `license_report` adds every tenant whose pool is
+   * open; the paging arguments change nothing. The README lists the metrics.
+   */
+  LICENSE_REPORT_PROMETHEUS = 2,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1075,8 +1083,9 @@ int32_t license_type_name(uint32_t index,
                           size_t *needed);
 
 /**
- * Writes the whole report (every holder) in `format` (`LICENSE_REPORT_TEXT` or
- * `LICENSE_REPORT_JSON`) into `buf`.
+ * Writes the whole report (every holder) in `format` (`LICENSE_REPORT_TEXT`,
+ * `LICENSE_REPORT_JSON`, or `LICENSE_REPORT_PROMETHEUS`: the default tenant's metrics
+ * and those of every tenant whose pool is open) into `buf`.
  *
  * Buffer convention: `*needed` (if `needed` is not NULL) receives the size required,
  * NUL included. `buf == NULL, len == 0` is a size query and returns `LICENSE_OK`.

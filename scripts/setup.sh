@@ -23,6 +23,11 @@ have readelf && have nm || need+=(binutils)
 have python3 || need+=(python3)
 # The redis backend's tests start their own redis-server on 127.0.0.1.
 have redis-server || need+=(redis-server)
+# tests/prometheus_parse.py (make test-cli) parses LICENSE_REPORT_PROMETHEUS with the
+# Prometheus project's own Python parser. Debian's package is for Debian's python3
+# (/usr/bin/python3), which `make test-cli` runs even when another python3 is first
+# on the PATH.
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 # AddressSanitizer's runtime for the C tests.
 if have gcc && ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address -o /dev/null - >/dev/null 2>&1; then
   need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")

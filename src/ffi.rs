@@ -300,6 +300,12 @@ pub enum license_report_format {
     LICENSE_REPORT_TEXT = 0,
     /// JSON: `licensee`, `licenses`, `holders`, `warnings`, `paging`, ...
     LICENSE_REPORT_JSON = 1,
+    /// The Prometheus text exposition format 0.0.4 (`# HELP`, `# TYPE`, samples):
+    /// `seatgate_*` gauges and `_total` counters per license type, labelled `tenant`
+    /// (`""`: the default tenant) and `type`, for an HTTP endpoint to serve as
+    /// `text/plain; version=0.0.4`. `license_report` adds every tenant whose pool is
+    /// open; the paging arguments change nothing. The README lists the metrics.
+    LICENSE_REPORT_PROMETHEUS = 2,
 }
 
 impl TryFrom<u32> for license_report_format {
@@ -308,6 +314,7 @@ impl TryFrom<u32> for license_report_format {
         match value {
             0 => Ok(license_report_format::LICENSE_REPORT_TEXT),
             1 => Ok(license_report_format::LICENSE_REPORT_JSON),
+            2 => Ok(license_report_format::LICENSE_REPORT_PROMETHEUS),
             _ => Err(()),
         }
     }
@@ -1710,8 +1717,9 @@ pub unsafe extern "C" fn license_type_name(
     })
 }
 
-/// Writes the whole report (every holder) in `format` (`LICENSE_REPORT_TEXT` or
-/// `LICENSE_REPORT_JSON`) into `buf`.
+/// Writes the whole report (every holder) in `format` (`LICENSE_REPORT_TEXT`,
+/// `LICENSE_REPORT_JSON`, or `LICENSE_REPORT_PROMETHEUS`: the default tenant's metrics
+/// and those of every tenant whose pool is open) into `buf`.
 ///
 /// Buffer convention: `*needed` (if `needed` is not NULL) receives the size required,
 /// NUL included. `buf == NULL, len == 0` is a size query and returns `LICENSE_OK`.
@@ -1778,7 +1786,9 @@ unsafe fn report_in(
     let Ok(format) = license_report_format::try_from(format) else {
         return fail(
             license_status::LICENSE_ERR_INVALID_ARGUMENT,
-            format!("unknown report format {format}: use LICENSE_REPORT_TEXT or LICENSE_REPORT_JSON"),
+            format!(
+                "unknown report format {format}: use LICENSE_REPORT_TEXT, LICENSE_REPORT_JSON or LICENSE_REPORT_PROMETHEUS"
+            ),
         );
     };
     if buf.is_null() && len > 0 {
@@ -1797,6 +1807,20 @@ unsafe fn report_in(
         text = Some(match format {
             license_report_format::LICENSE_REPORT_TEXT => report.to_text(),
             license_report_format::LICENSE_REPORT_JSON => report.to_json(),
+            license_report_format::LICENSE_REPORT_PROMETHEUS => {
+                // One exposition for the installation: the default pool, then each
+                // open tenant pool (a tenant that went away meanwhile is left out).
+                let tenants: Vec<crate::report::Report> = match tenant {
+                    Some(_) => Vec::new(),
+                    None => report
+                        .tenants
+                        .iter()
+                        .filter_map(|t| engine.report_tenant(&t.tenant, Page::ALL).ok())
+                        .collect(),
+                };
+                let all: Vec<&crate::report::Report> = std::iter::once(&report).chain(&tenants).collect();
+                crate::report::to_prometheus(&all)
+            }
         });
         license_status::LICENSE_OK as i32
     });

@@ -97,6 +97,12 @@ pub struct Report {
     /// tenants in all.
     pub tenants: Vec<crate::engine::TenantUsage>,
     pub tenants_total: usize,
+    /// Seat handles held in this pool (every page), for the holders' sessions count.
+    pub handles_total: usize,
+    /// Set by `seatgate report`, which reads a live `shm` or `redis` table from outside
+    /// the hosts: `reaper`, `started_at` and `peaks_reset_at` then describe that
+    /// reading process, not the hosts (the counters themselves are the table's).
+    pub read_from_outside: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -317,6 +323,7 @@ impl Report {
             })
             .collect();
 
+        let handles_total = seats.len();
         // Group handles by user, earliest login first.
         seats.sort_by(|a, b| a.since.cmp(&b.since).then(a.seat.cmp(&b.seat)));
         let mut order: Vec<Arc<str>> = Vec::new();
@@ -484,7 +491,14 @@ impl Report {
             emergency: policy.emergency.clone(),
             tenants: policy.tenants.clone(),
             tenants_total: policy.tenants_total,
+            handles_total,
+            read_from_outside: false,
         }
+    }
+
+    /// This report alone in the Prometheus text format; see [`to_prometheus`].
+    pub fn to_prometheus(&self) -> String {
+        to_prometheus(&[self])
     }
 
     pub fn to_json(&self) -> String {
@@ -549,11 +563,18 @@ impl Report {
                 e.types.join(", ")
             );
         }
-        let since_reset = match &self.peaks_reset_at {
-            Some(at) => format!("peak since reset at {at}"),
-            None => "no reset yet".to_string(),
-        };
-        let _ = writeln!(out, "Counting since {} ({since_reset})", self.started_at);
+        if self.read_from_outside {
+            let _ = writeln!(
+                out,
+                "Read from outside the hosts: peaks and totals count since the table was made (peak since reset: since a host last reset it)"
+            );
+        } else {
+            let since_reset = match &self.peaks_reset_at {
+                Some(at) => format!("peak since reset at {at}"),
+                None => "no reset yet".to_string(),
+            };
+            let _ = writeln!(out, "Counting since {} ({since_reset})", self.started_at);
+        }
 
         let _ = writeln!(out, "\nLicenses");
         let name_w = self.licenses.iter().map(|l| l.name.len()).max().unwrap_or(0).max(4);
@@ -706,5 +727,379 @@ impl Report {
             );
         }
         out
+    }
+}
+
+// ---- Prometheus ----
+
+/// The content type of [`to_prometheus`]'s output, for an HTTP exporter.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Renders reports (the default tenant's and any tenants') as one Prometheus text
+/// exposition, format 0.0.4: each metric family once, with `# HELP` and `# TYPE`, then
+/// its samples from every report, labelled `tenant` (`""` for the default tenant, which
+/// Prometheus treats as no label) and, per license type, `type`. Installation-wide
+/// families (`seatgate_info`, dates, the emergency window, the audit log, the tenant
+/// count) come from the first report. Hidden reservation and cap slots are not types
+/// of their own: they are `seatgate_license_pool_*`. Families without samples are left
+/// out. Timestamps are gauges in Unix seconds; a date `D` ("valid until D") becomes
+/// the instant it ends, 00:00 UTC the day after.
+pub fn to_prometheus(reports: &[&Report]) -> String {
+    let mut m = Metrics::default();
+    if let Some(first) = reports.first() {
+        installation_metrics(&mut m, first);
+    }
+    for r in reports {
+        pool_metrics(&mut m, r);
+    }
+    m.render()
+}
+
+fn installation_metrics(m: &mut Metrics, r: &Report) {
+    m.gauge(
+        "seatgate_info",
+        "seatgate library version, backend, licensee and signed license id (empty: none); always 1",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("backend", r.backend),
+            ("licensee", r.licensee.name.as_deref().unwrap_or("")),
+            ("signed_license", r.signed_license.as_ref().map_or("", |s| s.license_id.as_str())),
+        ],
+        1,
+    );
+    if let Some(t) = r.licensee.valid_until.as_deref().and_then(date_end_unix) {
+        m.gauge(
+            "seatgate_valid_until_timestamp_seconds",
+            "When the whole license ends (the instant after its valid_until day, UTC); new logins are refused from then on",
+            &[],
+            t,
+        );
+    }
+    if let Some(t) = r.licensee.support_until.as_deref().and_then(date_end_unix) {
+        m.gauge(
+            "seatgate_support_until_timestamp_seconds",
+            "When the support subscription ends (the instant after its support_until day, UTC)",
+            &[],
+            t,
+        );
+    }
+    if let Some(e) = &r.emergency {
+        for state in ["never used", "open", "ended", "available again"] {
+            m.gauge(
+                "seatgate_emergency_state",
+                "The emergency window's state: 1 for the current one",
+                &[("state", state)],
+                i64::from(e.state == state),
+            );
+        }
+        m.gauge(
+            "seatgate_emergency_seats",
+            "Extra seats of each affected type while the emergency window is open",
+            &[],
+            i64::from(e.seats),
+        );
+        m.gauge(
+            "seatgate_emergency_seats_in_use",
+            "Seats in use beyond the permanent limits, summed over the emergency types",
+            &[],
+            i64::from(e.in_use),
+        );
+        m.gauge(
+            "seatgate_emergency_can_activate",
+            "1 when `seatgate emergency activate` (license_emergency_activate) would open a window now",
+            &[],
+            i64::from(e.can_activate),
+        );
+        if let Some(t) = e.opened_at.as_deref().and_then(rfc3339_unix) {
+            m.gauge(
+                "seatgate_emergency_opened_timestamp_seconds",
+                "When the last emergency window opened",
+                &[],
+                t,
+            );
+        }
+        if let Some(t) = e.ends_at.as_deref().and_then(rfc3339_unix) {
+            m.gauge(
+                "seatgate_emergency_ends_timestamp_seconds",
+                "When the last emergency window ends or ended: its extra seats are released then",
+                &[],
+                t,
+            );
+        }
+    }
+    if r.tenant.is_none() {
+        m.gauge(
+            "seatgate_tenants",
+            "Tenants of the installation: declared in the config or given limits at run time",
+            &[],
+            count(r.tenants_total as u64),
+        );
+    }
+    if let Some(a) = &r.audit {
+        m.counter(
+            "seatgate_audit_lines_written_total",
+            "Lines written to the audit log by this process",
+            &[("path", &a.path)],
+            count(a.written),
+        );
+        m.counter(
+            "seatgate_audit_lines_lost_total",
+            "Audit lines this process lost: write errors and a full queue",
+            &[("path", &a.path)],
+            count(a.failed.saturating_add(a.dropped)),
+        );
+    }
+}
+
+fn pool_metrics(m: &mut Metrics, r: &Report) {
+    let tenant = r.tenant.as_deref().unwrap_or("");
+    for l in &r.licenses {
+        let labels = [("tenant", tenant), ("type", l.name.as_str())];
+        m.gauge(
+            "seatgate_license_info",
+            "A license type: how it counts (user or session) and its description; always 1",
+            &[
+                ("tenant", tenant),
+                ("type", &l.name),
+                ("count", l.count),
+                ("description", l.description.as_deref().unwrap_or("")),
+            ],
+            1,
+        );
+        m.gauge(
+            "seatgate_license_seats_used",
+            "Seats of the type in use now, lingering seats included",
+            &labels,
+            i64::from(l.used),
+        );
+        m.gauge(
+            "seatgate_license_seats_limit",
+            "The type's limit now: config, tenant or run-time limit, capped by the signed license, plus open emergency seats",
+            &labels,
+            i64::from(l.limit),
+        );
+        m.gauge(
+            "seatgate_license_seats_peak",
+            "Highest use of the type since counting started",
+            &labels,
+            i64::from(l.peak),
+        );
+        m.gauge(
+            "seatgate_license_seats_peak_since_reset",
+            "Highest use of the type since the last license_stats_reset",
+            &labels,
+            i64::from(l.peak_since_reset),
+        );
+        m.gauge(
+            "seatgate_license_seats_lingering",
+            "Seats of the type released by their user and kept for them (linger)",
+            &labels,
+            i64::from(l.lingering),
+        );
+        m.gauge(
+            "seatgate_license_emergency_seats",
+            "Extra seats of an open emergency window included in the limit",
+            &labels,
+            i64::from(l.emergency_seats),
+        );
+        m.counter(
+            "seatgate_license_acquired_total",
+            "Seats of the type taken since counting started",
+            &labels,
+            count(l.acquired),
+        );
+        m.counter(
+            "seatgate_license_denied_total",
+            "Requests the type refused since counting started",
+            &labels,
+            count(l.denied),
+        );
+        for status in ["ok", "full", "over limit", "orphaned"] {
+            m.gauge(
+                "seatgate_license_status",
+                "The type's status: 1 for the current one (over limit: a reload lowered the limit; orphaned: removed, still held)",
+                &[("tenant", tenant), ("type", &l.name), ("status", status)],
+                i64::from(l.status == status),
+            );
+        }
+        m.gauge(
+            "seatgate_license_expired",
+            "1 when the type (or the whole license) is past its valid_until: new logins of it are refused",
+            &labels,
+            i64::from(l.expired),
+        );
+        if let Some(t) = l.valid_until.as_deref().and_then(date_end_unix) {
+            m.gauge(
+                "seatgate_license_valid_until_timestamp_seconds",
+                "When the type ends (the instant after its valid_until day, UTC)",
+                &labels,
+                t,
+            );
+        }
+        for p in &l.pools {
+            let pool =
+                [("tenant", tenant), ("type", l.name.as_str()), ("profile", &p.profile), ("kind", p.kind)];
+            m.gauge(
+                "seatgate_license_pool_seats_used",
+                "Seats of a profile's reservation (kind=reserved) or cap (kind=cap) of the type in use",
+                &pool,
+                i64::from(p.used),
+            );
+            m.gauge(
+                "seatgate_license_pool_seats",
+                "Seats of a profile's reservation (kind=reserved) or cap (kind=cap) of the type",
+                &pool,
+                i64::from(p.seats),
+            );
+        }
+    }
+    let labels = [("tenant", tenant)];
+    m.gauge("seatgate_holders", "Users holding at least one seat", &labels, count(r.paging.total as u64));
+    m.gauge(
+        "seatgate_seat_handles",
+        "Seat handles held (logins, devices, sessions)",
+        &labels,
+        count(r.handles_total as u64),
+    );
+    m.gauge(
+        "seatgate_backend_degraded",
+        "1 when the seat table is degraded (Redis unreachable: serving a local share)",
+        &labels,
+        i64::from(r.degraded.is_some()),
+    );
+    m.gauge(
+        "seatgate_warnings",
+        "Warnings the report lists (lints, dates, backend)",
+        &labels,
+        count(r.warnings.len() as u64),
+    );
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The instant after the day `YYYY-MM-DD` (UTC), in Unix seconds.
+fn date_end_unix(date: &str) -> Option<i64> {
+    crate::config::Date::parse(date).map(|d| d.end_unix())
+}
+
+fn rfc3339_unix(text: &str) -> Option<i64> {
+    humantime::parse_rfc3339(text).ok().map(crate::clock::unix_secs)
+}
+
+/// Metric families in the order first seen, each with its samples.
+#[derive(Default)]
+struct Metrics {
+    families: Vec<Family>,
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    samples: String,
+}
+
+impl Metrics {
+    fn gauge(&mut self, name: &'static str, help: &'static str, labels: &[(&str, &str)], value: i64) {
+        self.sample(name, help, "gauge", labels, value);
+    }
+
+    /// `name` ends in `_total`, which is also the sample's name.
+    fn counter(&mut self, name: &'static str, help: &'static str, labels: &[(&str, &str)], value: i64) {
+        self.sample(name, help, "counter", labels, value);
+    }
+
+    fn sample(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: &'static str,
+        labels: &[(&str, &str)],
+        value: i64,
+    ) {
+        let index = match self.families.iter().position(|f| f.name == name) {
+            Some(i) => i,
+            None => {
+                self.families.push(Family { name, help, kind, samples: String::new() });
+                self.families.len() - 1
+            }
+        };
+        let out = &mut self.families[index].samples;
+        out.push_str(name);
+        if !labels.is_empty() {
+            out.push('{');
+            for (i, (label, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{label}=\"{}\"", escape_label(value));
+            }
+            out.push('}');
+        }
+        let _ = writeln!(out, " {value}");
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for f in &self.families {
+            let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(f.help));
+            let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+            out.push_str(&f.samples);
+        }
+        out
+    }
+}
+
+/// A label value in the text format: backslash, double quote and line feed escaped.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A `# HELP` text: backslash and line feed escaped.
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod prometheus_tests {
+    use super::*;
+
+    #[test]
+    fn label_values_escape_backslash_quote_and_newline() {
+        assert_eq!(escape_label(r#"a\b"c"#), r#"a\\b\"c"#);
+        assert_eq!(escape_label("line1\nline2"), "line1\\nline2");
+        assert_eq!(escape_label("plain é"), "plain é");
+        assert_eq!(escape_help("x\\y\nz"), "x\\\\y\\nz");
+    }
+
+    #[test]
+    fn families_are_grouped_once_with_help_and_type() {
+        let mut m = Metrics::default();
+        m.gauge("seatgate_a", "A", &[("tenant", "")], 1);
+        m.counter("seatgate_b_total", "B", &[], 2);
+        m.gauge("seatgate_a", "A", &[("tenant", "t1")], 3);
+        assert_eq!(
+            m.render(),
+            "# HELP seatgate_a A\n# TYPE seatgate_a gauge\nseatgate_a{tenant=\"\"} 1\nseatgate_a{tenant=\"t1\"} 3\n\
+             # HELP seatgate_b_total B\n# TYPE seatgate_b_total counter\nseatgate_b_total 2\n"
+        );
+    }
+
+    #[test]
+    fn dates_become_the_instant_they_end() {
+        assert_eq!(date_end_unix("1970-01-01"), Some(86_400));
+        assert_eq!(date_end_unix("not a date"), None);
+        assert_eq!(rfc3339_unix("1970-01-02T00:00:10Z"), Some(86_410));
     }
 }
