@@ -30,7 +30,8 @@ WITH_REDIS := scripts/with-redis.sh
 # with a freshly generated copy. Unfrozen (`make header`): the build rewrites it.
 export SEATGATE_FROZEN_HEADER := 1
 
-.PHONY: all deps deps-bench lib header demo test test-rust test-c bench bench-quick clean
+.PHONY: all deps deps-bench lib header demo test test-rust test-c bench bench-quick clean \
+        test-php
 
 all: lib
 
@@ -64,7 +65,7 @@ $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
-test: deps test-rust test-c bench-quick
+test: deps test-rust test-c bench-quick test-php
 	@echo "make test: all tests passed"
 
 test-rust:
@@ -78,6 +79,15 @@ test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/a
 	  echo "== $$t (valgrind)"; SEATGATE_TEST_QUICK=1 $(WITH_REDIS) $(VALGRIND) $(BUILD)/c-tests/$$t; \
 	done
 	@echo "C tests: $(words $(C_TESTS)) programs passed plain, under ASan and under valgrind"
+
+# The PHP FFI example (examples/php): its declarations checked against the header,
+# then the CRM login story and the Seatgate class. php-cli comes from setup.sh.
+PHP ?= php
+test-php: deps lib
+	@$(PHP) -r 'exit(extension_loaded("FFI") ? 0 : 1);' || { \
+	  echo "test-php: FAILED: $(PHP) has no FFI extension loaded (Debian's php-cli has it, in php8.2-common)" >&2; exit 1; }
+	$(PHP) examples/php/tests/abi_check.php $(LIBDIR)/libseatgate.so $(BUILD)/php
+	$(PHP) examples/php/tests/test_crm_login.php $(LIBDIR)/libseatgate.so
 
 $(BUILD)/bench/bench: bench/bench.c include/seatgate.h lib | $(BUILD)/bench
 	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread -Iinclude -o $@ $< $(LINK)

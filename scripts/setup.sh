@@ -20,6 +20,8 @@ have pkg-config || need+=(pkg-config)
 have python3 || need+=(python3)
 # The redis backend's tests start their own redis-server on 127.0.0.1.
 have redis-server || need+=(redis-server)
+# make test-php: the PHP FFI example runs on Debian's php-cli (FFI is in php8.2-common).
+have php || need+=(php-cli)
 # AddressSanitizer's runtime for the C tests.
 if have gcc && ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address -o /dev/null - >/dev/null 2>&1; then
   need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")
