@@ -15,6 +15,9 @@
 #                seatgate.h and seatgate.pc; honours DESTDIR, LIBDIR, INCLUDEDIR and
 #                PKGCONFIGDIR (cargo-c's defaults); `make uninstall` with the same values
 #   make test-install  install into a temporary prefix and build a C program from it
+#   make test-php          the PHP FFI example (examples/php) and its header-drift check
+#   make test-freeswitch   mod_seatgate's logic; the module itself where FreeSWITCH's headers are
+#   make freeswitch-module FREESWITCH_INCLUDE=DIR   build/freeswitch/mod_seatgate.so
 
 CARGO   ?= cargo
 CC      ?= cc
@@ -37,8 +40,8 @@ WITH_REDIS := scripts/with-redis.sh
 # with a freshly generated copy. Unfrozen (`make header`): the build rewrites it.
 export SEATGATE_FROZEN_HEADER := 1
 
-.PHONY: all deps deps-bench lib header demo test test-rust test-c test-install test-cli bench bench-quick clean \
-        install uninstall
+.PHONY: all deps deps-bench lib header demo test test-rust test-c test-install test-cli bench \
+         bench-quick clean install uninstall test-php test-freeswitch freeswitch-module
 
 all: lib
 
@@ -78,7 +81,7 @@ $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
-test: deps test-rust test-c test-install test-cli bench-quick
+test: deps test-rust test-c test-install test-cli bench-quick test-php test-freeswitch
 	@echo "make test: all tests passed"
 
 test-rust:
@@ -159,6 +162,59 @@ uninstall:
 # pkg-config only, shared and static (see tests/install.sh).
 test-install: deps lib
 	tests/install.sh
+# The PHP FFI example (examples/php): its declarations checked against the header,
+# then the CRM login story and the Seatgate class. php-cli comes from setup.sh.
+PHP ?= php
+test-php: deps lib
+	@$(PHP) -r 'exit(extension_loaded("FFI") ? 0 : 1);' || { \
+	  echo "test-php: FAILED: $(PHP) has no FFI extension loaded (Debian's php-cli has it, in php8.2-common)" >&2; exit 1; }
+	$(PHP) examples/php/tests/abi_check.php $(RELEASE_DIR)/libseatgate.so $(BUILD)/php
+	$(PHP) examples/php/tests/test_crm_login.php $(RELEASE_DIR)/libseatgate.so
+
+# The FreeSWITCH module (examples/freeswitch). FreeSWITCH is not in Debian: the
+# module is compiled only where FREESWITCH_INCLUDE holds its headers (an installed
+# FreeSWITCH's, found by itself, or examples/freeswitch/fs-headers.sh's from its
+# source). FreeSWITCH's headers come in with -isystem: its inline helpers are not
+# -Wconversion clean; our code is. test-freeswitch always tests the module's logic
+# (seatgate_fs.c) against the library, plain and under ASan.
+FS_DIR := examples/freeswitch
+FREESWITCH_INCLUDE ?= $(firstword $(wildcard /usr/include/freeswitch /usr/local/freeswitch/include/freeswitch))
+FS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes \
+             -Wmissing-prototypes -Wconversion -g -fPIC -Iinclude -I$(FS_DIR)
+FS_HAVE_HEADERS = $(and $(FREESWITCH_INCLUDE),$(wildcard $(FREESWITCH_INCLUDE)/switch.h),$(wildcard $(FREESWITCH_INCLUDE)/switch_am_config.h))
+
+$(BUILD)/freeswitch:
+	mkdir -p $@
+
+$(BUILD)/freeswitch/mod_seatgate.so: $(FS_DIR)/mod_seatgate.c $(FS_DIR)/seatgate_fs.c $(FS_DIR)/seatgate_fs.h include/seatgate.h lib | $(BUILD)/freeswitch
+	$(CC) $(FS_STRICT) -isystem $(FREESWITCH_INCLUDE) -shared -o $@ $(FS_DIR)/mod_seatgate.c $(FS_DIR)/seatgate_fs.c $(LINK)
+
+freeswitch-module:
+	@if [ -z "$(FS_HAVE_HEADERS)" ]; then \
+	  echo "freeswitch-module: FREESWITCH_INCLUDE='$(FREESWITCH_INCLUDE)' has no switch.h and switch_am_config.h;" \
+	       "see examples/freeswitch/README.md (fs-headers.sh makes them from FreeSWITCH's source)" >&2; exit 1; fi
+	@$(MAKE) --no-print-directory $(BUILD)/freeswitch/mod_seatgate.so
+	@echo "freeswitch-module: $(BUILD)/freeswitch/mod_seatgate.so built against $(FREESWITCH_INCLUDE)"
+
+$(BUILD)/freeswitch/test_seatgate_fs: $(FS_DIR)/test_seatgate_fs.c $(FS_DIR)/seatgate_fs.c $(FS_DIR)/seatgate_fs.h c-tests/common.h include/seatgate.h lib | $(BUILD)/freeswitch
+	$(CC) $(STRICT) -Wconversion -I$(FS_DIR) -O1 -o $@ $(FS_DIR)/test_seatgate_fs.c $(FS_DIR)/seatgate_fs.c $(LINK)
+
+$(BUILD)/freeswitch/test_seatgate_fs.asan: $(FS_DIR)/test_seatgate_fs.c $(FS_DIR)/seatgate_fs.c $(FS_DIR)/seatgate_fs.h c-tests/common.h include/seatgate.h lib | $(BUILD)/freeswitch
+	$(CC) $(STRICT) -Wconversion -I$(FS_DIR) -O1 $(ASAN) -o $@ $(FS_DIR)/test_seatgate_fs.c $(FS_DIR)/seatgate_fs.c $(LINK)
+
+test-freeswitch: $(BUILD)/freeswitch/test_seatgate_fs $(BUILD)/freeswitch/test_seatgate_fs.asan
+	@echo "== test_seatgate_fs (plain)"; $(BUILD)/freeswitch/test_seatgate_fs
+	@echo "== test_seatgate_fs (AddressSanitizer)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/freeswitch/test_seatgate_fs.asan
+	@if [ -n "$(FS_HAVE_HEADERS)" ]; then \
+	  $(MAKE) --no-print-directory freeswitch-module; \
+	else \
+	  echo "#####################################################################################"; \
+	  echo "## test-freeswitch: mod_seatgate.c was NOT compiled: no FreeSWITCH headers here."; \
+	  echo "##   FREESWITCH_INCLUDE='$(FREESWITCH_INCLUDE)' has no switch.h + switch_am_config.h, and"; \
+	  echo "##   FreeSWITCH is not in Debian's packages. Only the module's logic (seatgate_fs.c)"; \
+	  echo "##   was tested. To run the compile check: examples/freeswitch/README.md"; \
+	  echo "#####################################################################################"; \
+	fi
 
 $(BUILD)/bench/bench: bench/bench.c include/seatgate.h lib | $(BUILD)/bench
 	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread -Iinclude -o $@ $< $(LINK)

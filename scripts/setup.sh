@@ -28,6 +28,8 @@ have redis-server || need+=(redis-server)
 # (/usr/bin/python3), which `make test-cli` runs even when another python3 is first
 # on the PATH.
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
+# make test-php: the PHP FFI example runs on Debian's php-cli (FFI is in php8.2-common).
+have php || need+=(php-cli)
 # AddressSanitizer's runtime for the C tests.
 if have gcc && ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address -o /dev/null - >/dev/null 2>&1; then
   need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")
