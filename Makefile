@@ -30,7 +30,7 @@ WITH_REDIS := scripts/with-redis.sh
 # with a freshly generated copy. Unfrozen (`make header`): the build rewrites it.
 export SEATGATE_FROZEN_HEADER := 1
 
-.PHONY: all deps deps-bench lib header demo test test-rust test-c bench bench-quick clean
+.PHONY: all deps deps-bench lib header demo test test-rust test-c test-python test-kamailio bench bench-quick clean
 
 all: lib
 
@@ -64,11 +64,21 @@ $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
-test: deps test-rust test-c bench-quick
+test: deps test-rust test-c test-python test-kamailio bench-quick
 	@echo "make test: all tests passed"
 
 test-rust:
 	$(CARGO) test --quiet
+
+# The Python ctypes wrapper (examples/python): struct layouts against the C compiler,
+# every wrapped call, two processes on one shm table, and the CRM login example.
+test-python: deps lib
+	python3 examples/python/test_seatgate.py
+
+# Kamailio (KEMI app_python3 through the wrapper) as a registrar on 127.0.0.1, driven by
+# sipp: seats per REGISTER across forked workers (shm backend); see examples/kamailio.
+test-kamailio: deps lib
+	python3 examples/kamailio/test_kamailio.py
 
 # test_policy signs a license with the seatgate command that `make lib` builds.
 test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/asan/,$(C_TESTS))
