@@ -20,6 +20,11 @@ have pkg-config || need+=(pkg-config)
 have python3 || need+=(python3)
 # The redis backend's tests start their own redis-server on 127.0.0.1.
 have redis-server || need+=(redis-server)
+# make test-kamailio: Kamailio with its Python KEMI engine (app_python3) as the
+# registrar, and sipp (Debian's sip-tester) to register phones against it.
+have kamailio || need+=(kamailio)
+compgen -G "/usr/lib/*/kamailio/modules/app_python3.so" >/dev/null || need+=(kamailio-python3-modules)
+have sipp || need+=(sip-tester)
 # AddressSanitizer's runtime for the C tests.
 if have gcc && ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address -o /dev/null - >/dev/null 2>&1; then
   need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")
