@@ -8,6 +8,8 @@
 #   make bench-quick  the same scenarios and checks in a few seconds with tiny sizes (a
 #                smoke test that keeps the bench building and running; no figures)
 #   make header  regenerate include/seatgate.h after changing src/ffi.rs
+#   make test-python    the Python ctypes wrapper (examples/python)
+#   make test-kamailio  Kamailio as a registrar, driven by sipp (examples/kamailio)
 
 CARGO   ?= cargo
 CC      ?= cc
