@@ -110,7 +110,7 @@ class kamailio:
             KSR.sl.send_reply(400, "Missing user in To")
             return
         if not seatgate_ready():
-            KSR.sl.send_reply(500, "License check unavailable")
+            KSR.sl.send_reply(503, "License check unavailable")
             return
         # One REGISTER of this AOR at a time across the workers: the check, the take
         # and the record of the handle go together.
