@@ -18,6 +18,8 @@
 #   make test-php          the PHP FFI example (examples/php) and its header-drift check
 #   make test-freeswitch   mod_seatgate's logic; the module itself where FreeSWITCH's headers are
 #   make freeswitch-module FREESWITCH_INCLUDE=DIR   build/freeswitch/mod_seatgate.so
+#   make test-python    the Python ctypes wrapper (examples/python)
+#   make test-kamailio  Kamailio as a registrar, driven by sipp (examples/kamailio)
 
 CARGO   ?= cargo
 CC      ?= cc
@@ -41,7 +43,8 @@ WITH_REDIS := scripts/with-redis.sh
 export SEATGATE_FROZEN_HEADER := 1
 
 .PHONY: all deps deps-bench lib header demo test test-rust test-c test-install test-cli bench \
-         bench-quick clean install uninstall test-php test-freeswitch freeswitch-module
+         bench-quick clean install uninstall test-php test-freeswitch freeswitch-module \
+         test-python test-kamailio
 
 all: lib
 
@@ -81,7 +84,8 @@ $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
-test: deps test-rust test-c test-install test-cli bench-quick test-php test-freeswitch
+test: deps test-rust test-c test-install test-cli test-php test-python test-kamailio test-freeswitch \
+      bench-quick
 	@echo "make test: all tests passed"
 
 test-rust:
@@ -98,6 +102,15 @@ test-cli: deps lib
 	$(CARGO) test --quiet --test cli_admin
 	SEATGATE_LIB=$(RELEASE_DIR)/libseatgate.so SEATGATE_CLI=$(abspath $(RELEASE))/seatgate \
 	  $(PROM_PYTHON) tests/prometheus_parse.py
+# The Python ctypes wrapper (examples/python): struct layouts against the C compiler,
+# every wrapped call, two processes on one shm table, and the CRM login example.
+test-python: deps lib
+	python3 examples/python/test_seatgate.py
+
+# Kamailio (KEMI app_python3 through the wrapper) as a registrar on 127.0.0.1, driven by
+# sipp: seats per REGISTER across forked workers (shm backend); see examples/kamailio.
+test-kamailio: deps lib
+	python3 examples/kamailio/test_kamailio.py
 
 # test_policy signs a license with the seatgate command that `make lib` builds.
 test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/asan/,$(C_TESTS))

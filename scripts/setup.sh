@@ -30,6 +30,11 @@ have redis-server || need+=(redis-server)
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 # make test-php: the PHP FFI example runs on Debian's php-cli (FFI is in php8.2-common).
 have php || need+=(php-cli)
+# make test-kamailio: Kamailio with its Python KEMI engine (app_python3) as the
+# registrar, and sipp (Debian's sip-tester) to register phones against it.
+have kamailio || need+=(kamailio)
+compgen -G "/usr/lib/*/kamailio/modules/app_python3.so" >/dev/null || need+=(kamailio-python3-modules)
+have sipp || need+=(sip-tester)
 # AddressSanitizer's runtime for the C tests.
 if have gcc && ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address -o /dev/null - >/dev/null 2>&1; then
   need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")
