@@ -328,10 +328,10 @@ static void on_event(void *user_data, const struct license_event *event)
 	switch (event->kind) {
 	case LICENSE_EVENT_RELEASED:
 		if (event->reason == LICENSE_RELEASE_NORMAL || event->reason == LICENSE_RELEASE_SHUTDOWN) {
-			ast_verb(4, "seatgate: %s\n", event->detail);
+			ast_verb(4, "seatgate: %s [%s]\n", event->detail, seat);
 		} else {
 			/* Released without the holder asking: the agent may still think it is logged in. */
-			ast_log(LOG_NOTICE, "seatgate: %s (%s)\n", event->detail, why);
+			ast_log(LOG_NOTICE, "seatgate: %s [%s] (%s)\n", event->detail, seat, why);
 		}
 		break;
 	case LICENSE_EVENT_WARNING:
@@ -346,7 +346,8 @@ static void on_event(void *user_data, const struct license_event *event)
 		ast_log(LOG_NOTICE, "seatgate: %s\n", event->detail);
 		break;
 	default:
-		ast_verb(4, "seatgate: %s\n", event->detail);
+		/* The detail gives the seat as a number; [sg1_...] is the id the dialplan saw. */
+		ast_verb(4, "seatgate: %s%s%s%s\n", event->detail, seat[0] ? " [" : "", seat, seat[0] ? "]" : "");
 		break;
 	}
 

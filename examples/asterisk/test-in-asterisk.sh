@@ -10,6 +10,7 @@
 # no manager, no HTTP is loaded) and is stopped at exit.
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
 root=${1:?usage: test-in-asterisk.sh ASTERISK_ROOT MODULE.so}
 module=${2:?usage: test-in-asterisk.sh ASTERISK_ROOT MODULE.so}
 asterisk_bin=$root/usr/sbin/asterisk
@@ -30,6 +31,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$ast_pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$ast_pid" 2>/dev/null || true
   fi
+  if [ -n "${SEATGATE_KEEP_LOG:-}" ]; then cp "$dir/log/messages.log" "$SEATGATE_KEEP_LOG" 2>/dev/null || true; fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -90,7 +92,11 @@ write_toml 1
 
 # Each extension writes what the dialplan saw into AstDB (family sgtest), which the
 # test reads back with `database get`; WAIT holds the channel (and its seat) open.
+# The sample dialplan of README.md, to check that it loads as written.
+cp "$here/extensions.conf" "$dir/etc/seatgate-extensions.conf"
 cat > "$dir/etc/extensions.conf" <<'EOF'
+#include seatgate-extensions.conf
+
 [seatgate-test]
 ; a seat bound to the channel: released when the channel goes away
 exten => hold,1,Answer()
@@ -259,7 +265,16 @@ ast "module reload res_seatgate" >/dev/null
 check "broken reload keeps limits" "$(callcenter_use)" "0/2"
 check_has "broken reload logged" "$(cat "$dir/log/messages.log")" "reload of $dir/etc/seats.toml failed"
 
-# 6. Unload with no channel holding a seat, then load again.
+# 6. The samples: the dialplan loaded as written, and the sample TOML runs.
+sample=$(ast "dialplan show seatgate-agents")
+check_has "sample dialplan *45" "$sample" "AgentLogin(\${CALLERID(num)})"
+check_has "sample dialplan *46" "$sample" "SEATGATE_ACQUIRE(\${CALLERID(num)},operator,ke(\${CALLERID(num)}))"
+check_has "sample dialplan *47" "$sample" "SEATGATE_RELEASE(\${DB_DELETE(seatgate/\${CALLERID(num)})})"
+cp "$here/seatgate.toml" "$dir/etc/seats.toml"
+ast "module reload res_seatgate" >/dev/null
+check "sample seatgate.toml" "$(callcenter_use)" "0/20"
+
+# 7. Unload with no channel holding a seat, then load again.
 check_has "unload" "$(ast 'module unload res_seatgate.so')" "Unloaded res_seatgate.so"
 check "unloaded" "$(ast 'module show like res_seatgate' | grep -c 'Running')" "0"
 write_toml 1
