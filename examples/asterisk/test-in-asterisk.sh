@@ -274,7 +274,18 @@ cp "$here/seatgate.toml" "$dir/etc/seats.toml"
 ast "module reload res_seatgate" >/dev/null
 check "sample seatgate.toml" "$(callcenter_use)" "0/20"
 
-# 7. Unload with no channel holding a seat, then load again.
+check_has "AMI action registered" "$(ast 'manager show command SeatgateShowSeats')" "SeatgateShowSeats"
+
+# 7. Unload: refused while a channel holds a bound seat (its hangup will call into the
+# module), done once it is gone; then load again.
+ast "database del sgtest hold" >/dev/null
+ast "database put sgtest hold_for 3" >/dev/null
+originate hold
+wait_db hold
+ast "module unload res_seatgate.so" >/dev/null
+check "unload refused while a seat is bound" "$(ast 'module show like res_seatgate' | grep -c 'Running')" "1"
+wait_use "0/20" || true
+sleep 0.5
 check_has "unload" "$(ast 'module unload res_seatgate.so')" "Unloaded res_seatgate.so"
 check "unloaded" "$(ast 'module show like res_seatgate' | grep -c 'Running')" "0"
 write_toml 1
