@@ -20,6 +20,7 @@
 #   make freeswitch-module FREESWITCH_INCLUDE=DIR   build/freeswitch/mod_seatgate.so
 #   make test-python    the Python ctypes wrapper (examples/python)
 #   make test-kamailio  Kamailio as a registrar, driven by sipp (examples/kamailio)
+#   make asterisk-module ASTERISK_INCLUDE=...  build examples/asterisk/res_seatgate.so
 
 CARGO   ?= cargo
 CC      ?= cc
@@ -44,7 +45,7 @@ export SEATGATE_FROZEN_HEADER := 1
 
 .PHONY: all deps deps-bench lib header demo test test-rust test-c test-install test-cli bench \
          bench-quick clean install uninstall test-php test-freeswitch freeswitch-module \
-         test-python test-kamailio
+         test-python test-kamailio test-asterisk asterisk-module asterisk-checks
 
 all: lib
 
@@ -85,7 +86,7 @@ demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
 test: deps test-rust test-c test-install test-cli test-php test-python test-kamailio test-freeswitch \
-      bench-quick
+      test-asterisk bench-quick
 	@echo "make test: all tests passed"
 
 test-rust:
@@ -247,6 +248,79 @@ bench-quick: deps $(BUILD)/bench/bench
 	@if command -v gnuplot >/dev/null 2>&1; then \
 	  bench/plot.sh $(BUILD)/bench/results-quick.csv $(BUILD)/bench/bench-threads-quick.png; \
 	else echo "bench-quick: no gnuplot, plot skipped (scripts/setup.sh bench installs it)"; fi
+
+# ---- examples/asterisk: res_seatgate, the Asterisk module ----
+# ASTERISK_INCLUDE: the include/ folder of a configured Asterisk source tree (with
+#   asterisk/autoconfig.h and asterisk/buildopts.h made; examples/asterisk/prepare-asterisk.sh
+#   makes one), or /usr/include where an asterisk-dev package is installed.
+# ASTERISK_ROOT: an Asterisk installed with `make install DESTDIR=ASTERISK_ROOT`
+#   (prepare-asterisk.sh --install), to load the module into and drive it.
+ASTERISK_INCLUDE ?= $(if $(wildcard /usr/include/asterisk/buildopts.h),/usr/include)
+ASTERISK_ROOT ?=
+AST_EX := examples/asterisk
+# Asterisk 22's own developer-mode warnings (its Makefile with --enable-dev-mode), and
+# -Wextra; -Wno-old-style-declaration because Asterisk's strings.h writes
+# `static int force_inline`.
+AST_CFLAGS := -g -O2 -fPIC -pthread -D_REENTRANT -D_GNU_SOURCE -Wall -Wextra -Werror \
+  -Wno-old-style-declaration -Wstrict-prototypes -Wmissing-prototypes -Wmissing-declarations \
+  -Wdeclaration-after-statement -Wtrampolines -Wundef -Wmissing-format-attribute -Wformat=2 \
+  -Wshadow -Wunused -DAST_MODULE=\"res_seatgate\" -DAST_MODULE_SELF_SYM=__internal_res_seatgate_self
+AST_MODULE_SRC := $(AST_EX)/res_seatgate.c $(AST_EX)/seatgate_dialplan.c
+AST_TEST_SRC := $(AST_EX)/test_seatgate_dialplan.c $(AST_EX)/seatgate_dialplan.c
+
+$(BUILD)/asterisk $(BUILD)/asterisk/asan:
+	mkdir -p $@
+
+$(BUILD)/asterisk/test_seatgate_dialplan: $(AST_TEST_SRC) $(AST_EX)/seatgate_dialplan.h $(C_SRC) include/seatgate.h lib | $(BUILD)/asterisk
+	$(CC) $(STRICT) -I$(AST_EX) -O1 -o $@ $(AST_TEST_SRC) $(LINK)
+
+$(BUILD)/asterisk/asan/test_seatgate_dialplan: $(AST_TEST_SRC) $(AST_EX)/seatgate_dialplan.h $(C_SRC) include/seatgate.h lib | $(BUILD)/asterisk/asan
+	$(CC) $(STRICT) -I$(AST_EX) -O1 $(ASAN) -o $@ $(AST_TEST_SRC) $(LINK)
+
+# The module, compiled against real Asterisk headers; it finds libseatgate through
+# its rpath (install both and point -Wl,-rpath at the installed library instead).
+asterisk-module: lib | $(BUILD)/asterisk
+	@if [ -z "$(ASTERISK_INCLUDE)" ] || [ ! -f "$(ASTERISK_INCLUDE)/asterisk.h" ] || \
+	    [ ! -f "$(ASTERISK_INCLUDE)/asterisk/autoconfig.h" ] || [ ! -f "$(ASTERISK_INCLUDE)/asterisk/buildopts.h" ]; then \
+	  echo "asterisk-module: ASTERISK_INCLUDE='$(ASTERISK_INCLUDE)' is not a configured Asterisk include/ folder" >&2; \
+	  echo "  (it needs asterisk.h, asterisk/autoconfig.h and asterisk/buildopts.h: see examples/asterisk/README.md)" >&2; \
+	  exit 1; fi
+	$(CC) $(AST_CFLAGS) -I$(ASTERISK_INCLUDE) -Iinclude -I$(AST_EX) -shared \
+	  -o $(BUILD)/asterisk/res_seatgate.so $(AST_MODULE_SRC) $(LINK)
+	@echo "asterisk-module: built $(BUILD)/asterisk/res_seatgate.so against $(ASTERISK_INCLUDE)$$(v=$$(cat $(ASTERISK_INCLUDE)/../.version 2>/dev/null) && echo " (Asterisk $$v)")"
+
+# The module's own logic without Asterisk (plain and ASan), then the compile check
+# and the load test when Asterisk's headers and an installed Asterisk are given.
+test-asterisk: $(BUILD)/asterisk/test_seatgate_dialplan $(BUILD)/asterisk/asan/test_seatgate_dialplan
+	@echo "== test_seatgate_dialplan (plain)"; $(BUILD)/asterisk/test_seatgate_dialplan
+	@echo "== test_seatgate_dialplan (AddressSanitizer)"; \
+	  ASAN_OPTIONS=detect_leaks=1 $(BUILD)/asterisk/asan/test_seatgate_dialplan
+	@$(MAKE) --no-print-directory asterisk-checks
+
+asterisk-checks:
+	@if [ -n "$(ASTERISK_INCLUDE)" ]; then \
+	  $(MAKE) --no-print-directory asterisk-module || exit 1; \
+	else \
+	  echo "######################################################################"; \
+	  echo "## test-asterisk: the res_seatgate COMPILE CHECK DID NOT RUN."; \
+	  echo "##   Why: ASTERISK_INCLUDE is not set, and /usr/include has no Asterisk"; \
+	  echo "##   headers (Asterisk is not in Debian's packages). To run it:"; \
+	  echo "##   examples/asterisk/prepare-asterisk.sh DIR, then"; \
+	  echo "##   make test-asterisk ASTERISK_INCLUDE=DIR/include"; \
+	  echo "######################################################################"; \
+	fi
+	@if [ -n "$(ASTERISK_ROOT)" ] && [ -n "$(ASTERISK_INCLUDE)" ]; then \
+	  echo "== res_seatgate loaded into $(ASTERISK_ROOT)"; \
+	  $(AST_EX)/test-in-asterisk.sh $(ASTERISK_ROOT) $(BUILD)/asterisk/res_seatgate.so || exit 1; \
+	else \
+	  echo "######################################################################"; \
+	  echo "## test-asterisk: the res_seatgate LOAD TEST (a real Asterisk running the"; \
+	  echo "##   module from its dialplan and CLI) DID NOT RUN."; \
+	  echo "##   Why: ASTERISK_ROOT$(if $(ASTERISK_INCLUDE),, and ASTERISK_INCLUDE) not set. To run it:"; \
+	  echo "##   examples/asterisk/prepare-asterisk.sh DIR --install ROOT, then make"; \
+	  echo "##   test-asterisk ASTERISK_INCLUDE=DIR/include ASTERISK_ROOT=ROOT"; \
+	  echo "######################################################################"; \
+	fi
 
 clean:
 	$(CARGO) clean

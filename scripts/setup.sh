@@ -3,12 +3,14 @@
 # the Rust toolchain, from Debian's packages, only when it is missing. Safe to run again.
 #   scripts/setup.sh          what the build, the demo and the tests need
 #   scripts/setup.sh bench    that, plus gnuplot for the bench's plot (make bench only)
+#   scripts/setup.sh asterisk that, plus what Asterisk's ./configure needs, for
+#                             examples/asterisk/prepare-asterisk.sh (not make test)
 set -euo pipefail
 
 mode=${1:-}
 case "$mode" in
-  ""|bench) ;;
-  *) echo "setup: unknown mode '$mode' (expected nothing or 'bench')" >&2; exit 2 ;;
+  ""|bench|asterisk) ;;
+  *) echo "setup: unknown mode '$mode' (expected nothing, 'bench' or 'asterisk')" >&2; exit 2 ;;
 esac
 
 need=()
@@ -44,6 +46,16 @@ fi
 # pngcairo terminal is all the plot uses (4 small packages). Only `make bench` asks.
 if [ "$mode" = bench ]; then
   have gnuplot || need+=(gnuplot-nox)
+fi
+
+# examples/asterisk/prepare-asterisk.sh configures Asterisk's source for its headers
+# (make asterisk-module, and the optional compile and load checks of make test-asterisk).
+if [ "$mode" = asterisk ]; then
+  have g++ || need+=(g++)
+  have git || need+=(git)
+  for p in libedit-dev libjansson-dev libxml2-dev libsqlite3-dev uuid-dev; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+  done
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
