@@ -186,10 +186,17 @@ final class Seatgate
         return ['used' => $used->cdata, 'limit' => $limit->cdata];
     }
 
-    /** The "online / licenses" report, as the admin's text or as JSON. */
-    public function report(bool $json = false): string
+    /**
+     * The "online / licenses" report: the admin's text, JSON, or with
+     * $prometheus the Prometheus text exposition (for a /metrics page).
+     */
+    public function report(bool $json = false, bool $prometheus = false): string
     {
-        $format = $json ? $this->ffi->LICENSE_REPORT_JSON : $this->ffi->LICENSE_REPORT_TEXT;
+        $format = match (true) {
+            $prometheus => $this->ffi->LICENSE_REPORT_PROMETHEUS,
+            $json => $this->ffi->LICENSE_REPORT_JSON,
+            default => $this->ffi->LICENSE_REPORT_TEXT,
+        };
         $needed = $this->ffi->new('size_t');
         $this->check($this->ffi->license_report($format, null, 0, FFI::addr($needed)));
         // The report can grow between the size query and the copy: retry with the new size.

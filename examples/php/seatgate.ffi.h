@@ -47,6 +47,7 @@ enum license_status {
 enum license_report_format {
   LICENSE_REPORT_TEXT = 0,
   LICENSE_REPORT_JSON = 1,
+  LICENSE_REPORT_PROMETHEUS = 2,
 };
 
 enum license_denial_reason {

@@ -38,7 +38,7 @@ __all__ = [
     "library_path",
     "OK", "ERR_LIMIT_REACHED", "ERR_UNKNOWN_SEAT", "ERR_REQUIREMENT_MISSING",
     "ERR_EXPIRED", "ERR_UNKNOWN_USER", "ERR_NOT_INITIALIZED",
-    "REPORT_TEXT", "REPORT_JSON", "RELEASE_NORMAL", "RELEASE_ADMIN", "DENIAL_REASONS",
+    "REPORT_TEXT", "REPORT_JSON", "REPORT_PROMETHEUS", "RELEASE_NORMAL", "RELEASE_ADMIN", "DENIAL_REASONS",
 ]
 
 # enum license_status (the numbers are ABI: never changed, never reused)
@@ -63,6 +63,7 @@ ERR_UNKNOWN_TENANT = -16
 # enum license_report_format
 REPORT_TEXT = 0
 REPORT_JSON = 1
+REPORT_PROMETHEUS = 2
 
 # enum license_release_reason: what a caller may pass to release_as / release_user
 RELEASE_NORMAL = 0
@@ -383,14 +384,13 @@ def license_types():
 
 def report(fmt="text", first_row=0, max_rows=0):
     """license_report / license_report_page. fmt "text" gives the admin's text view
-    (a str); "json" gives the JSON report parsed into a dict. first_row/max_rows
-    select one page of holders (max_rows 0: all)."""
-    if fmt == "text":
-        code = REPORT_TEXT
-    elif fmt == "json":
-        code = REPORT_JSON
-    else:
-        raise ValueError(f"report format must be 'text' or 'json', not {fmt!r}")
+    (a str); "json" gives the JSON report parsed into a dict; "prometheus" the
+    Prometheus text exposition (a str, for a /metrics endpoint). first_row/max_rows
+    select one page of holders (max_rows 0: all; text and json only)."""
+    codes = {"text": REPORT_TEXT, "json": REPORT_JSON, "prometheus": REPORT_PROMETHEUS}
+    if fmt not in codes:
+        raise ValueError(f"report format must be 'text', 'json' or 'prometheus', not {fmt!r}")
+    code = codes[fmt]
     lib = _c()
     if first_row == 0 and max_rows == 0:
         text = _text(lambda buf, n, needed: lib.license_report(code, buf, n, needed))

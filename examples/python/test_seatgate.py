@@ -240,6 +240,9 @@ class Api(unittest.TestCase):
         page = seatgate.report("json", first_row=1, max_rows=1)
         self.assertEqual(len(page["holders"]), 1)
         self.assertIn("showing 1 to 1 of 2", seatgate.report("text", first_row=0, max_rows=1))
+        metrics = seatgate.report("prometheus")
+        self.assertIn("# TYPE seatgate_license_seats_used gauge", metrics)
+        self.assertRegex(metrics, r'seatgate_license_seats_used\{[^}]*type="callcenter"[^}]*\} 2\n')
         with self.assertRaises(ValueError):
             seatgate.report("xml")
         self.assertEqual(seatgate.license_types(), ["user", "callcenter", "chat", "recording", "api"])

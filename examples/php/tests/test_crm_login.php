@@ -166,6 +166,11 @@ check($users === ['ana', 'cy'], 'JSON holders: ' . implode(',', $users));
 $ana = array_values(array_filter($json['holders'] ?? [], fn ($h) => $h['user'] === 'ana'))[0] ?? [];
 check(($ana['sessions'] ?? null) === 2, "ana has 2 sessions in the report");
 
+$metrics = $sg->report(prometheus: true);
+check(str_contains($metrics, '# TYPE seatgate_license_seats_used gauge'), 'the Prometheus report declares seats_used');
+check(preg_match('/^seatgate_license_seats_used\{[^}]*type="callcenter"[^}]*\} (\d+)$/m', $metrics, $m) === 1
+    && (int) $m[1] === $sg->usage('callcenter')['used'], 'the Prometheus report counts callcenter as usage() does');
+
 $sg->logout($a);
 check($sg->usage('callcenter')['used'] === 1, "ana still holds callcenter through her second handle");
 $sg->logout($again);
