@@ -16,7 +16,9 @@ use serde_json::json;
 use crate::audit::{AuditLog, AuditStatus};
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, Changes, ReleaseWhy, SeatRequest, TypeStats};
-use crate::clock::{Clock, Mono, SystemClock, from_unix_ms, from_unix_secs, mono_ns, rfc3339, short_duration, unix_secs};
+use crate::clock::{
+    Clock, Mono, SystemClock, from_unix_ms, from_unix_secs, mono_ns, rfc3339, short_duration, unix_secs,
+};
 use crate::config::{Config, CountMode, LimitInputs, Lint, PoolKind, Previous, SlotState, TenantDef};
 use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventSink};

@@ -851,6 +851,48 @@ fn installation_metrics(m: &mut Metrics, r: &Report) {
     }
 }
 
+/// The per-type samples that are one number of the row: name, kind, help, value.
+type PerType = (&'static str, &'static str, &'static str, fn(&LicenseRow) -> i64);
+const PER_TYPE: &[PerType] = &[
+    ("seatgate_license_seats_used", "gauge", "Seats of the type in use now, lingering seats included", |l| {
+        i64::from(l.used)
+    }),
+    (
+        "seatgate_license_seats_limit",
+        "gauge",
+        "The type's limit now: config, tenant or run-time limit, capped by the signed license, plus open emergency seats",
+        |l| i64::from(l.limit),
+    ),
+    ("seatgate_license_seats_peak", "gauge", "Highest use of the type since counting started", |l| {
+        i64::from(l.peak)
+    }),
+    (
+        "seatgate_license_seats_peak_since_reset",
+        "gauge",
+        "Highest use of the type since the last license_stats_reset",
+        |l| i64::from(l.peak_since_reset),
+    ),
+    (
+        "seatgate_license_seats_lingering",
+        "gauge",
+        "Seats of the type released by their user and kept for them (linger)",
+        |l| i64::from(l.lingering),
+    ),
+    (
+        "seatgate_license_emergency_seats",
+        "gauge",
+        "Extra seats of an open emergency window included in the limit",
+        |l| i64::from(l.emergency_seats),
+    ),
+    // Counters: the name ends in `_total`, which is also the sample's name.
+    ("seatgate_license_acquired_total", "counter", "Seats of the type taken since counting started", |l| {
+        count(l.acquired)
+    }),
+    ("seatgate_license_denied_total", "counter", "Requests the type refused since counting started", |l| {
+        count(l.denied)
+    }),
+];
+
 fn pool_metrics(m: &mut Metrics, r: &Report) {
     let tenant = r.tenant.as_deref().unwrap_or("");
     for l in &r.licenses {
@@ -866,54 +908,9 @@ fn pool_metrics(m: &mut Metrics, r: &Report) {
             ],
             1,
         );
-        m.gauge(
-            "seatgate_license_seats_used",
-            "Seats of the type in use now, lingering seats included",
-            &labels,
-            i64::from(l.used),
-        );
-        m.gauge(
-            "seatgate_license_seats_limit",
-            "The type's limit now: config, tenant or run-time limit, capped by the signed license, plus open emergency seats",
-            &labels,
-            i64::from(l.limit),
-        );
-        m.gauge(
-            "seatgate_license_seats_peak",
-            "Highest use of the type since counting started",
-            &labels,
-            i64::from(l.peak),
-        );
-        m.gauge(
-            "seatgate_license_seats_peak_since_reset",
-            "Highest use of the type since the last license_stats_reset",
-            &labels,
-            i64::from(l.peak_since_reset),
-        );
-        m.gauge(
-            "seatgate_license_seats_lingering",
-            "Seats of the type released by their user and kept for them (linger)",
-            &labels,
-            i64::from(l.lingering),
-        );
-        m.gauge(
-            "seatgate_license_emergency_seats",
-            "Extra seats of an open emergency window included in the limit",
-            &labels,
-            i64::from(l.emergency_seats),
-        );
-        m.counter(
-            "seatgate_license_acquired_total",
-            "Seats of the type taken since counting started",
-            &labels,
-            count(l.acquired),
-        );
-        m.counter(
-            "seatgate_license_denied_total",
-            "Requests the type refused since counting started",
-            &labels,
-            count(l.denied),
-        );
+        for &(name, kind, help, value) in PER_TYPE {
+            m.sample(name, help, kind, &labels, value(l));
+        }
         for status in ["ok", "full", "over limit", "orphaned"] {
             m.gauge(
                 "seatgate_license_status",
