@@ -32,18 +32,7 @@ $root = realpath(__DIR__ . '/../../..');
 $realHeader = file_get_contents("$root/include/seatgate.h");
 $ffiHeader = file_get_contents(__DIR__ . '/../seatgate.ffi.h');
 
-$passed = 0;
-$failed = 0;
-function check(bool $ok, string $what): void
-{
-    global $passed, $failed;
-    if ($ok) {
-        $passed++;
-    } else {
-        $failed++;
-        echo "abi_check: FAILED: $what\n";
-    }
-}
+require __DIR__ . '/check.php';
 
 /* What seatgate.ffi.h declares, read line by line (its documented format). */
 $ffiFunctions = [];   // name => declaration
@@ -165,5 +154,4 @@ foreach (Seatgate::DENIAL_REASON as $i => $name) {
 }
 check($sg->version() === Seatgate::VERSION, "the library is version {$sg->version()}, Seatgate::VERSION " . Seatgate::VERSION);
 
-echo "abi_check: $passed passed, $failed failed\n";
-exit($failed === 0 ? 0 : 1);
+finish();

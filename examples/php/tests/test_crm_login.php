@@ -18,18 +18,7 @@ if ($library === '' || !is_file($library)) {
     exit(2);
 }
 
-$passed = 0;
-$failed = 0;
-function check(bool $ok, string $what): void
-{
-    global $passed, $failed;
-    if ($ok) {
-        $passed++;
-    } else {
-        $failed++;
-        echo "test_crm_login: FAILED: $what\n";
-    }
-}
+require __DIR__ . '/check.php';
 
 /** Runs a PHP script in a fresh process; returns [exit status, stdout, stderr]. */
 function run_php(array $args, array $env): array
@@ -186,5 +175,4 @@ check($sg->usage('callcenter')['used'] === 1, 'a reload keeps the held seat');
 $sg->shutdown();
 expect_error(fn () => $sg->logout($b), 'NOT_INITIALIZED', '', 'a logout after shutdown');
 
-echo "test_crm_login: $passed passed, $failed failed\n";
-exit($failed === 0 ? 0 : 1);
+finish();
