@@ -71,5 +71,16 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Packages that ship a daemon (redis-server, kamailio) would start it at install, on
+# their default ports. The tests start their own on 127.0.0.1 and a free port, so
+# nothing is started now: a policy-rc.d answering 101 ("not allowed"), for this
+# install only (one the admin already has is left alone).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# scripts/setup.sh (seatgate): no daemon starts during its install\nexit 101\n' |
+    $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  trap '$sudo rm -f "$policy"' EXIT
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
