@@ -465,10 +465,11 @@ typedef void (*license_event_callback)(void *user_data,
  * Seat handle returned by the acquire functions. Never 0. The low 48 bits are the
  * handle in its pool, the high 16 bits the tenant (0: the default tenant), so any
  * function taking a handle finds its tenant by itself. A stale handle never frees
- * someone else's seat in practice: the in-memory table's handle is the user's slot
- * and a login number drawn process-wide, so the same value comes back only for a
- * login into the same slot 2^24 logins later while the old one is still held; shm
- * reuses a record's handle after 2^24 - 1 reuses; redis after 2^47 handles.
+ * someone else's seat in practice, and two live handles never share a value: the
+ * in-memory table's handle is the user's slot and a login number drawn process-wide,
+ * so a released handle's value comes back only for a login into the same slot at
+ * least 2^24 logins later; shm reuses a record's handle after 2^24 - 1 reuses; redis
+ * after 2^47 handles.
  */
 typedef uint64_t license_seat;
 

@@ -286,6 +286,18 @@ impl UserState {
         self.handles.iter().position(|h| h.order & SERIAL_MASK == serial)
     }
 
+    /// The login number of a new handle: the next from `next` whose serial no live
+    /// handle of this user has. Serials repeat every 2^24 logins of the process, and
+    /// a handle held that long must not share its seat id with a new one.
+    fn fresh_order(&self, mut next: impl FnMut() -> u64) -> u64 {
+        loop {
+            let order = next();
+            if self.position(order & SERIAL_MASK).is_none() {
+                return order;
+            }
+        }
+    }
+
     /// Drops the linger windows that ended by `now`; returns their types, whose seats
     /// the caller gives back.
     fn end_lingering(&mut self, now: Mono) -> TypeSet {
@@ -775,7 +787,7 @@ impl MemoryBackend {
             state.lingering.retain(|&(slot, _)| !reuse.contains(usize::from(slot)));
         }
         state.counted = state.counted.union(user_types);
-        let order = next_seat_id();
+        let order = state.fresh_order(next_seat_id);
         let deadline = if req.lease > 0 { req.now.saturating_add(req.lease) } else { 0 };
         let labels = (req.extension.is_some() || req.session.is_some()).then(|| {
             Box::new(Labels { extension: req.extension.map(Arc::from), session: req.session.map(Arc::from) })
@@ -1209,6 +1221,26 @@ mod tests {
             now: 1,
             lease: 0,
         }
+    }
+
+    #[test]
+    fn a_new_handle_never_shares_its_serial_with_a_live_handle_of_the_user() {
+        let mut state = UserState::default();
+        let held = 7 | (3 << SERIAL_BITS);
+        state.handles.push(Handle {
+            order: held,
+            user_types: TypeSet::single(0),
+            session_types: TypeSet::EMPTY,
+            since_ms: 0,
+            lease: 0,
+            deadline: 0,
+            labels: None,
+        });
+        // 2^24 logins later the counter comes round to the held handle's serial.
+        let mut offered = [held + (1 << SERIAL_BITS), held + (1 << SERIAL_BITS) + 1].into_iter();
+        let order = state.fresh_order(|| offered.next().expect("a second number"));
+        assert_eq!(order, held + (1 << SERIAL_BITS) + 1, "the colliding serial was skipped");
+        assert_eq!(state.position(7), Some(0), "the held handle keeps its id");
     }
 
     #[test]
