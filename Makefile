@@ -43,7 +43,7 @@ WITH_REDIS := scripts/with-redis.sh
 # with a freshly generated copy. Unfrozen (`make header`): the build rewrites it.
 export SEATGATE_FROZEN_HEADER := 1
 
-.PHONY: all deps deps-bench lib header demo test test-rust test-c test-install test-cli bench \
+.PHONY: all deps deps-bench lib header demo test-demo test test-rust test-c test-install test-cli bench \
          bench-quick clean install uninstall test-php test-freeswitch freeswitch-module \
          test-python test-kamailio test-asterisk asterisk-module asterisk-checks
 
@@ -85,7 +85,15 @@ $(BUILD) $(BUILD)/c-tests $(BUILD)/c-tests/asan $(BUILD)/bench:
 demo: deps $(BUILD)/pbx_login
 	SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml
 
-test: deps test-rust test-c test-install test-cli test-php test-python test-kamailio test-freeswitch \
+# The demo checks its own story (a CHECK FAILED line and exit 1 on any surprise): make
+# test runs it too, quietly unless it fails, so the main job cannot rot.
+test-demo: deps $(BUILD)/pbx_login
+	@SEATGATE_CLI=$(RELEASE)/seatgate $(BUILD)/pbx_login examples/seats.toml > $(BUILD)/demo.log 2>&1 || { \
+	  cat $(BUILD)/demo.log; echo "test-demo: FAILED: make demo's checks failed (above)" >&2; exit 1; }
+	@tail -n 1 $(BUILD)/demo.log
+	@echo "test-demo: make demo ran and every one of its checks passed"
+
+test: deps test-rust test-c test-demo test-install test-cli test-php test-python test-kamailio test-freeswitch \
       test-asterisk bench-quick
 	@echo "make test: all tests passed"
 

@@ -357,6 +357,7 @@ static const char *denial_reason_name(uint32_t why) {
     case LICENSE_DENIAL_REQUIREMENT_MISSING: return "requirement missing";
     case LICENSE_DENIAL_RESERVED: return "reserved for another profile";
     case LICENSE_DENIAL_CAPPED: return "profile capped";
+    case LICENSE_DENIAL_EXPIRED: return "license expired";
     default: return "?";
     }
 }
@@ -731,7 +732,10 @@ static unsigned count_results(const char *profile, const char *refused_by) {
             continue;
         if (profile && r->rc == LICENSE_OK && strstr(s->profiles, profile))
             n++;
-        if (refused_by && (r->rc == LICENSE_ERR_LIMIT_REACHED || r->rc == LICENSE_ERR_REQUIREMENT_MISSING) &&
+        /* An expired type's refusal is a denial too (LICENSE_DENIAL_EXPIRED). */
+        if (refused_by &&
+            (r->rc == LICENSE_ERR_LIMIT_REACHED || r->rc == LICENSE_ERR_REQUIREMENT_MISSING ||
+             r->rc == LICENSE_ERR_EXPIRED) &&
             strcmp(r->denial.license_type, refused_by) == 0)
             n++;
     }
@@ -1368,7 +1372,11 @@ static void dates_section(void) {
     check(fax->rc == LICENSE_ERR_EXPIRED && strstr(fax->detail, "'" EXPIRED_TYPE "' expired") &&
               strstr(fax->detail, EXPIRED_DATE),
           "the ended fax license did not refuse with LICENSE_ERR_EXPIRED naming the type and its date");
-    flush_events(0, 0, "for the e-mail and fax logins");
+    check(fax->denial.reason == LICENSE_DENIAL_EXPIRED && strcmp(fax->denial.license_type, EXPIRED_TYPE) == 0,
+          "the fax refusal's license_denial does not say LICENSE_DENIAL_EXPIRED for the fax type");
+    flush_events(0, 1, "for the e-mail and fax logins (the fax refusal is heard)");
+    check(flushed(LICENSE_EVENT_DENIED, LICENSE_DENIAL_EXPIRED, EXPIRED_TYPE, 0) == 1,
+          "no DENIED (expired) event for the fax login");
     check(print_report_lines("Support until") == 1 && print_report_lines("email ") == 1 &&
               print_report_lines("fax ") == 1,
           "the report does not show the support date and the types' dates");
