@@ -238,28 +238,16 @@ static int acquire_read(struct ast_channel *chan, const char *cmd, char *data, c
 	buf[0] = '\0';
 	AST_STANDARD_APP_ARGS(args, data);
 	if (args.argc > 3) {
-		memset(&result, 0, sizeof(result));
-		result.code = LICENSE_ERR_INVALID_ARGUMENT;
-		result.status = sg_status_word(result.code);
-		result.denial = "";
-		snprintf(result.reason, sizeof(result.reason), "%s takes (user,profiles[,options]), got %d "
+		sg_result_error(&result, LICENSE_ERR_INVALID_ARGUMENT, "%s takes (user,profiles[,options]), got %d "
 			"arguments; join profiles with & or quote the list", cmd, args.argc);
 	} else if (!sg_options_parse(args.options, &options, why, sizeof(why))) {
-		memset(&result, 0, sizeof(result));
-		result.code = LICENSE_ERR_INVALID_ARGUMENT;
-		result.status = sg_status_word(result.code);
-		result.denial = "";
-		snprintf(result.reason, sizeof(result.reason), "%s: %s", cmd, why);
+		sg_result_error(&result, LICENSE_ERR_INVALID_ARGUMENT, "%s: %s", cmd, why);
 	} else {
 		sg_profiles_from_dialplan(args.profiles);
 		sg_acquire(args.user, args.profiles, &options, chan ? ast_channel_name(chan) : NULL, &result);
 		if (result.code == LICENSE_OK && chan && !options.keep && bind_seat(chan, result.seat_value)) {
 			license_release(result.seat_value);
-			memset(&result, 0, sizeof(result));
-			result.code = LICENSE_ERR_INTERNAL;
-			result.status = sg_status_word(result.code);
-			result.denial = "";
-			snprintf(result.reason, sizeof(result.reason), "out of memory binding the seat to the channel");
+			sg_result_error(&result, LICENSE_ERR_INTERNAL, "out of memory binding the seat to the channel");
 		}
 	}
 	log_result(chan, "acquire for", S_OR(args.user, "(no user)"), &result);
@@ -277,11 +265,7 @@ static int release_read(struct ast_channel *chan, const char *cmd, char *data, c
 
 	AST_STANDARD_APP_ARGS(args, data);
 	if (args.argc > 1) {
-		memset(&result, 0, sizeof(result));
-		result.code = LICENSE_ERR_INVALID_ARGUMENT;
-		result.status = sg_status_word(result.code);
-		result.denial = "";
-		snprintf(result.reason, sizeof(result.reason), "%s takes one seat id, got %d arguments",
+		sg_result_error(&result, LICENSE_ERR_INVALID_ARGUMENT, "%s takes one seat id, got %d arguments",
 			cmd, args.argc);
 	} else {
 		sg_release(args.seat, LICENSE_RELEASE_NORMAL, &result);

@@ -4,6 +4,7 @@
  * each block), since it is linked into the module.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,11 +251,20 @@ static void sg_result_fail(struct sg_result *out, int32_t code) {
         snprintf(out->reason, sizeof out->reason, "%s", license_strerror(code));
 }
 
+void sg_result_error(struct sg_result *out, int32_t code, const char *fmt, ...) {
+    va_list ap;
+
+    sg_result_init(out);
+    out->code = code;
+    out->status = sg_status_word(code);
+    va_start(ap, fmt);
+    vsnprintf(out->reason, sizeof out->reason, fmt, ap);
+    va_end(ap);
+}
+
 /* Refuses input before the library sees it. */
 static void sg_result_invalid(struct sg_result *out, const char *why) {
-    out->code = LICENSE_ERR_INVALID_ARGUMENT;
-    out->status = sg_status_word(out->code);
-    snprintf(out->reason, sizeof out->reason, "%s", why);
+    sg_result_error(out, LICENSE_ERR_INVALID_ARGUMENT, "%s", why);
 }
 
 void sg_acquire(const char *user, const char *profiles, const struct sg_options *options,

@@ -102,6 +102,11 @@ const char *sg_release_reason_word(uint32_t reason);
  * License and profile names never contain '&'. */
 void sg_profiles_from_dialplan(char *profiles);
 
+/* Clears `*out` and makes it a failure: `code`, its status word, and the reason
+ * (printf-style). For input the module refuses itself, and for its own failures. */
+void sg_result_error(struct sg_result *out, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Acquires one seat bundle for `user` with `profiles` (as license_try_acquire_ex),
  * labelled with the options' extension, session (or `default_session` when the
  * options give none) and tenant. Fills every field of `*out`. */
