@@ -246,7 +246,7 @@ pub struct TenantDef {
 #[derive(Debug, Clone, Default)]
 pub struct ProfileSet {
     pub profiles: Vec<Profile>,
-    names: HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
+    names: crate::text::NameTable,
 }
 
 /// What the engine feeds [`Config::effective`]: the limits that do not come from the
@@ -1150,18 +1150,22 @@ fn parse_profile(
 impl ProfileSet {
     fn new(
         profiles: Vec<Profile>,
-        mut names: HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
+        names: &HashMap<Box<str>, TypeSet, foldhash::fast::RandomState>,
     ) -> ProfileSet {
-        for p in &profiles {
-            names.insert(p.name.as_str().into(), p.consumes);
-        }
+        // A profile named like a type is that profile (the later entry wins).
+        let names = crate::text::NameTable::new(
+            names
+                .iter()
+                .map(|(n, &set)| (&**n, set))
+                .chain(profiles.iter().map(|p| (p.name.as_str(), p.consumes))),
+        );
         ProfileSet { profiles, names }
     }
 
     /// The seat set of one profile or bare license-type name.
     #[inline]
     pub fn resolve(&self, name: &str) -> Option<TypeSet> {
-        self.names.get(name).copied()
+        self.names.get(name)
     }
 }
 
@@ -1282,7 +1286,7 @@ fn parse_tenant(
             }
             profiles.push(parse_profile(loc, pname, prof, names, type_names)?);
         }
-        Some(Arc::new(ProfileSet::new(profiles, names.clone())))
+        Some(Arc::new(ProfileSet::new(profiles, names)))
     };
     Ok(TenantDef {
         name: Arc::from(tenant),
@@ -1665,7 +1669,7 @@ impl Config {
             }
             profiles.push(profile);
         }
-        let profiles = ProfileSet::new(profiles, names);
+        let profiles = ProfileSet::new(profiles, &names);
 
         let emergency = match &raw.emergency {
             None => None,

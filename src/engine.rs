@@ -288,20 +288,18 @@ fn has_control(s: &str) -> bool {
     })
 }
 
-/// Whether every byte is printable ASCII (0x20 to 0x7e), in one branch-free pass the
-/// compiler vectorises.
 #[inline]
-fn printable_ascii(bytes: &[u8]) -> bool {
-    bytes.iter().fold(true, |ok, &c| ok & (c.wrapping_sub(0x20) < 0x5f))
-}
-
 fn check_label(what: &str, value: &str) -> Result<(), Error> {
     // The common label (a user name, an extension) is printable ASCII: one pass over
-    // its bytes decides it. Anything else takes the careful path below.
-    let bytes = value.as_bytes();
-    if bytes.len() <= MAX_LABEL_LEN && printable_ascii(bytes) && bytes.iter().any(|&c| c != b' ') {
+    // its words decides it. Anything else takes the careful path.
+    if crate::text::plain_label(value.as_bytes(), MAX_LABEL_LEN) {
         return Ok(());
     }
+    check_label_slowly(what, value)
+}
+
+#[cold]
+fn check_label_slowly(what: &str, value: &str) -> Result<(), Error> {
     if value.trim().is_empty() {
         return Err(Error::InvalidArgument(format!("{what} is empty or blank")));
     }
@@ -879,9 +877,15 @@ impl Engine {
     fn follow_shared_reload(&self) {
         let epoch = self.backend.reload_epoch();
         let seen = self.seen_reload.load(Ordering::Relaxed);
-        if epoch == seen
-            || self.seen_reload.compare_exchange(seen, epoch, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
+        if epoch != seen {
+            self.follow_reload_from(seen, epoch);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn follow_reload_from(&self, seen: u64, epoch: u64) {
+        if self.seen_reload.compare_exchange(seen, epoch, Ordering::Relaxed, Ordering::Relaxed).is_err() {
             return;
         }
         let path = self.path.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -1639,11 +1643,16 @@ impl Engine {
     }
 
     /// Turns what an operation changed into events and audit lines, after every lock
-    /// is dropped. Costs two atomic loads when nobody listens.
+    /// is dropped. Costs one atomic load when nobody listens.
+    #[inline]
     fn publish(&self, config: &Config, changes: &Changes, op: Op<'_>) {
-        if !self.observed() {
-            return;
+        if self.observed() {
+            self.publish_observed(config, changes, op);
         }
+    }
+
+    #[inline(never)]
+    fn publish_observed(&self, config: &Config, changes: &Changes, op: Op<'_>) {
         let sink = self.sink.load();
         let mut audit = self.audit.load();
         if sink.is_none() && audit.is_none() {

@@ -17,6 +17,7 @@ pub mod policy;
 mod reaper;
 pub mod report;
 pub mod signed;
+pub mod text;
 pub mod types;
 
 pub use backend::ReleaseWhy;

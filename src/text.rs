@@ -1,0 +1,248 @@
+//! The two string jobs on every acquire, done a machine word at a time: checking a
+//! label (a user name, an extension) and finding a profile or type name.
+//!
+//! Both read at most 8 bytes per step with unaligned little-endian loads and no
+//! per-byte branch, so a 14-byte user name costs two words and a profile lookup
+//! one hash, one probe and (for names of up to 16 bytes) two word compares.
+
+use crate::types::TypeSet;
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const SPACES: u64 = ONES * b' ' as u64;
+
+/// The first 8 bytes and the last 8 bytes of `b` as words (overlapping when `b` is
+/// shorter than 16), short names padded with `pad`.
+#[inline]
+fn ends(b: &[u8], pad: u8) -> (u64, u64) {
+    let n = b.len();
+    if n >= 8 {
+        let mut first = [0u8; 8];
+        let mut last = [0u8; 8];
+        first.copy_from_slice(&b[..8]);
+        last.copy_from_slice(&b[n - 8..]);
+        (u64::from_le_bytes(first), u64::from_le_bytes(last))
+    } else {
+        let mut w = [pad; 8];
+        w[..n].copy_from_slice(b);
+        let w = u64::from_le_bytes(w);
+        (w, w)
+    }
+}
+
+/// Whether `bytes` is a plain label: 1 to `max` bytes, every one printable ASCII
+/// (0x20 to 0x7e), not all spaces. Plain labels need no further check (ASCII is valid
+/// UTF-8 and has no control character); anything else takes the careful path.
+#[inline]
+pub fn plain_label(bytes: &[u8], max: usize) -> bool {
+    let n = bytes.len();
+    if n == 0 || n > max {
+        return false;
+    }
+    let mut bad = 0u64;
+    let mut other_than_space = 0u64;
+    let mut word = |w: u64| {
+        // A byte below 0x20 sets its high bit in the first term (exact for "some byte
+        // is", the classic test); a byte of 0x7f or more sets it in the second.
+        bad |= (w.wrapping_sub(ONES * 0x20) & !w) | w.wrapping_add(ONES) | w;
+        other_than_space |= w ^ SPACES;
+    };
+    if n <= 16 {
+        // Padding with spaces changes neither answer.
+        let (first, last) = ends(bytes, b' ');
+        word(first);
+        word(last);
+    } else {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            word(u64::from_le_bytes(w));
+        }
+        word(ends(bytes, b' ').1);
+    }
+    bad & HIGH == 0 && other_than_space != 0
+}
+
+/// Profile and bare type names to their seat sets, built once per configuration and
+/// read on every acquire. Open addressing over a power-of-two table; the hash is one
+/// multiply of the name's length and its first and last 8 bytes. A name that shares
+/// all three with another only probes further (names come from the vendor's file, and
+/// a caller's miss ends at the first empty slot).
+#[derive(Debug, Clone, Default)]
+pub struct NameTable {
+    /// Entry index + 1 per slot (0: empty).
+    slots: Box<[u32]>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    first: u64,
+    last: u64,
+    name: Box<str>,
+    set: TypeSet,
+}
+
+#[inline]
+fn hash_of(len: usize, first: u64, last: u64) -> u64 {
+    let h = (first ^ last.rotate_left(29) ^ (len as u64).rotate_left(58)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ (h >> 32)
+}
+
+impl NameTable {
+    /// A table of `names`; a name given twice keeps its last set.
+    pub fn new<'a>(names: impl IntoIterator<Item = (&'a str, TypeSet)>) -> NameTable {
+        let mut entries: Vec<Entry> = Vec::new();
+        for (name, set) in names {
+            match entries.iter_mut().find(|e| &*e.name == name) {
+                Some(e) => e.set = set,
+                None => {
+                    let (first, last) = ends(name.as_bytes(), 0);
+                    entries.push(Entry { first, last, name: name.into(), set });
+                }
+            }
+        }
+        let size = (entries.len() * 2).next_power_of_two().max(8);
+        let mut slots = vec![0u32; size].into_boxed_slice();
+        for (i, e) in entries.iter().enumerate() {
+            let mut at = hash_of(e.name.len(), e.first, e.last) as usize & (size - 1);
+            while slots[at] != 0 {
+                at = (at + 1) & (size - 1);
+            }
+            slots[at] = i as u32 + 1;
+        }
+        NameTable { slots, entries }
+    }
+
+    /// The seat set of `name`, compared byte for byte.
+    #[inline]
+    pub fn get(&self, name: &str) -> Option<TypeSet> {
+        let b = name.as_bytes();
+        let (first, last) = ends(b, 0);
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut at = hash_of(b.len(), first, last) as usize & mask;
+        // Never more probes than slots (the table is at most half full).
+        for _ in 0..self.slots.len() {
+            let e = match self.slots[at] {
+                0 => return None,
+                i => &self.entries[i as usize - 1],
+            };
+            // Up to 16 bytes the two words are the whole name.
+            if e.name.len() == b.len()
+                && e.first == first
+                && e.last == last
+                && (b.len() <= 16 || *e.name == *name)
+            {
+                return Some(e.set);
+            }
+            at = (at + 1) & mask;
+        }
+        None
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition `plain_label` must agree with, byte by byte.
+    fn plain_by_bytes(b: &[u8], max: usize) -> bool {
+        !b.is_empty()
+            && b.len() <= max
+            && b.iter().all(|&c| (0x20..=0x7e).contains(&c))
+            && b.iter().any(|&c| c != b' ')
+    }
+
+    #[test]
+    fn plain_label_agrees_with_the_byte_by_byte_definition() {
+        // Every length up to 40, each byte value at each position of a plain label.
+        for n in 1..=40usize {
+            let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(plain_label(&base, 255), "{n}");
+            for at in 0..n {
+                for c in 0..=255u8 {
+                    let mut b = base.clone();
+                    b[at] = c;
+                    assert_eq!(plain_label(&b, 255), plain_by_bytes(&b, 255), "len {n}, byte {c:#x} at {at}");
+                }
+            }
+            let spaces = vec![b' '; n];
+            assert!(!plain_label(&spaces, 255), "{n} spaces");
+            let mut one = spaces.clone();
+            one[n - 1] = b'x';
+            assert!(plain_label(&one, 255));
+        }
+        assert!(!plain_label(b"", 255));
+        assert!(!plain_label(&[b'a'; 256], 255));
+        assert!(plain_label(&[b'a'; 255], 255));
+        assert!(!plain_label("agent-é".as_bytes(), 255));
+        // Neighbouring bytes that would carry or borrow into each other.
+        for pair in [[0xffu8, 0x7e], [0x7e, 0xff], [0x20, 0x1f], [0x1f, 0x20], [0x00, 0x7e], [0x7f, 0x20]] {
+            let mut b = b"abcdefghij".to_vec();
+            b[3..5].copy_from_slice(&pair);
+            assert!(!plain_label(&b, 255), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn name_table_finds_exactly_the_names_it_holds() {
+        let names = [
+            "a",
+            "callcenter",
+            "crm_admin",
+            "operator",
+            "operator-with-a-long-name-x",
+            "operator-with-a-long-name-y",
+            // Same length, first and last 8 bytes as the one above: probes further.
+            "operator-wiTh-a-long-name-y",
+            "12345678",
+            "123456789",
+            "1234567890123456",
+            "12345678901234567",
+        ];
+        let table = NameTable::new(names.iter().enumerate().map(|(i, n)| (*n, TypeSet::single(i))));
+        assert_eq!(table.len(), names.len());
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(table.get(n), Some(TypeSet::single(i)), "{n}");
+        }
+        for miss in [
+            "",
+            "b",
+            "callcente",
+            "callcenterr",
+            "Callcenter",
+            "operator-with-a-long-name-z",
+            "1234567",
+            "123456789012345678",
+            "12345678\0",
+        ] {
+            assert_eq!(table.get(miss), None, "{miss:?}");
+        }
+        let empty = NameTable::new([]);
+        assert!(empty.is_empty());
+        assert_eq!(empty.get("x"), None);
+        let again = NameTable::new([("x", TypeSet::single(1)), ("x", TypeSet::single(2))]);
+        assert_eq!((again.len(), again.get("x")), (1, Some(TypeSet::single(2))));
+    }
+
+    #[test]
+    fn name_table_handles_many_names() {
+        let names: Vec<String> = (0..500).map(|i| format!("profile-{i:04}-of-the-installation")).collect();
+        let table = NameTable::new(
+            names.iter().enumerate().map(|(i, n)| (n.as_str(), TypeSet::from_bits(i as u64 + 1))),
+        );
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(table.get(n), Some(TypeSet::from_bits(i as u64 + 1)));
+        }
+        assert_eq!(table.get("profile-0500-of-the-installation"), None);
+    }
+}
