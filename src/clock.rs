@@ -7,6 +7,7 @@
 //! - **wall-clock** UTC for what people read: login times in the report, event and
 //!   audit-log timestamps.
 
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,6 +78,57 @@ impl Clock for SystemClock {
         // Straight from the timespec: no `SystemTime` built and taken apart again.
         let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
         t.tv_sec.saturating_mul(1000).saturating_add(t.tv_nsec as i64 / 1_000_000)
+    }
+}
+
+/// The monotonic time of one backend call, read on first use: a call that checks and
+/// computes no deadline (a login or logout with no lease, no linger window and no
+/// expired handle in sight) reads no clock at all. Exact ([`Clock::monotonic`]) when
+/// made so, for calls that may compute a deadline; otherwise a floor of now
+/// ([`Clock::monotonic_floor`]), good only for checking whether a deadline passed.
+/// Every read of one `Now` gives the same time.
+pub struct Now<'a> {
+    clock: Option<&'a dyn Clock>,
+    exact: bool,
+    at: Cell<Option<Mono>>,
+}
+
+impl<'a> Now<'a> {
+    /// Reads `clock` when first asked: exactly, or its floor.
+    #[inline]
+    pub fn lazy(clock: &'a dyn Clock, exact: bool) -> Now<'a> {
+        Now { clock: Some(clock), exact, at: Cell::new(None) }
+    }
+
+    /// A time read already.
+    #[inline]
+    pub fn fixed(at: Mono) -> Now<'static> {
+        Now { clock: None, exact: true, at: Cell::new(Some(at)) }
+    }
+
+    #[inline]
+    pub fn get(&self) -> Mono {
+        if let Some(at) = self.at.get() {
+            return at;
+        }
+        let at = match self.clock {
+            Some(clock) if self.exact => clock.monotonic(),
+            Some(clock) => clock.monotonic_floor(),
+            None => 0,
+        };
+        self.at.set(Some(at));
+        at
+    }
+
+    /// Whether the time is exact (a deadline may be computed from it).
+    pub fn is_exact(&self) -> bool {
+        self.exact
+    }
+}
+
+impl std::fmt::Debug for Now<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Now").field("exact", &self.exact).field("at", &self.at.get()).finish()
     }
 }
 

@@ -17,7 +17,7 @@ use crate::audit::{AuditLog, AuditStatus};
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, Changes, ReleaseWhy, SeatRequest, TypeStats};
 use crate::clock::{
-    Clock, Mono, SystemClock, from_unix_ms, from_unix_secs, mono_ns, rfc3339, short_duration, unix_secs,
+    Clock, Now, SystemClock, from_unix_ms, from_unix_secs, mono_ns, rfc3339, short_duration, unix_secs,
 };
 use crate::config::{Config, CountMode, LimitInputs, Lint, PoolKind, Previous, SlotState, TenantDef};
 use crate::error::{Denial, DenialReason, Error};
@@ -623,7 +623,7 @@ impl Engine {
             session: req.session,
             since_ms,
             // Exact only where a deadline is computed from it: the lease's.
-            now: self.mono_now(backend, lease > 0),
+            now: &self.mono_now(backend, lease > 0),
             lease,
         };
         let mut changes = Changes::default();
@@ -705,16 +705,17 @@ impl Engine {
         self.with_seat_pool(seat, |backend, config, inner, changes| {
             // Exact only where a deadline is computed from it: a linger window's.
             let now = self.mono_now(backend, why.lingers() && !config.lingering_types().is_empty());
-            backend.release(config, inner, why, now, changes)
+            backend.release(config, inner, why, &now, changes)
         })
     }
 
-    /// The monotonic time for a backend call: exact when `deadline` (a deadline will
-    /// be computed from it) or the backend asks; otherwise the cheaper floor, which
-    /// only ever sees a deadline late, never early.
+    /// The monotonic time for a backend call, read when the backend first needs it:
+    /// exact when `deadline` (a deadline will be computed from it) or the backend
+    /// asks; otherwise the cheaper floor, which only ever sees a deadline late, never
+    /// early.
     #[inline]
-    fn mono_now(&self, backend: &dyn Backend, deadline: bool) -> Mono {
-        if deadline || backend.exact_now() { self.clock.monotonic() } else { self.clock.monotonic_floor() }
+    fn mono_now(&self, backend: &dyn Backend, deadline: bool) -> Now<'_> {
+        Now::lazy(&*self.clock, deadline || backend.exact_now())
     }
 
     /// Runs `f` on the pool that issued `seat` (its tenant's, from the id), with the
@@ -840,7 +841,10 @@ impl Engine {
         for (backend, config, tag) in pools {
             let mut changes = Changes::default();
             for held in backend.own_holders(&config) {
-                if backend.release(&config, held.seat, ReleaseWhy::Shutdown, now, &mut changes).is_ok() {
+                if backend
+                    .release(&config, held.seat, ReleaseWhy::Shutdown, &Now::fixed(now), &mut changes)
+                    .is_ok()
+                {
                     n += 1;
                 }
             }
@@ -1489,7 +1493,7 @@ impl Engine {
                 };
                 for seat in seats {
                     gone.insert(seat);
-                    let _ = backend.release(config, seat, why, now, &mut changes);
+                    let _ = backend.release(config, seat, why, &Now::fixed(now), &mut changes);
                 }
             }
         }

@@ -83,7 +83,7 @@ mod scratch {
     use seatgate::backend::{
         Backend, BackendStatus, Changes, HeldSeat, LingeringSeat, ReleaseWhy, SeatRequest, TypeStats,
     };
-    use seatgate::clock::Mono;
+    use seatgate::clock::{Mono, Now};
     use seatgate::{Config, Error, SeatId};
 
     impl Backend for super::ScratchShm {
@@ -98,7 +98,7 @@ mod scratch {
             c: &Config,
             s: SeatId,
             w: ReleaseWhy,
-            n: Mono,
+            n: &Now<'_>,
             ch: &mut Changes,
         ) -> Result<(), Error> {
             self.pool.release(c, s, w, n, ch)

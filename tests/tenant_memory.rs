@@ -72,12 +72,13 @@ fn an_idle_tenant_pool_costs_a_few_kilobytes() {
             extension: None,
             session: None,
             since_ms: 0,
-            now: 1,
+            now: &seatgate::clock::Now::fixed(1),
             lease: 0,
         };
         let mut changes = Changes::default();
         let seat = pool.try_acquire(&config, &req, &mut changes).unwrap();
-        pool.release(&config, seat, ReleaseWhy::Normal, 2, &mut changes).unwrap();
+        pool.release(&config, seat, ReleaseWhy::Normal, &seatgate::clock::Now::fixed(2), &mut changes)
+            .unwrap();
         pool
     });
     let main_pool = bytes_each(|_| Box::new(MemoryBackend::new()));

@@ -33,7 +33,7 @@ use spin::relax::Yield;
 use super::{
     Backend, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest, TypeStats, next_seat_id,
 };
-use crate::clock::{Mono, from_unix_ms, mono_ns};
+use crate::clock::{Mono, Now, from_unix_ms, mono_ns};
 use crate::config::Config;
 use crate::error::{Denial, DenialReason, Error};
 use crate::types::{MAX_LICENSE_TYPES, SEAT_ID_BITS, SeatId, TypeSet};
@@ -236,9 +236,10 @@ impl Handle {
         self.user_types.union(self.session_types)
     }
 
+    /// Whether the lease ran out by `now` (read only for a handle with a lease).
     #[inline]
-    fn expired(&self, now: Mono) -> bool {
-        self.deadline != 0 && self.deadline <= now
+    fn expired(&self, now: &Now<'_>) -> bool {
+        self.deadline != 0 && self.deadline <= now.get()
     }
 
     fn extension(&self) -> Option<Arc<str>> {
@@ -736,7 +737,7 @@ impl MemoryBackend {
         // handed back below without counting again.
         let mut reuse = TypeSet::EMPTY;
         if !state.lingering.is_empty() {
-            for slot in state.end_lingering(req.now).iter() {
+            for slot in state.end_lingering(req.now.get()).iter() {
                 self.give_back(slot, changes);
             }
             for &(slot, _) in state.lingering.iter() {
@@ -788,7 +789,7 @@ impl MemoryBackend {
         }
         state.counted = state.counted.union(user_types);
         let order = state.fresh_order(next_seat_id);
-        let deadline = if req.lease > 0 { req.now.saturating_add(req.lease) } else { 0 };
+        let deadline = if req.lease > 0 { req.now.get().saturating_add(req.lease) } else { 0 };
         let labels = (req.extension.is_some() || req.session.is_some()).then(|| {
             Box::new(Labels { extension: req.extension.map(Arc::from), session: req.session.map(Arc::from) })
         });
@@ -820,7 +821,7 @@ impl MemoryBackend {
         pos: usize,
         why: ReleaseWhy,
         lingers: bool,
-        now: Mono,
+        now: &Now<'_>,
         changes: &mut Changes,
     ) {
         let handle = state.handles.swap_remove(pos);
@@ -836,7 +837,7 @@ impl MemoryBackend {
             let linger = config.licenses.get(slot).and_then(|l| l.linger).filter(|_| lingers);
             match linger {
                 Some(window) => {
-                    let deadline = now.saturating_add(mono_ns(window));
+                    let deadline = now.get().saturating_add(mono_ns(window));
                     state.lingering.push((slot as u8, deadline));
                     self.linger_hint.fetch_min(deadline, Ordering::SeqCst);
                 }
@@ -880,7 +881,7 @@ impl MemoryBackend {
         index: usize,
         state: &mut UserState,
         lingers: bool,
-        now: Mono,
+        now: &Now<'_>,
         changes: &mut Changes,
     ) {
         let dependent = config.requiring_types();
@@ -908,7 +909,7 @@ impl MemoryBackend {
         state: &mut UserState,
         pos: usize,
         why: ReleaseWhy,
-        now: Mono,
+        now: &Now<'_>,
         changes: &mut Changes,
     ) {
         self.drop_handle(config, index, state, pos, why, why.lingers(), now, changes);
@@ -922,7 +923,7 @@ impl MemoryBackend {
         config: &Config,
         index: usize,
         state: &mut UserState,
-        now: Mono,
+        now: &Now<'_>,
         changes: &mut Changes,
     ) -> usize {
         let mut expired = 0;
@@ -954,7 +955,7 @@ impl MemoryBackend {
         let mut reclaimed = 0;
         for (index, slot) in self.users.slots.iter() {
             let mut state = slot.0.lock();
-            reclaimed += self.settle_expired(config, index, &mut state, now, changes);
+            reclaimed += self.settle_expired(config, index, &mut state, &Now::fixed(now), changes);
             for h in &state.handles {
                 if h.deadline != 0 {
                     next = next.min(h.deadline);
@@ -995,7 +996,7 @@ impl MemoryBackend {
         &self,
         config: &Config,
         seat: SeatId,
-        now: Mono,
+        now: &Now<'_>,
         changes: &mut Changes,
         f: impl FnOnce(&mut UserState, usize, &mut Changes) -> T,
     ) -> Result<T, Error> {
@@ -1054,7 +1055,7 @@ impl Backend for MemoryBackend {
         config: &Config,
         seat: SeatId,
         why: ReleaseWhy,
-        now: Mono,
+        now: &Now<'_>,
         changes: &mut Changes,
     ) -> Result<(), Error> {
         let index = (seat >> SERIAL_BITS) as usize;
@@ -1076,6 +1077,7 @@ impl Backend for MemoryBackend {
         let Some((index, mut state)) = self.users.find(user) else {
             return Err(Error::UnknownUser(user.to_string()));
         };
+        let now = &Now::fixed(now);
         let mut freed_lingering = false;
         if !why.lingers() {
             for (slot, _) in state.lingering.take() {
@@ -1094,7 +1096,7 @@ impl Backend for MemoryBackend {
     }
 
     fn touch(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> Result<(), Error> {
-        self.with_handle(config, seat, now, changes, |state, pos, _| {
+        self.with_handle(config, seat, &Now::fixed(now), changes, |state, pos, _| {
             let h = &mut state.handles[pos];
             if h.lease > 0 {
                 h.deadline = now.saturating_add(h.lease);
@@ -1112,7 +1114,7 @@ impl Backend for MemoryBackend {
         let Some((index, mut state)) = self.users.find(user) else {
             return Err(Error::UnknownUser(user.to_string()));
         };
-        self.settle_expired(config, index, &mut state, now, changes);
+        self.settle_expired(config, index, &mut state, &Now::fixed(now), changes);
         let mut renewed = 0;
         for h in state.handles.iter_mut() {
             if h.lease > 0 {
@@ -1199,6 +1201,66 @@ mod tests {
         assert!(std::mem::size_of::<Handle>() <= 56, "{}", std::mem::size_of::<Handle>());
     }
 
+    /// Counts the monotonic reads: exact and floor.
+    #[derive(Default)]
+    struct CountingClock {
+        exact: std::sync::atomic::AtomicUsize,
+        floor: std::sync::atomic::AtomicUsize,
+    }
+
+    impl crate::clock::Clock for CountingClock {
+        fn now(&self) -> std::time::SystemTime {
+            std::time::UNIX_EPOCH
+        }
+        fn monotonic(&self) -> Mono {
+            self.exact.fetch_add(1, Ordering::Relaxed);
+            5_000_000_000
+        }
+        fn monotonic_floor(&self) -> Mono {
+            self.floor.fetch_add(1, Ordering::Relaxed);
+            5_000_000_000
+        }
+    }
+
+    #[test]
+    fn a_login_and_logout_with_no_deadline_read_no_clock() {
+        let config = Config::from_toml_str(
+            "[licenses.crm]\nlimit = 10\n[licenses.desk]\nlimit = 10\nlease = \"1m\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let clock = CountingClock::default();
+        let reads = |c: &CountingClock| (c.exact.load(Ordering::Relaxed), c.floor.load(Ordering::Relaxed));
+        let table = MemoryBackend::new();
+        let mut changes = Changes::default();
+
+        // No lease, no linger: neither call looks at the time.
+        let now = Now::lazy(&clock, false);
+        let seat = table.try_acquire(&config, &request("alice", &now), &mut changes).unwrap();
+        table.release(&config, seat, ReleaseWhy::Normal, &Now::lazy(&clock, false), &mut changes).unwrap();
+        assert_eq!(reads(&clock), (0, 0));
+
+        // A leased type: its deadline comes from one exact read; the release checks it
+        // against one floor read.
+        let now = Now::lazy(&clock, true);
+        let req = SeatRequest { types: TypeSet::single(1), lease: 60_000_000_000, ..request("bob", &now) };
+        let seat = table.try_acquire(&config, &req, &mut changes).unwrap();
+        assert_eq!(reads(&clock), (1, 0));
+        table.release(&config, seat, ReleaseWhy::Normal, &Now::lazy(&clock, false), &mut changes).unwrap();
+        assert_eq!(reads(&clock), (1, 1));
+        assert_eq!((table.used(&config, 0), table.used(&config, 1)), (0, 0));
+    }
+
+    #[test]
+    fn one_now_is_read_at_most_once() {
+        let clock = CountingClock::default();
+        let now = Now::lazy(&clock, false);
+        assert_eq!((now.get(), now.get()), (5_000_000_000, 5_000_000_000));
+        assert_eq!(clock.floor.load(Ordering::Relaxed), 1);
+        assert_eq!(clock.exact.load(Ordering::Relaxed), 0);
+        assert_eq!(Now::fixed(7).get(), 7);
+    }
+
     #[test]
     fn slot_numbers_map_onto_chunks_one_to_one() {
         let mut expect = (0, 0);
@@ -1211,14 +1273,16 @@ mod tests {
         assert!(last < CHUNKS);
     }
 
-    fn request(user: &str) -> SeatRequest<'_> {
+    const AT: u64 = 1;
+
+    fn request<'a>(user: &'a str, now: &'a Now<'a>) -> SeatRequest<'a> {
         SeatRequest {
             user,
             types: TypeSet::single(0),
             extension: None,
             session: None,
             since_ms: 0,
-            now: 1,
+            now,
             lease: 0,
         }
     }
@@ -1250,24 +1314,32 @@ mod tests {
         let mut changes = Changes::default();
         // Users who stay, across every sweep and index rebuild below.
         let stay: Vec<SeatId> = (0..300)
-            .map(|i| table.try_acquire(&config, &request(&format!("stay-{i}")), &mut changes).unwrap())
+            .map(|i| {
+                table
+                    .try_acquire(&config, &request(&format!("stay-{i}"), &Now::fixed(AT)), &mut changes)
+                    .unwrap()
+            })
             .collect();
         for i in 0..20_000 {
-            let seat = table.try_acquire(&config, &request(&format!("passer-{i}")), &mut changes).unwrap();
-            table.release(&config, seat, ReleaseWhy::Normal, 1, &mut changes).unwrap();
+            let seat = table
+                .try_acquire(&config, &request(&format!("passer-{i}"), &Now::fixed(AT)), &mut changes)
+                .unwrap();
+            table.release(&config, seat, ReleaseWhy::Normal, &Now::fixed(1), &mut changes).unwrap();
         }
         let made = table.users.writer.lock().unwrap().next;
         assert!(made < 3_000, "the slab grew to {made} slots for 300 users holding seats");
         assert_eq!(table.used(&config, 0), 300);
         // A second login of a staying user finds their slot: no second seat.
         for i in 0..300 {
-            let again = table.try_acquire(&config, &request(&format!("stay-{i}")), &mut changes).unwrap();
+            let again = table
+                .try_acquire(&config, &request(&format!("stay-{i}"), &Now::fixed(AT)), &mut changes)
+                .unwrap();
             assert_eq!(again >> SERIAL_BITS, stay[i] >> SERIAL_BITS, "stay-{i} has one slot");
-            table.release(&config, again, ReleaseWhy::Normal, 1, &mut changes).unwrap();
+            table.release(&config, again, ReleaseWhy::Normal, &Now::fixed(1), &mut changes).unwrap();
         }
         assert_eq!(table.used(&config, 0), 300);
         for seat in stay {
-            table.release(&config, seat, ReleaseWhy::Normal, 1, &mut changes).unwrap();
+            table.release(&config, seat, ReleaseWhy::Normal, &Now::fixed(1), &mut changes).unwrap();
         }
         assert_eq!(table.used(&config, 0), 0);
         assert!(table.holders(&config).is_empty());

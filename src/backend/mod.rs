@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use smallvec::SmallVec;
 
 use crate::clock::Mono;
+pub use crate::clock::Now;
 use crate::config::Config;
 use crate::error::Error;
 use crate::types::{SEAT_ID_MASK, SeatId, TypeSet};
@@ -82,11 +83,12 @@ pub struct SeatRequest<'a> {
     pub session: Option<&'a str>,
     /// Wall-clock login time, for the report, in milliseconds since the Unix epoch.
     pub since_ms: i64,
-    /// Monotonic now. Exact ([`crate::clock::Clock::monotonic`]) when the request has
-    /// a lease or the backend asks for it ([`Backend::exact_now`]); otherwise possibly
-    /// a floor of now ([`crate::clock::Clock::monotonic_floor`]), good only for
-    /// checking whether a deadline (such as a linger window's end) has passed.
-    pub now: Mono,
+    /// Monotonic now, read when first needed. Exact ([`crate::clock::Clock::monotonic`])
+    /// when the request has a lease or the backend asks for it ([`Backend::exact_now`]);
+    /// otherwise possibly a floor of now ([`crate::clock::Clock::monotonic_floor`]),
+    /// good only for checking whether a deadline (such as a linger window's end) has
+    /// passed.
+    pub now: &'a Now<'a>,
     /// The handle's lease in nanoseconds (0: none).
     pub lease: Mono,
 }
@@ -212,7 +214,7 @@ pub trait Backend: Send + Sync {
         config: &Config,
         seat: SeatId,
         why: ReleaseWhy,
-        now: Mono,
+        now: &Now<'_>,
         changes: &mut Changes,
     ) -> Result<(), Error>;
 

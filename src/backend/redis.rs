@@ -40,7 +40,7 @@ use super::{
     Backend, BackendStatus, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest,
     TypeStats,
 };
-use crate::clock::{Clock, Mono, SystemClock, rfc3339, unix_ms};
+use crate::clock::{Clock, Mono, Now, SystemClock, rfc3339, unix_ms};
 use crate::config::{Config, CountMode, OnBackendError, RedisConfig, SlotState};
 use crate::error::{Denial, DenialReason, Error};
 use crate::types::{SEAT_ID_MASK, SeatId, TypeSet};
@@ -1144,7 +1144,7 @@ impl Backend for RedisBackend {
         let args =
             [req.user, &ut, &st, &lease_us, &since, req.extension.unwrap_or(""), req.session.unwrap_or("")];
         let attempt = |changes: &mut Changes| -> Result<Result<SeatId, Error>, String> {
-            let reply = self.call(config, req.now, changes, "acquire", &args)?;
+            let reply = self.call(config, req.now.get(), changes, "acquire", &args)?;
             let d = &reply.detail;
             Ok(match reply.status.as_str() {
                 "ok" => {
@@ -1221,7 +1221,7 @@ impl Backend for RedisBackend {
         config: &Config,
         seat: SeatId,
         why: ReleaseWhy,
-        now: Mono,
+        now: &Now<'_>,
         changes: &mut Changes,
     ) -> Result<(), Error> {
         if let Some(result) = self
@@ -1230,7 +1230,7 @@ impl Backend for RedisBackend {
             return result;
         }
         let id = seat.to_string();
-        match self.call(config, now, changes, "release", &[&id, why.as_str()]) {
+        match self.call(config, now.get(), changes, "release", &[&id, why.as_str()]) {
             Ok(reply) => {
                 lock(&self.mirror).remove(&seat);
                 match reply.status.as_str() {

@@ -42,7 +42,7 @@ use super::{
     Backend, BackendStatus, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest,
     TypeStats,
 };
-use crate::clock::{Mono, mono_ns};
+use crate::clock::{Mono, Now, mono_ns};
 use crate::config::{Config, ShmConfig, SlotState};
 use crate::error::{Denial, DenialReason, Error};
 use crate::types::{MAX_LICENSE_TYPES, SEAT_ID_BITS, SeatId, TypeSet};
@@ -631,7 +631,7 @@ impl Table<'_> {
 
         let mut reuse = 0;
         if let Some(u) = user {
-            self.end_lingering(u, req.now, map, changes);
+            self.end_lingering(u, req.now.get(), map, changes);
             reuse = self.lingering_set(u) & user_types;
         }
         let needed = (user_types & !counted & !reuse) | session_types;
@@ -681,7 +681,7 @@ impl Table<'_> {
         let generation = next_generation(self.handles[i].generation, self.meta.first_generation, floor);
         GENERATION_FLOOR.fetch_max((generation + 1).min(GENERATIONS), Ordering::Relaxed);
         let seat = u64::from(generation) << INDEX_BITS | i as u64;
-        let deadline = if req.lease > 0 { req.now.saturating_add(req.lease) } else { 0 };
+        let deadline = if req.lease > 0 { req.now.get().saturating_add(req.lease) } else { 0 };
         let h = &mut self.handles[i];
         h.generation = generation;
         h.user = user as u32 + 1;
@@ -1059,9 +1059,10 @@ impl Backend for ShmBackend {
         config: &Config,
         seat: SeatId,
         why: ReleaseWhy,
-        now: Mono,
+        now: &Now<'_>,
         changes: &mut Changes,
     ) -> Result<(), Error> {
+        let now = now.get();
         self.with_table(config, |table, map| match table.handle_of(seat) {
             Some(i) if table.expired(i, now) => {
                 table.settle(map, i, ReleaseWhy::Expired, now, changes);

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use seatgate::backend::{
     Backend, BackendStatus, Changes, HeldSeat, LingeringSeat, ReleaseWhy, SeatRequest, TypeStats,
 };
-use seatgate::clock::Mono;
+use seatgate::clock::{Mono, Now};
 use seatgate::config::{BackendConfig, Config, Date, OnBackendError};
 use seatgate::signed::{self, SignedLicense, VendorKey, VendorSigningKey};
 use seatgate::{Engine, Error, Page, Report, SeatId};
@@ -465,7 +465,14 @@ impl Backend for ReadOnly {
     fn try_acquire(&self, _: &Config, _: &SeatRequest<'_>, _: &mut Changes) -> Result<SeatId, Error> {
         Err(Error::Backend(READ_ONLY.into()))
     }
-    fn release(&self, _: &Config, _: SeatId, _: ReleaseWhy, _: Mono, _: &mut Changes) -> Result<(), Error> {
+    fn release(
+        &self,
+        _: &Config,
+        _: SeatId,
+        _: ReleaseWhy,
+        _: &Now<'_>,
+        _: &mut Changes,
+    ) -> Result<(), Error> {
         Err(Error::Backend(READ_ONLY.into()))
     }
     fn release_user(
