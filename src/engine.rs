@@ -493,6 +493,17 @@ impl Engine {
     /// config the ordinary way.
     #[inline]
     fn with_config<T>(&self, f: impl FnOnce(&Config) -> Result<T, Error>) -> Result<T, Error> {
+        // The error boxed on its way through the cache's layers: a `Result` of a seat id
+        // and a box comes back in two registers, where one with an `Error` inline (72
+        // bytes) is copied through memory at each layer (a store-forwarding stall
+        // each time, on every call). Only a failed call pays for the box.
+        self.with_config_boxed(|config| f(config).map_err(Box::new)).map_err(|e| *e)
+    }
+
+    fn with_config_boxed<T>(
+        &self,
+        f: impl FnOnce(&Config) -> Result<T, Box<Error>>,
+    ) -> Result<T, Box<Error>> {
         let generation = self.view_gen.load(Ordering::Acquire);
         let mut f = Some(f);
         let cached = CACHED_CONFIG.try_with(|cache| {
@@ -511,7 +522,7 @@ impl Engine {
         match (cached, f) {
             (Ok(Some(result)), _) => result,
             (_, Some(f)) => f(&self.config.load()),
-            (_, None) => Err(Error::Backend("internal: the config was not run".into())),
+            (_, None) => Err(Box::new(Error::Backend("internal: the config was not run".into()))),
         }
     }
 

@@ -270,11 +270,6 @@ impl UserState {
         self.handles.iter().fold(TypeSet::EMPTY, |set, h| set.union(h.types()))
     }
 
-    /// Whether some handle holds `slot` as a `count = "user"` type.
-    fn user_holds(&self, slot: usize) -> bool {
-        self.handles.iter().any(|h| h.user_types.contains(slot))
-    }
-
     fn is_idle(&self) -> bool {
         self.handles.is_empty() && self.lingering.is_empty()
     }
@@ -826,16 +821,18 @@ impl MemoryBackend {
     ) {
         let handle = state.handles.swap_remove(pos);
         let seat = seat_of(index, handle.order);
-        for slot in handle.session_types.iter() {
+        // A `count = "user"` seat goes with the user's last handle holding its type.
+        let kept = state.handles.iter().fold(TypeSet::EMPTY, |set, h| set.union(h.user_types));
+        let freed = handle.user_types.minus(kept);
+        state.counted = state.counted.minus(freed);
+        // Which of them linger: a bit test against the config's set, so a type that
+        // does not linger never has its settings read.
+        let linger = if lingers { freed.intersect(config.lingering_types()) } else { TypeSet::EMPTY };
+        for slot in handle.session_types.union(freed.minus(linger)).iter() {
             self.give_back(slot, changes);
         }
-        for slot in handle.user_types.iter() {
-            if state.user_holds(slot) {
-                continue;
-            }
-            state.counted = state.counted.minus(TypeSet::single(slot));
-            let linger = config.licenses.get(slot).and_then(|l| l.linger).filter(|_| lingers);
-            match linger {
+        for slot in linger.iter() {
+            match config.licenses.get(slot).and_then(|l| l.linger) {
                 Some(window) => {
                     let deadline = now.get().saturating_add(mono_ns(window));
                     state.lingering.push((slot as u8, deadline));
