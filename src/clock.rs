@@ -114,15 +114,11 @@ impl<'a> Now<'a> {
         let at = match self.clock {
             Some(clock) if self.exact => clock.monotonic(),
             Some(clock) => clock.monotonic_floor(),
+            // `fixed` sets the time when it makes the value.
             None => 0,
         };
         self.at.set(Some(at));
         at
-    }
-
-    /// Whether the time is exact (a deadline may be computed from it).
-    pub fn is_exact(&self) -> bool {
-        self.exact
     }
 }
 

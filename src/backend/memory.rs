@@ -1321,7 +1321,7 @@ mod tests {
             let seat = table
                 .try_acquire(&config, &request(&format!("passer-{i}"), &Now::fixed(AT)), &mut changes)
                 .unwrap();
-            table.release(&config, seat, ReleaseWhy::Normal, &Now::fixed(1), &mut changes).unwrap();
+            table.release(&config, seat, ReleaseWhy::Normal, &Now::fixed(AT), &mut changes).unwrap();
         }
         let made = table.users.writer.lock().unwrap().next;
         assert!(made < 3_000, "the slab grew to {made} slots for 300 users holding seats");
@@ -1332,11 +1332,11 @@ mod tests {
                 .try_acquire(&config, &request(&format!("stay-{i}"), &Now::fixed(AT)), &mut changes)
                 .unwrap();
             assert_eq!(again >> SERIAL_BITS, stay[i] >> SERIAL_BITS, "stay-{i} has one slot");
-            table.release(&config, again, ReleaseWhy::Normal, &Now::fixed(1), &mut changes).unwrap();
+            table.release(&config, again, ReleaseWhy::Normal, &Now::fixed(AT), &mut changes).unwrap();
         }
         assert_eq!(table.used(&config, 0), 300);
         for seat in stay {
-            table.release(&config, seat, ReleaseWhy::Normal, &Now::fixed(1), &mut changes).unwrap();
+            table.release(&config, seat, ReleaseWhy::Normal, &Now::fixed(AT), &mut changes).unwrap();
         }
         assert_eq!(table.used(&config, 0), 0);
         assert!(table.holders(&config).is_empty());
