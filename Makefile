@@ -131,9 +131,11 @@ test-c: $(addprefix $(BUILD)/c-tests/,$(C_TESTS)) $(addprefix $(BUILD)/c-tests/a
 	@echo "C tests: $(words $(C_TESTS)) programs passed plain, under ASan and under valgrind"
 
 # ---- install (cargo-c's layout) ----
-# PREFIX, LIBDIR, INCLUDEDIR, PKGCONFIGDIR and DESTDIR as cargo-c and autotools read
-# them: the .pc file names the paths without DESTDIR, the files land under it.
+# PREFIX, BINDIR (the seatgate command), LIBDIR, INCLUDEDIR, PKGCONFIGDIR and DESTDIR
+# as cargo-c and autotools read them: the .pc file names the paths without DESTDIR,
+# the files land under it.
 PREFIX       ?= /usr/local
+BINDIR       ?= $(PREFIX)/bin
 LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
@@ -152,10 +154,11 @@ pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 # `sudo make install` after `make lib` need not find cargo: without it, install copies
 # what `make lib` built (and says so if nothing was built).
 install: $(if $(shell command -v $(CARGO) 2>/dev/null),lib)
-	@for f in $(RELEASE)/libseatgate.so $(RELEASE)/libseatgate.a include/seatgate.h; do \
+	@for f in $(RELEASE)/libseatgate.so $(RELEASE)/libseatgate.a $(RELEASE)/seatgate include/seatgate.h; do \
 	  test -f $$f || { echo "install: $$f is missing: run 'make lib' first" >&2; exit 1; }; done
 	@test -n "$(VERSION)" || { echo "install: no version in Cargo.toml" >&2; exit 1; }
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 755 $(RELEASE)/seatgate $(DESTDIR)$(BINDIR)/seatgate
 	install -m 755 $(RELEASE)/libseatgate.so $(DESTDIR)$(LIBDIR)/libseatgate.so.$(VERSION)
 	@soname=$$($(call read_soname,$(RELEASE)/libseatgate.so)); \
 	  test -n "$$soname" || { echo "install: $(RELEASE)/libseatgate.so has no SONAME" >&2; exit 1; }; \
@@ -177,7 +180,7 @@ uninstall:
 	@if [ -d $(DESTDIR)$(LIBDIR) ]; then \
 	  find $(DESTDIR)$(LIBDIR) -maxdepth 1 -type l -name 'libseatgate.so*' -lname libseatgate.so.$(VERSION) \
 	    -print -delete; fi
-	rm -f $(DESTDIR)$(LIBDIR)/libseatgate.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libseatgate.a \
+	rm -f $(DESTDIR)$(BINDIR)/seatgate $(DESTDIR)$(LIBDIR)/libseatgate.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libseatgate.a \
 	  $(DESTDIR)$(INCLUDEDIR)/seatgate.h $(DESTDIR)$(PKGCONFIGDIR)/seatgate.pc
 
 # Installs into temporary prefixes and builds tests/install/consumer.c from them with

@@ -4,8 +4,9 @@
 #
 #  1. layout: libseatgate.so.X.Y.Z (a file) with the SONAME link and libseatgate.so
 #     pointing at it, libseatgate.a, include/seatgate.h (the committed header),
-#     lib/pkgconfig/seatgate.pc; `readelf -d` shows the SONAME cargo-c's rule gives
-#     for Cargo.toml's version;
+#     lib/pkgconfig/seatgate.pc, bin/seatgate (the admin command, which runs from
+#     there: version, check); `readelf -d` shows the SONAME cargo-c's rule gives for
+#     Cargo.toml's version;
 #  2. exports: `nm -D --defined-only` lists only license_* symbols, exactly the
 #     functions the installed header declares;
 #  3. pkg-config: version, paths, and Libs.private holding every native library that
@@ -98,9 +99,12 @@ check "libseatgate.a is installed" test -f "$libdir/libseatgate.a" -a ! -L "$lib
 check "include/seatgate.h is the committed header" cmp include/seatgate.h "$prefix/include/seatgate.h"
 check "seatgate.pc is in LIBDIR/pkgconfig" test -f "$libdir/pkgconfig/seatgate.pc"
 check "SONAME of the installed library" same "$(soname_of "$libdir/$real")" "$soname"
-check "the shared library is executable, the rest not" \
-  same "$(stat -c %a "$libdir/$real" "$libdir/libseatgate.a" "$prefix/include/seatgate.h" "$libdir/pkgconfig/seatgate.pc" | tr '\n' ' ')" \
-  "755 644 644 644 "
+check "the shared library and the command are executable, the rest not" \
+  same "$(stat -c %a "$libdir/$real" "$prefix/bin/seatgate" "$libdir/libseatgate.a" "$prefix/include/seatgate.h" "$libdir/pkgconfig/seatgate.pc" | tr '\n' ' ')" \
+  "755 755 644 644 644 "
+check "bin/seatgate says the version of Cargo.toml" has "$version" "$("$prefix/bin/seatgate" version 2>&1)"
+printf '[licenses.callcenter]\nlimit = 3\n' >"$tmp/clean.toml"
+check "bin/seatgate check passes a clean config (exit 0)" "$prefix/bin/seatgate" check "$tmp/clean.toml"
 
 # ---- 2. exports ----
 exported=$(nm -D --defined-only "$libdir/$real" | awk '{ print $NF }' | sort)
@@ -168,6 +172,7 @@ must "make install with DESTDIR" "${MAKE_CMD[@]}" install DESTDIR="$stage" PREFI
 check "nothing lands outside DESTDIR" test ! -e "$final"
 check "library staged in DESTDIR/LIBDIR" test -f "$stage$multiarch/$real" -a -L "$stage$multiarch/$soname"
 check "header staged in DESTDIR/PREFIX/include" test -f "$stage$final/include/seatgate.h"
+check "command staged in DESTDIR/PREFIX/bin" test -x "$stage$final/bin/seatgate"
 pc=$stage$multiarch/pkgconfig/seatgate.pc
 check "seatgate.pc staged in LIBDIR/pkgconfig" test -f "$pc"
 check ".pc prefix is the final prefix" grep -qx "prefix=$final" "$pc"
