@@ -246,11 +246,7 @@ fn emergency(rest: &[String]) -> Outcome {
     let [action, config] = args.positional.as_slice() else {
         return Err(usage("emergency needs an action (activate or status) and a CONFIG", EMERGENCY_USAGE));
     };
-    for (name, value) in &args.options {
-        if name == "--pub" {
-            signed::trust_key(VendorKey::load(Path::new(value)).map_err(refused)?);
-        }
-    }
+    trust_pub_keys(&args)?;
     let engine = seatgate::Engine::from_file(config).map_err(refused)?;
     let status = match action.as_str() {
         "activate" => engine.emergency_activate().map_err(refused)?,
