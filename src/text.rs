@@ -93,31 +93,32 @@ fn hash_of(len: usize, first: u64, last: u64) -> u64 {
 impl NameTable {
     /// A table of `names`; a name given twice keeps its last set.
     pub fn new<'a>(names: impl IntoIterator<Item = (&'a str, TypeSet)>) -> NameTable {
-        let mut entries: Vec<Entry> = Vec::new();
+        let names: Vec<(&str, TypeSet)> = names.into_iter().collect();
+        let size = (names.len() * 2).next_power_of_two().max(8);
+        let mut table = NameTable { slots: vec![0u32; size].into_boxed_slice(), entries: Vec::new() };
         for (name, set) in names {
-            match entries.iter_mut().find(|e| &*e.name == name) {
-                Some(e) => e.set = set,
-                None => {
+            match table.find(name) {
+                Ok(i) => table.entries[i].set = set,
+                Err(at) => {
                     let (first, last) = ends(name.as_bytes(), 0);
-                    entries.push(Entry { first, last, name: name.into(), set });
+                    table.entries.push(Entry { first, last, name: name.into(), set });
+                    table.slots[at] = table.entries.len() as u32;
                 }
             }
         }
-        let size = (entries.len() * 2).next_power_of_two().max(8);
-        let mut slots = vec![0u32; size].into_boxed_slice();
-        for (i, e) in entries.iter().enumerate() {
-            let mut at = hash_of(e.name.len(), e.first, e.last) as usize & (size - 1);
-            while slots[at] != 0 {
-                at = (at + 1) & (size - 1);
-            }
-            slots[at] = i as u32 + 1;
-        }
-        NameTable { slots, entries }
+        table
     }
 
     /// The seat set of `name`, compared byte for byte.
     #[inline]
     pub fn get(&self, name: &str) -> Option<TypeSet> {
+        self.find(name).ok().map(|i| self.entries[i].set)
+    }
+
+    /// `Ok(entry)` holding `name`, or `Err(slot)`: the empty slot where its probe
+    /// ended (where it would go).
+    #[inline]
+    fn find(&self, name: &str) -> Result<usize, usize> {
         let b = name.as_bytes();
         let (first, last) = ends(b, 0);
         let mask = self.slots.len().wrapping_sub(1);
@@ -125,20 +126,21 @@ impl NameTable {
         // Never more probes than slots (the table is at most half full).
         for _ in 0..self.slots.len() {
             let e = match self.slots[at] {
-                0 => return None,
-                i => &self.entries[i as usize - 1],
+                0 => return Err(at),
+                i => i as usize - 1,
             };
+            let entry = &self.entries[e];
             // Up to 16 bytes the two words are the whole name.
-            if e.name.len() == b.len()
-                && e.first == first
-                && e.last == last
-                && (b.len() <= 16 || *e.name == *name)
+            if entry.name.len() == b.len()
+                && entry.first == first
+                && entry.last == last
+                && (b.len() <= 16 || *entry.name == *name)
             {
-                return Some(e.set);
+                return Ok(e);
             }
             at = (at + 1) & mask;
         }
-        None
+        Err(usize::MAX)
     }
 
     pub fn len(&self) -> usize {
