@@ -59,7 +59,10 @@ pub fn plain_label(bytes: &[u8], max: usize) -> bool {
             w.copy_from_slice(c);
             word(u64::from_le_bytes(w));
         }
-        word(ends(bytes, b' ').1);
+        // The last 8 bytes (overlapping the chunks read already).
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[n - 8..]);
+        word(u64::from_le_bytes(w));
     }
     bad & HIGH == 0 && other_than_space != 0
 }

@@ -950,9 +950,10 @@ impl MemoryBackend {
         self.lease_hint.swap(u64::MAX, Ordering::SeqCst);
         let mut next = u64::MAX;
         let mut reclaimed = 0;
+        let at = Now::fixed(now);
         for (index, slot) in self.users.slots.iter() {
             let mut state = slot.0.lock();
-            reclaimed += self.settle_expired(config, index, &mut state, &Now::fixed(now), changes);
+            reclaimed += self.settle_expired(config, index, &mut state, &at, changes);
             for h in &state.handles {
                 if h.deadline != 0 {
                     next = next.min(h.deadline);
