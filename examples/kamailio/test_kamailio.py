@@ -334,10 +334,16 @@ def main():
         fail(f"unREGISTER: {outcome}")
     check_table([], "at the end")
 
+    running = len(kamailio.log().splitlines())
     kamailio.stop()
-    log = kamailio.log()
-    problems = [line for line in log.splitlines()
-                if re.search(r"\b(ERROR|CRITICAL|BUG)\b|Traceback|Exception", line)]
+    lines = kamailio.log().splitlines()
+    # While stopping, Kamailio's TCP main process may see its children's sockets close
+    # before it exits itself, and logs that as CRITICAL (core/pass_fd.c). That one line,
+    # after the stop only, is Kamailio's shutdown order, not an error of this setup.
+    shutdown_noise = re.compile(r"CRITICAL: <core> \[core/pass_fd\.c:\d+\]: receive_fd\(\): EOF on \d+$")
+    problems = [line for i, line in enumerate(lines)
+                if re.search(r"\b(ERROR|CRITICAL|BUG)\b|Traceback|Exception", line)
+                and not (i >= running and shutdown_noise.search(line))]
     if problems:
         fail("kamailio logged errors:\n" + "\n".join(problems[:20]))
     step(f"passed: 6 steps, {sipp.runs} sipp runs, kamailio logged no error")
