@@ -52,6 +52,11 @@
  *    that valgrind does not leak-check a process forked while a thread ran: see
  *    p5_worker.)
  *
+ *  Phase 6, tenants: a child gives tenant "acme" its limit at run time (the config
+ *    names only globex) and logs alice in there; the parent, which never heard of
+ *    acme, releases that handle (it carries acme's number from the table's tenant
+ *    registry, 2 after globex's 1), and both processes then see acme 0 used.
+ *
  * Phase 1 forks before anything is initialized; phases 2 and 3c fork after
  * license_init with [reaper] enabled = false, so every fork of this process is from a
  * single-threaded state. Only phase 5's "main" child forks with a thread running (the
@@ -1483,6 +1488,70 @@ static void phase5_shutdown_own(void) {
     fprintf(stderr, "test_multiprocess: phase 5 (shutdown frees only its own) %.2f s\n", tc_now() - t0);
 }
 
+/* ---- phase 6: a tenant's handle names one tenant in every process ---- */
+
+struct p6_report {
+    int32_t rc;
+    license_seat seat;
+    uint32_t used;
+};
+
+/* A process that gives tenant "acme" its limit at run time (no other process has
+ * heard of it) and logs alice in there. */
+static void p6_child(void *arg) {
+    struct p6_report r = {0, 0, 0};
+    r.rc = license_init(arg);
+    if (r.rc == LICENSE_OK)
+        r.rc = license_set_limit("acme", "desk", 2);
+    if (r.rc == LICENSE_OK) {
+        license_request req = {sizeof req, "alice", "desk", NULL, NULL, "acme"};
+        r.rc = license_try_acquire_ex(&req, &r.seat, NULL);
+    }
+    child_send(&r, sizeof r);
+    if (child_wait_cmd() == 'u') {
+        uint32_t limit = 0;
+        r.rc = license_usage_in("acme", "desk", &r.used, &limit);
+        child_send(&r, sizeof r);
+    }
+    license_shutdown();
+}
+
+static void phase6_tenants(void) {
+    double t0 = tc_now();
+    const char *table = table_path("p6");
+    const char *config =
+        shm_config(table, 64, "[licenses.desk]\nlimit = 6\n\n[reaper]\nenabled = false\n\n[tenants.globex]\n");
+    struct child c = spawn("phase 6 acme process", p6_child, (void *)config);
+    struct p6_report r = {0, 0, 0};
+    bool ok = recv_from(&c, &r, sizeof r) && r.rc == LICENSE_OK;
+    CHECK(ok, "phase 6: the child could not log alice in to acme: %s", tc_code_name(r.rc));
+    if (ok && init_ok(config, "phase 6 parent")) {
+        /* globex is 1 for everyone (the config's only tenant), acme 2 (the registry's next) */
+        CHECK(r.seat >> 48 == 2, "phase 6: acme's handle %llx does not carry tenant number 2",
+              (unsigned long long)r.seat);
+        CHECK_RC(license_release(r.seat), LICENSE_OK);
+        uint32_t used = 99, limit = 0;
+        CHECK_RC(license_usage_in("acme", "desk", &used, &limit), LICENSE_OK);
+        CHECK(used == 0, "phase 6: acme shows %u used in the parent after its release", used);
+        send_cmd(&c, 'u');
+        if (recv_from(&c, &r, sizeof r))
+            CHECK(r.rc == LICENSE_OK && r.used == 0, "phase 6: the child sees acme %u used (%s) after the parent released it",
+                  r.used, tc_code_name(r.rc));
+        license_shutdown();
+    } else {
+        send_cmd(&c, 'q');
+    }
+    wait_child(&c, 0);
+    const char *suffixes[] = {"@@tenants", "@acme", "@globex"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char path[192];
+        snprintf(path, sizeof path, "%s%s", table, suffixes[i]);
+        unlink(path);
+    }
+    fprintf(stderr, "test_multiprocess: phase 6: a tenant added at run time in one process, released in another; %.2f s\n",
+            tc_now() - t0);
+}
+
 int main(void) {
     double t0 = tc_now();
     main_pid = getpid();
@@ -1507,6 +1576,7 @@ int main(void) {
     fprintf(stderr, "test_multiprocess: phase 3 (kill -9) %.2f s\n", tc_now() - t);
     phase4_bad_input();
     phase5_shutdown_own();
+    phase6_tenants();
 
     munmap(sh, sizeof *sh);
     if (timing_notes > 0)

@@ -186,37 +186,87 @@ struct TenantView {
     config: Arc<Config>,
 }
 
-/// Every tenant this engine knows: declared in the file or given limits at run time.
+/// Every tenant this engine knows: declared in the file, given limits at run time, or
+/// met in a seat handle that another process sharing the table issued.
+///
+/// A tenant's number (its handles' top bits) comes from the backend's registry when
+/// the table is shared (`shm`), so every process gives a tenant the same number
+/// whatever order it met the tenants in; a private table's engine numbers its own.
 #[derive(Default)]
 struct Tenants {
     by_name: DashMap<Arc<str>, Arc<TenantPool>, foldhash::fast::RandomState>,
-    /// By number - 1.
-    by_number: RwLock<Vec<Arc<TenantPool>>>,
+    /// By number - 1 (`None`: a number this engine has not met).
+    by_number: RwLock<Vec<Option<Arc<TenantPool>>>>,
 }
 
 impl Tenants {
-    /// The tenant's pool, registering it (with the next number) when new.
-    fn register(&self, name: &str) -> Result<Arc<TenantPool>, Error> {
+    /// The tenant's pool, registering it when new.
+    fn register(&self, backend: &dyn Backend, name: &str) -> Result<Arc<TenantPool>, Error> {
         if let Some(t) = self.by_name.get(name) {
             return Ok(t.clone());
         }
+        self.register_all(backend, &[name])?;
+        self.get(name).ok_or_else(|| Error::Backend(format!("internal: tenant '{name}' was not registered")))
+    }
+
+    /// Registers the tenants of `names` that are new, all with one look at the
+    /// backend's registry.
+    fn register_all(&self, backend: &dyn Backend, names: &[&str]) -> Result<(), Error> {
+        let new: Vec<&str> = names.iter().copied().filter(|n| self.by_name.get(*n).is_none()).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        // The shared numbers are read before the lock: the registry is a file, and
+        // releases of tenants' handles read `by_number` meanwhile.
+        let shared = backend.tenant_numbers(&new, MAX_TENANTS)?;
         let mut numbers = self.by_number.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = self.by_name.get(name) {
-            return Ok(t.clone());
+        for (i, &name) in new.iter().enumerate() {
+            if self.by_name.get(name).is_some() {
+                continue;
+            }
+            let number = match &shared {
+                Some(shared) => shared.get(i).copied().unwrap_or(0) as usize,
+                None if numbers.len() < MAX_TENANTS => numbers.len() + 1,
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "cannot add tenant '{name}': one installation serves at most {MAX_TENANTS} tenants"
+                    )));
+                }
+            };
+            Self::insert(&self.by_name, &mut numbers, name, number)?;
         }
-        if numbers.len() >= MAX_TENANTS {
-            return Err(Error::InvalidArgument(format!(
-                "cannot add tenant '{name}': one installation serves at most {MAX_TENANTS} tenants"
+        Ok(())
+    }
+
+    /// Puts tenant `name` in place under `number`.
+    fn insert(
+        by_name: &DashMap<Arc<str>, Arc<TenantPool>, foldhash::fast::RandomState>,
+        numbers: &mut Vec<Option<Arc<TenantPool>>>,
+        name: &str,
+        number: usize,
+    ) -> Result<Arc<TenantPool>, Error> {
+        if number == 0 || number > MAX_TENANTS {
+            return Err(Error::Backend(format!(
+                "tenant '{name}' has number {number} in the tenant registry, outside 1 to {MAX_TENANTS}"
+            )));
+        }
+        if let Some(Some(other)) = numbers.get(number - 1) {
+            return Err(Error::Backend(format!(
+                "tenant '{name}' has number {number} in the tenant registry, which this process knows as tenant '{}': the registry was replaced while the table was in use (stop every process using the table and start them again)",
+                other.name
             )));
         }
         let pool = Arc::new(TenantPool {
             name: Arc::from(name),
-            tag: ((numbers.len() + 1) as u64) << TENANT_SHIFT,
+            tag: (number as u64) << TENANT_SHIFT,
             backend: OnceLock::new(),
             view: ArcSwapOption::empty(),
         });
-        numbers.push(pool.clone());
-        self.by_name.insert(pool.name.clone(), pool.clone());
+        if numbers.len() < number {
+            numbers.resize(number, None);
+        }
+        numbers[number - 1] = Some(pool.clone());
+        by_name.insert(pool.name.clone(), pool.clone());
         Ok(pool)
     }
 
@@ -224,14 +274,34 @@ impl Tenants {
         self.by_name.get(name).map(|t| t.clone())
     }
 
-    fn by_tag(&self, tag: u64) -> Option<Arc<TenantPool>> {
+    /// The pool whose handles carry `tag`. A number this engine has not met is looked
+    /// up in the backend's registry: another process registered it (a tenant added
+    /// by a reload or given a limit at run time there), and its handles are released
+    /// here like any other.
+    fn by_tag(&self, backend: &dyn Backend, tag: u64) -> Result<Option<Arc<TenantPool>>, Error> {
         let n = (tag >> TENANT_SHIFT) as usize;
-        self.by_number.read().unwrap_or_else(|e| e.into_inner()).get(n.checked_sub(1)?).cloned()
+        let Some(index) = n.checked_sub(1) else { return Ok(None) };
+        if let Some(Some(pool)) = self.by_number.read().unwrap_or_else(|e| e.into_inner()).get(index) {
+            return Ok(Some(pool.clone()));
+        }
+        let Some(name) = backend.tenant_named(n as u32)? else { return Ok(None) };
+        if let Some(pool) = self.get(&name) {
+            // Known here under another number: the registry and this process disagree.
+            return Err(Error::Backend(format!(
+                "seat handle names tenant number {n}, '{name}' in the tenant registry, which this process numbers {}: the registry was replaced while the table was in use",
+                pool.tag >> TENANT_SHIFT
+            )));
+        }
+        let mut numbers = self.by_number.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some(pool)) = numbers.get(index) {
+            return Ok(Some(pool.clone()));
+        }
+        Self::insert(&self.by_name, &mut numbers, &name, n).map(Some)
     }
 
     /// Every registered tenant, in number order.
     fn all(&self) -> Vec<Arc<TenantPool>> {
-        self.by_number.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.by_number.read().unwrap_or_else(|e| e.into_inner()).iter().flatten().cloned().collect()
     }
 
     /// The tenants whose pool is open (the others hold nothing).
@@ -454,9 +524,8 @@ impl Engine {
         {
             let base = engine.base.load_full();
             engine.check_tenant_count(&base)?;
-            for name in base.tenants.keys() {
-                engine.tenants.register(name)?;
-            }
+            let names: Vec<&str> = base.tenants.keys().map(|k| &**k).collect();
+            engine.tenants.register_all(&*engine.backend, &names)?;
             let view = engine.view_of(&base, None, 0);
             engine.config.store(Arc::new(view));
         }
@@ -746,7 +815,7 @@ impl Engine {
                 result
             });
         }
-        let pool = self.tenants.by_tag(tag).ok_or(Error::UnknownSeat(seat))?;
+        let pool = self.tenants.by_tag(&*self.backend, tag)?.ok_or(Error::UnknownSeat(seat))?;
         let view = self.tenant_view(&pool);
         let backend = self.tenant_backend(&pool)?;
         let result = f(backend, &view, seat & SEAT_MASK, &mut changes).map_err(|e| retag(e, tag));
@@ -957,9 +1026,8 @@ impl Engine {
         let store =
             new_base.state_dir.as_ref().filter(|_| new_base.emergency.is_some()).map(|d| StateStore::new(d));
         let emergency = store.as_ref().map(StateStore::load).transpose()?;
-        for name in new_base.tenants.keys() {
-            self.tenants.register(name)?;
-        }
+        let names: Vec<&str> = new_base.tenants.keys().map(|k| &**k).collect();
+        self.tenants.register_all(&*self.backend, &names)?;
         self.signed.store(signed.map(Arc::new));
         {
             let mut p = self.policy.lock().unwrap_or_else(|e| e.into_inner());
@@ -1233,7 +1301,7 @@ impl Engine {
                 {
                     check_tenants_allowed(max, self.tenants.all().len() + 1, &s.license_id)?;
                 }
-                Some(self.tenants.register(name)?.name.clone())
+                Some(self.tenants.register(&*self.backend, name)?.name.clone())
             }
         };
         let key = (tenant_key.clone(), Arc::from(license));
@@ -1302,15 +1370,15 @@ impl Engine {
                 let Some(slot) = view.license_index(license) else {
                     return Err(Error::UnknownLicenseType(license.to_string()));
                 };
-                let l = &view.licenses[slot];
                 return Ok(match pool.backend.get() {
-                    Some(b) => Usage {
-                        name: l.name.clone(),
-                        used: b.used(&view, slot),
-                        limit: l.limit,
-                        stats: b.stats(&view, slot),
-                    },
+                    Some(b) => self.usage_at_in(&**b, &view, slot),
+                    // On a shared table other processes may hold the tenant's seats
+                    // though this one never served it: its pool is opened to look.
+                    None if self.backend.shared() => {
+                        self.usage_at_in(self.tenant_backend(&pool)?, &view, slot)
+                    }
                     None => {
+                        let l = &view.licenses[slot];
                         Usage { name: l.name.clone(), used: 0, limit: l.limit, stats: TypeStats::default() }
                     }
                 });

@@ -1530,9 +1530,10 @@ pub unsafe extern "C" fn license_set_limit(
 
 /// Like `license_usage`, in a tenant's pool (`tenant` NULL or "": the default
 /// tenant). Returns `LICENSE_ERR_UNKNOWN_TENANT` for a tenant that is neither
-/// declared nor given limits; otherwise as `license_usage`. A tenant whose pool has
-/// not opened yet (nobody logged in there) shows 0 used. Thread safety: safe from any
-/// thread.
+/// declared nor given limits; otherwise as `license_usage`. On the `memory` backend
+/// a tenant whose pool has not opened yet (nobody logged in there) shows 0 used; on a
+/// shared table (`shm`, `redis`) the pool is opened to read it, since other processes
+/// may hold its seats. Thread safety: safe from any thread.
 ///
 /// # Safety
 /// Each pointer is NULL or valid: strings NUL-terminated, outputs writable for their size.

@@ -75,6 +75,9 @@ impl Drop for ScratchShm {
     fn drop(&mut self) {
         if self.remove {
             let _ = std::fs::remove_file(&self.path);
+        } else {
+            // The main pool's tenant registry, made when the suite's engines had tenants.
+            let _ = std::fs::remove_file(format!("{}@@tenants", self.path.display()));
         }
     }
 }
@@ -151,6 +154,15 @@ mod scratch {
         }
         fn status(&self, c: &Config) -> BackendStatus {
             self.pool.status(c)
+        }
+        fn shared(&self) -> bool {
+            self.pool.shared()
+        }
+        fn tenant_numbers(&self, names: &[&str], max: usize) -> Result<Option<Vec<u32>>, Error> {
+            self.pool.tenant_numbers(names, max)
+        }
+        fn tenant_named(&self, number: u32) -> Result<Option<std::sync::Arc<str>>, Error> {
+            self.pool.tenant_named(number)
         }
         fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
             let pool = self.pool.open_tenant(tenant)?;

@@ -1,6 +1,7 @@
 //! The `shm` backend's own promises, beyond the conformance suite: engines that map
 //! one file share one count, the file is private and checked, a full table refuses
-//! clearly, and a reload in one process reaches the others. (Processes for real, with
+//! clearly, a reload in one process reaches the others, and a tenant's handles mean
+//! the same tenant in every process. (Processes for real, with
 //! fork and kill -9, are in c-tests/test_multiprocess.c.)
 
 use std::os::unix::fs::PermissionsExt;
@@ -24,6 +25,8 @@ impl TablePath {
 impl Drop for TablePath {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        // The tenant registry, where a test's engines had tenants.
+        let _ = std::fs::remove_file(format!("{}@@tenants", self.0.display()));
     }
 }
 
@@ -289,4 +292,53 @@ fn a_tenants_pool_is_its_own_checked_file_next_to_the_main_one_shared_by_every_o
         Err(other) => panic!("expected a backend error, got {other}"),
         Ok(_) => panic!("a tenant file of another capacity was accepted"),
     }
+}
+
+/// One engine per process: each numbers its tenants in its own memory, so these
+/// engines stand for processes that met the installation's tenants in other orders.
+#[test]
+fn a_tenants_handle_names_the_same_tenant_in_every_process_whatever_order_they_met_tenants_in() {
+    let table = TablePath::new("registry");
+    let tenant_files: Vec<TablePath> = ["globex", "initech", "acme", "aardvark"]
+        .iter()
+        .map(|t| TablePath(PathBuf::from(format!("{}@{t}", table.0.display()))))
+        .collect();
+    let dir = tempdir::Dir::new("registry");
+    let tenants = "[tenants.globex]\nlicenses = { callcenter = 2 }\n[tenants.initech]\n";
+    let cfg = config_file(&dir, &table.0, 100, &format!("{POOL}{tenants}"));
+    let a = Engine::from_file(&cfg).unwrap();
+
+    // A tenant given its limit at run time in one process: the others never heard of
+    // it, yet a handle from it is released anywhere.
+    a.set_limit(Some("acme"), "callcenter", Some(2)).unwrap();
+    let b = Engine::from_file(&cfg).unwrap();
+    let acme = a.try_acquire(&Request::new("alice", "callcenter").tenant("acme")).unwrap();
+    assert_eq!(a.usage_in(Some("acme"), "callcenter").unwrap().used, 1);
+    b.release(acme).unwrap();
+    assert_eq!(a.usage_in(Some("acme"), "callcenter").unwrap().used, 0, "b released acme's seat");
+
+    // A reload adds a tenant that sorts before the others. A process started after it
+    // meets them in name order (aardvark first), the older ones met it last: a handle
+    // still names one tenant for all of them.
+    let cfg = config_file(&dir, &table.0, 100, &format!("{POOL}{tenants}[tenants.aardvark]\n"));
+    a.reload(Some(&cfg)).unwrap();
+    let c = Engine::from_file(&cfg).unwrap();
+    let globex = a.try_acquire(&Request::new("bob", "callcenter").tenant("globex")).unwrap();
+    let aardvark = c.try_acquire(&Request::new("bob", "callcenter").tenant("aardvark")).unwrap();
+    assert_eq!(c.usage_in(Some("globex"), "callcenter").unwrap().used, 1);
+    assert_eq!(c.usage_in(Some("aardvark"), "callcenter").unwrap().used, 1);
+    c.release(globex).unwrap();
+    assert_eq!(a.usage_in(Some("globex"), "callcenter").unwrap().used, 0, "c released globex's seat");
+    assert_eq!(c.usage_in(Some("aardvark"), "callcenter").unwrap().used, 1, "and not aardvark's");
+    b.release(aardvark).unwrap();
+    assert_eq!(a.usage_in(Some("aardvark"), "callcenter").unwrap().used, 0, "b released aardvark's seat");
+
+    // The numbers live in one file beside the table, in the order tenants first came.
+    let registry = std::fs::read_to_string(format!("{}@@tenants", table.0.display())).unwrap();
+    assert_eq!(registry, "globex\ninitech\nacme\naardvark\n");
+    assert_eq!(acme >> 48, 3, "acme is tenant 3");
+    assert_eq!(aardvark >> 48, 4, "aardvark is tenant 4 for c too");
+    // A number nobody registered is an unknown handle, as before.
+    assert!(matches!(b.release((9 << 48) | 1), Err(Error::UnknownSeat(_))));
+    drop(tenant_files);
 }

@@ -285,6 +285,30 @@ pub trait Backend: Send + Sync {
         0
     }
 
+    /// Whether other processes share this table (`shm`, `redis`): then a tenant's pool
+    /// that this process never opened may still hold their seats.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// The numbers of tenants `names`, from a registry that every process sharing
+    /// this backend reads, registering the ones it does not hold yet (in the order
+    /// given; at most `max` in all). A seat handle carries its tenant's number, so a
+    /// handle taken in one process and released in another must name the same tenant
+    /// in both. `None`: the table is this process's own (`memory`), and the engine
+    /// numbers its tenants itself.
+    fn tenant_numbers(&self, names: &[&str], max: usize) -> Result<Option<Vec<u32>>, Error> {
+        let _ = (names, max);
+        Ok(None)
+    }
+
+    /// The tenant that some process registered under `number` (see
+    /// [`Backend::tenant_numbers`]); `None` when nobody did, or the table is private.
+    fn tenant_named(&self, number: u32) -> Result<Option<Arc<str>>, Error> {
+        let _ = number;
+        Ok(None)
+    }
+
     /// What the report says about the backend itself: where the table lives, how
     /// full it is, whether it is degraded.
     fn status(&self, config: &Config) -> BackendStatus {

@@ -1527,6 +1527,10 @@ impl Backend for RedisBackend {
     /// While this pool knows Redis is unreachable and is not due to try again, the
     /// tenant's opens without trying: refused under `"deny"`, degraded under
     /// `"allow_local"`.
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
         super::check_tenant_name(tenant)?;
         let prefix = format!("{}:tenant:{tenant}", self.prefix);

@@ -24,6 +24,7 @@
 //!   child learns its own pid after fork.
 
 mod region;
+mod registry;
 
 pub(crate) use region::own_pid;
 
@@ -205,6 +206,8 @@ pub struct ShmBackend {
     /// A tenant's pool ([`Backend::open_tenant`]): it follows the installation's
     /// reloads, it does not carry them.
     tenant: bool,
+    /// The installation's tenant numbers (the main table's only).
+    registry: Option<registry::TenantRegistry>,
     map: ArcSwapOption<SlotMap>,
     /// This process's row in `Meta.owners`: `pid << 32 | row + 1` (0: not known yet).
     owner: AtomicU64,
@@ -230,6 +233,7 @@ impl ShmBackend {
             capacity: config.capacity,
             reclaim_dead_owners: config.reclaim_dead_owners,
             tenant,
+            registry: (!tenant).then(|| registry::TenantRegistry::beside(&config.path)),
             map: ArcSwapOption::empty(),
             owner: AtomicU64::new(0),
         };
@@ -1268,6 +1272,20 @@ impl Backend for ShmBackend {
             return 0;
         }
         self.region.header().reload_seq.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    /// The numbers from the file `{path}@@tenants`, which every process mapping the
+    /// table shares (see `registry`).
+    fn tenant_numbers(&self, names: &[&str], max: usize) -> Result<Option<Vec<u32>>, Error> {
+        self.registry.as_ref().map(|r| r.numbers(names, max)).transpose()
+    }
+
+    fn tenant_named(&self, number: u32) -> Result<Option<Arc<str>>, Error> {
+        Ok(self.registry.as_ref().map(|r| r.name_of(number)).transpose()?.flatten())
     }
 
     /// Maps `{path}@{tenant}` ([`ShmBackend::tenant_path`]) with this table's capacity

@@ -517,7 +517,9 @@ fn ten_thousand_tenants_load_and_stay_apart() {
     assert_eq!(e.usage_in(Some("t2"), "users").unwrap().used, 0);
     assert_eq!(used(&e, "users").0, 0, "the default pool is untouched");
     let report = e.report(Page::ALL);
-    assert_eq!((report.tenants_total, report.tenants.len()), (10_000, 3));
+    // Asking about t2 opens its pool only where other processes could hold its seats.
+    let opened_to_look = usize::from(e.backend_kind() != "memory");
+    assert_eq!((report.tenants_total, report.tenants.len()), (10_000, 3 + opened_to_look));
 }
 
 fn signed_license(dir: &std::path::Path, seed: u8, body: &str) -> (PathBuf, seatgate::signed::VendorSigningKey) {
