@@ -13,7 +13,23 @@ use seatgate::{Config, DenialReason, Engine, Error, Event, EventKind, Page, Rele
 /// 2026-11-23 12:00 UTC.
 const NOW: u64 = 1_795_435_200;
 
-fn state_dir(name: &str) -> PathBuf {
+/// A test's own folder for state files and licenses, removed when the test ends.
+struct StateDir(PathBuf);
+
+impl std::ops::Deref for StateDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn state_dir(name: &str) -> StateDir {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "seatgate-policy-{}-{name}-{}",
@@ -22,7 +38,7 @@ fn state_dir(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    StateDir(dir)
 }
 
 fn open(text: &str, clock: &Arc<ManualClock>) -> Engine {

@@ -140,18 +140,33 @@ fn number_in(names: &[Arc<str>], name: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn temp_table(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("seatgate-registry-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("table")
+    /// A folder of its own for a table path, removed when the test ends.
+    struct Folder(PathBuf);
+
+    impl Folder {
+        fn new(tag: &str) -> Folder {
+            let dir = std::env::temp_dir().join(format!("seatgate-registry-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Folder(dir)
+        }
+
+        fn table(&self) -> PathBuf {
+            self.0.join("table")
+        }
+    }
+
+    impl Drop for Folder {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     #[test]
     fn two_registries_of_one_table_agree_whatever_order_they_meet_tenants_in() {
-        let table = temp_table("agree");
-        let a = TenantRegistry::beside(&table);
-        let b = TenantRegistry::beside(&table);
+        let folder = Folder::new("agree");
+        let a = TenantRegistry::beside(&folder.table());
+        let b = TenantRegistry::beside(&folder.table());
         assert_eq!(a.numbers(&["globex", "initech"], 10).unwrap(), vec![1, 2]);
         // b meets them in the other order, and one more that sorts before both.
         assert_eq!(b.numbers(&["aardvark", "initech", "globex"], 10).unwrap(), vec![3, 2, 1]);
@@ -164,8 +179,8 @@ mod tests {
 
     #[test]
     fn an_unfinished_last_line_is_cut_and_never_numbered() {
-        let table = temp_table("torn");
-        let r = TenantRegistry::beside(&table);
+        let folder = Folder::new("torn");
+        let r = TenantRegistry::beside(&folder.table());
         std::fs::write(r.path(), "globex\ninit").unwrap();
         assert_eq!(r.name_of(2).unwrap(), None);
         assert_eq!(r.numbers(&["acme"], 10).unwrap(), vec![2]);
@@ -174,8 +189,8 @@ mod tests {
 
     #[test]
     fn the_tenant_cap_and_a_damaged_file_are_errors() {
-        let table = temp_table("cap");
-        let r = TenantRegistry::beside(&table);
+        let folder = Folder::new("cap");
+        let r = TenantRegistry::beside(&folder.table());
         assert_eq!(r.numbers(&["a", "b"], 2).unwrap(), vec![1, 2]);
         let e = r.numbers(&["c"], 2).unwrap_err().to_string();
         assert!(e.contains("at most 2 tenants"), "{e}");
@@ -185,7 +200,8 @@ mod tests {
             "nothing was written for the refused one"
         );
 
-        let other = TenantRegistry::beside(&temp_table("damaged"));
+        let damaged = Folder::new("damaged");
+        let other = TenantRegistry::beside(&damaged.table());
         std::fs::write(other.path(), "globex\nnot a name\n").unwrap();
         let e = other.numbers(&["x"], 10).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("not a tenant name"), "{e}");
