@@ -1499,7 +1499,8 @@ struct p6_report {
 /* A process that gives tenant "acme" its limit at run time (no other process has
  * heard of it) and logs alice in there. */
 static void p6_child(void *arg) {
-    struct p6_report r = {0, 0, 0};
+    struct p6_report r;
+    memset(&r, 0, sizeof r); /* padding too: the whole struct goes down the pipe */
     r.rc = license_init(arg);
     if (r.rc == LICENSE_OK)
         r.rc = license_set_limit("acme", "desk", 2);
