@@ -286,6 +286,10 @@ impl Tenants {
         }
         let Some(name) = backend.tenant_named(n as u32)? else { return Ok(None) };
         if let Some(pool) = self.get(&name) {
+            if pool.tag == tag & !SEAT_MASK {
+                // Another thread registered it meanwhile.
+                return Ok(Some(pool));
+            }
             // Known here under another number: the registry and this process disagree.
             return Err(Error::Backend(format!(
                 "seat handle names tenant number {n}, '{name}' in the tenant registry, which this process numbers {}: the registry was replaced while the table was in use",
