@@ -179,6 +179,10 @@ struct TenantPool {
     tag: u64,
     backend: OnceLock<Box<dyn Backend>>,
     view: ArcSwapOption<TenantView>,
+    /// Whether this process serves the tenant: declared in its config or given a
+    /// limit here. A tenant met only in another process's handle is released here
+    /// but not served: its limits were never given to this process.
+    served: AtomicBool,
 }
 
 struct TenantView {
@@ -212,6 +216,11 @@ impl Tenants {
     /// Registers the tenants of `names` that are new, all with one look at the
     /// backend's registry.
     fn register_all(&self, backend: &dyn Backend, names: &[&str]) -> Result<(), Error> {
+        for name in names {
+            if let Some(t) = self.by_name.get(*name) {
+                t.served.store(true, Ordering::Relaxed);
+            }
+        }
         let new: Vec<&str> = names.iter().copied().filter(|n| self.by_name.get(*n).is_none()).collect();
         if new.is_empty() {
             return Ok(());
@@ -221,7 +230,8 @@ impl Tenants {
         let shared = backend.tenant_numbers(&new, MAX_TENANTS)?;
         let mut numbers = self.by_number.write().unwrap_or_else(|e| e.into_inner());
         for (i, &name) in new.iter().enumerate() {
-            if self.by_name.get(name).is_some() {
+            if let Some(t) = self.by_name.get(name) {
+                t.served.store(true, Ordering::Relaxed);
                 continue;
             }
             let number = match &shared {
@@ -233,7 +243,7 @@ impl Tenants {
                     )));
                 }
             };
-            Self::insert(&self.by_name, &mut numbers, name, number)?;
+            Self::insert(&self.by_name, &mut numbers, name, number, true)?;
         }
         Ok(())
     }
@@ -244,6 +254,7 @@ impl Tenants {
         numbers: &mut Vec<Option<Arc<TenantPool>>>,
         name: &str,
         number: usize,
+        served: bool,
     ) -> Result<Arc<TenantPool>, Error> {
         if number == 0 || number > MAX_TENANTS {
             return Err(Error::Backend(format!(
@@ -261,6 +272,7 @@ impl Tenants {
             tag: (number as u64) << TENANT_SHIFT,
             backend: OnceLock::new(),
             view: ArcSwapOption::empty(),
+            served: AtomicBool::new(served),
         });
         if numbers.len() < number {
             numbers.resize(number, None);
@@ -272,6 +284,11 @@ impl Tenants {
 
     fn get(&self, name: &str) -> Option<Arc<TenantPool>> {
         self.by_name.get(name).map(|t| t.clone())
+    }
+
+    /// The pool of a tenant this process serves (see [`TenantPool::served`]).
+    fn served(&self, name: &str) -> Option<Arc<TenantPool>> {
+        self.get(name).filter(|t| t.served.load(Ordering::Relaxed))
     }
 
     /// The pool whose handles carry `tag`. A number this engine has not met is looked
@@ -300,7 +317,7 @@ impl Tenants {
         if let Some(Some(pool)) = numbers.get(index) {
             return Ok(Some(pool.clone()));
         }
-        Self::insert(&self.by_name, &mut numbers, &name, n).map(Some)
+        Self::insert(&self.by_name, &mut numbers, &name, n, false).map(Some)
     }
 
     /// Every registered tenant, in number order.
@@ -1191,7 +1208,7 @@ impl Engine {
                 signed: self.signed.load_full(),
                 expired,
                 warnings,
-                tenants_total: if tag == 0 { self.tenants.all().len() } else { 0 },
+                tenants_total: if tag == 0 { self.tenant_names().len() } else { 0 },
                 tenants,
             },
         })
@@ -1235,7 +1252,7 @@ impl Engine {
 
     /// A tenant's pool and current view; the tenant must be known.
     fn tenant_scope(&self, name: &str) -> Result<(Arc<TenantPool>, Arc<Config>), Error> {
-        let pool = self.tenants.get(name).ok_or_else(|| match check_tenant_name(name) {
+        let pool = self.tenants.served(name).ok_or_else(|| match check_tenant_name(name) {
             Err(e) => e,
             Ok(()) => Error::UnknownTenant(name.to_string()),
         })?;
@@ -1282,7 +1299,12 @@ impl Engine {
 
     /// The tenants this engine serves: declared in the file or given limits at run time.
     pub fn tenant_names(&self) -> Vec<Arc<str>> {
-        self.tenants.all().iter().map(|t| t.name.clone()).collect()
+        self.tenants
+            .all()
+            .iter()
+            .filter(|t| t.served.load(Ordering::Relaxed))
+            .map(|t| t.name.clone())
+            .collect()
     }
 
     /// Sets the limit of one license type at run time, for a tenant (`None`: the
@@ -1347,6 +1369,7 @@ impl Engine {
             .tenants
             .open()
             .iter()
+            .filter(|pool| pool.served.load(Ordering::Relaxed))
             .filter_map(|pool| {
                 let backend = pool.backend.get()?;
                 let view = self.tenant_view(pool);

@@ -316,6 +316,13 @@ fn a_tenants_handle_names_the_same_tenant_in_every_process_whatever_order_they_m
     assert_eq!(a.usage_in(Some("acme"), "callcenter").unwrap().used, 1);
     b.release(acme).unwrap();
     assert_eq!(a.usage_in(Some("acme"), "callcenter").unwrap().used, 0, "b released acme's seat");
+    // b released the handle, but it serves no acme logins: acme's limit was given to
+    // a only, and b would count acme's seats against limits it was never given.
+    assert!(matches!(
+        b.try_acquire(&Request::new("carol", "callcenter").tenant("acme")),
+        Err(Error::UnknownTenant(_))
+    ));
+    assert!(!b.tenant_names().iter().any(|t| &**t == "acme"));
 
     // A reload adds a tenant that sorts before the others. A process started after it
     // meets them in name order (aardvark first), the older ones met it last: a handle
