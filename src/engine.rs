@@ -194,7 +194,7 @@ struct TenantView {
 /// met in a seat handle that another process sharing the table issued.
 ///
 /// A tenant's number (its handles' top bits) comes from the backend's registry when
-/// the table is shared (`shm`), so every process gives a tenant the same number
+/// the table is shared (`shm`, `redis`), so every process gives a tenant the same number
 /// whatever order it met the tenants in; a private table's engine numbers its own.
 #[derive(Default)]
 struct Tenants {

@@ -775,3 +775,76 @@ fn a_tenant_pool_serves_its_own_local_share_and_reconciles_on_its_own() {
     assert_eq!(tenant.release_all(), 1);
     assert_eq!(main.release_all(), 2);
 }
+
+/// A tenant's number travels in its handles: nodes that met the installation's
+/// tenants in other orders (one given a tenant's limit at run time, one started
+/// with a config that names one more) still read every handle as the same tenant.
+#[test]
+fn a_tenants_handle_names_the_same_tenant_on_every_node() {
+    let server = RedisServer::start();
+    let prefix = unique_prefix("registry");
+    let text = format!("{SHARED}[tenants.globex]\n[tenants.initech]\n");
+    let a = engine(&text, &node_settings(&server.url(), &prefix, "pbx-a"));
+    a.set_limit(Some("acme"), "pool", Some(2)).unwrap();
+    let b = engine(&text, &node_settings(&server.url(), &prefix, "pbx-b"));
+    // c's config names a tenant that sorts before the others: c meets it first.
+    let c = engine(&format!("{text}[tenants.aardvark]\n"), &node_settings(&server.url(), &prefix, "pbx-c"));
+
+    let acme = a.try_acquire(&Request::new("alice", "pool").tenant("acme")).unwrap();
+    b.release(acme).unwrap();
+    assert_eq!(a.usage_in(Some("acme"), "pool").unwrap().used, 0, "b released acme's seat");
+    // b releases acme's handles but serves no acme logins: it was never given acme's limit.
+    assert!(matches!(
+        b.try_acquire(&Request::new("carol", "pool").tenant("acme")),
+        Err(Error::UnknownTenant(_))
+    ));
+
+    let globex = a.try_acquire(&Request::new("bob", "pool").tenant("globex")).unwrap();
+    let aardvark = c.try_acquire(&Request::new("bob", "pool").tenant("aardvark")).unwrap();
+    c.release(globex).unwrap();
+    assert_eq!(a.usage_in(Some("globex"), "pool").unwrap().used, 0, "c released globex's seat");
+    assert_eq!(c.usage_in(Some("aardvark"), "pool").unwrap().used, 1, "and not aardvark's");
+    a.release(aardvark).unwrap();
+    assert_eq!(c.usage_in(Some("aardvark"), "pool").unwrap().used, 0, "a released aardvark's seat");
+
+    // The registry: numbers in the order tenants first came, both ways.
+    let key = |rest: &str| format!("{{{prefix}}}:{rest}");
+    for (number, name) in [(1, "globex"), (2, "initech"), (3, "acme"), (4, "aardvark")] {
+        assert_eq!(server.command(&["HGET", &key("tenants"), name]), number.to_string());
+        assert_eq!(server.command(&["HGET", &key("tenant-names"), &number.to_string()]), name);
+    }
+    assert_eq!((acme >> 48, aardvark >> 48), (3, 4));
+    // A number nobody registered is an unknown handle.
+    assert!(matches!(b.release((9 << 48) | 1), Err(Error::UnknownSeat(_))));
+}
+
+/// With Redis unreachable, `deny` refuses to start with tenants it cannot number;
+/// `allow_local` numbers them on this node from the top, where no registered
+/// number reaches.
+#[test]
+fn tenants_that_cannot_be_registered_are_refused_under_deny_and_numbered_from_the_top_under_allow_local() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{closed}");
+    let text = format!("{SHARED}[tenants.globex]\n[tenants.initech]\n");
+    let config = || Config::from_toml_str(&text, "t.toml").unwrap();
+
+    let local =
+        failing_settings(&url, &unique_prefix("unregistered"), "pbx-a", OnBackendError::AllowLocal, 50);
+    let e = Engine::with_backend(config(), Box::new(RedisBackend::open(&local).unwrap())).unwrap();
+    let seat = e.try_acquire(&Request::new("alice", "pool").tenant("initech")).unwrap();
+    assert_eq!(seat >> 48, 65_534, "initech, the second tenant met, numbered from the top: {seat:#x}");
+    e.release(seat).unwrap();
+    assert_eq!(e.usage_in(Some("initech"), "pool").unwrap().used, 0);
+
+    // deny: the backend does not open at all while Redis is unreachable, and a main
+    // pool opened while Redis answered, asked to number a tenant once it is gone,
+    // refuses clearly.
+    let server = RedisServer::start();
+    let deny =
+        failing_settings(&server.url(), &unique_prefix("deny-registry"), "pbx-b", OnBackendError::Deny, 0);
+    let backend = RedisBackend::open(&deny).unwrap();
+    drop(server);
+    use seatgate::backend::Backend;
+    let err = backend.tenant_numbers(&["globex"], 65_535).unwrap_err().to_string();
+    assert!(err.contains("unreachable") && err.contains("cannot be numbered"), "{err}");
+}

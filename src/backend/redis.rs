@@ -48,6 +48,28 @@ use crate::types::{SEAT_ID_MASK, SeatId, TypeSet};
 /// The script behind every operation.
 const SCRIPT: &str = include_str!("redis.lua");
 
+/// The installation's tenant registry: `KEYS[1]` maps a tenant's name to its number,
+/// `KEYS[2]` the number back to the name; `ARGV[1]` is the most tenants, the other
+/// arguments are names. A new name gets the next number, atomically, so every node
+/// numbers every tenant alike whatever order it met them in.
+const TENANT_SCRIPT: &str = r#"
+local max = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV do
+  local n = redis.call('HGET', KEYS[1], ARGV[i])
+  if not n then
+    n = redis.call('HLEN', KEYS[1]) + 1
+    if n > max then
+      return redis.error_reply('cannot add tenant ' .. ARGV[i] .. ': one installation serves at most ' .. max .. ' tenants')
+    end
+    redis.call('HSET', KEYS[1], ARGV[i], n)
+    redis.call('HSET', KEYS[2], n, ARGV[i])
+  end
+  out[#out + 1] = tonumber(n)
+end
+return out
+"#;
+
 /// Handles taken from the local share while Redis was unreachable have this bit set,
 /// so they never collide with ids from Redis's sequence, which stays below it (the
 /// script refuses to hand out more). With it, every id stays below 2^48: the engine
@@ -289,6 +311,11 @@ pub struct RedisBackend {
     scaled: Mutex<Option<Scaled>>,
     mirror: Mutex<HashMap<SeatId, Mirrored>>,
     last_reconcile: Mutex<Option<String>>,
+    /// Tenants this node had to number while Redis was unreachable (`allow_local`):
+    /// numbered down from the top, where the registry's numbers (up from 1) never
+    /// reach, so another node reads such a handle as unknown, never as another
+    /// tenant's.
+    unregistered: Mutex<Vec<Arc<str>>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -380,6 +407,7 @@ impl RedisBackend {
             scaled: Mutex::new(None),
             mirror: Mutex::new(HashMap::new()),
             last_reconcile: Mutex::new(None),
+            unregistered: Mutex::new(Vec::new()),
         }
     }
 
@@ -1529,6 +1557,53 @@ impl Backend for RedisBackend {
     /// `"allow_local"`.
     fn shared(&self) -> bool {
         true
+    }
+
+    /// The numbers from the registry in Redis (see [`TENANT_SCRIPT`]). With Redis
+    /// unreachable, `deny` refuses, and `allow_local` numbers the tenants on this node
+    /// from the top down: its own handles work, another node finds them unknown.
+    fn tenant_numbers(&self, names: &[&str], max: usize) -> Result<Option<Vec<u32>>, Error> {
+        let script = redis::Script::new(TENANT_SCRIPT);
+        let registered = self.exec(|conn| {
+            let mut inv = script.prepare_invoke();
+            inv.key(format!("{}:tenants", self.prefix)).key(format!("{}:tenant-names", self.prefix)).arg(max);
+            for name in names {
+                inv.arg(*name);
+            }
+            inv.invoke::<Vec<u32>>(conn)
+        });
+        let error = match registered {
+            Ok(numbers) if numbers.len() == names.len() => return Ok(Some(numbers)),
+            Ok(numbers) => {
+                format!("the tenant registry gave {} numbers for {} names", numbers.len(), names.len())
+            }
+            Err(e) if e.contains("one installation serves at most") => return Err(Error::InvalidArgument(e)),
+            Err(e) => e,
+        };
+        if !self.allow_local() {
+            return Err(Error::Backend(self.refusal("its tenants cannot be numbered", &error)));
+        }
+        self.mark_down(&error);
+        let mut local = lock(&self.unregistered);
+        let mut numbers = Vec::with_capacity(names.len());
+        for &name in names {
+            let index = match local.iter().position(|n| &**n == name) {
+                Some(i) => i,
+                None => {
+                    local.push(Arc::from(name));
+                    local.len() - 1
+                }
+            };
+            numbers.push((max - index) as u32);
+        }
+        Ok(Some(numbers))
+    }
+
+    fn tenant_named(&self, number: u32) -> Result<Option<Arc<str>>, Error> {
+        let name: Option<String> = self
+            .exec(|conn| redis::cmd("HGET").arg(format!("{}:tenant-names", self.prefix)).arg(number).query(conn))
+            .map_err(|e| Error::Backend(format!("redis at {} unreachable: {e}; the seat handle's tenant number {number} cannot be looked up", self.link.location)))?;
+        Ok(name.map(Arc::from))
     }
 
     fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
