@@ -1547,14 +1547,6 @@ impl Backend for RedisBackend {
             .collect()
     }
 
-    /// The keys under `{prefix}:tenant:NAME` (all in the installation's `{prefix}` hash
-    /// slot) on the same server, through this pool's connections: one client and one
-    /// pool of connections serve every tenant. The tenant's pool has its own data set
-    /// (epoch and id sequence, learnt now: one round trip), its own local share and
-    /// mirror under `on_backend_error = "allow_local"`, and its own degraded state.
-    /// While this pool knows Redis is unreachable and is not due to try again, the
-    /// tenant's opens without trying: refused under `"deny"`, degraded under
-    /// `"allow_local"`.
     fn shared(&self) -> bool {
         true
     }
@@ -1606,6 +1598,14 @@ impl Backend for RedisBackend {
         Ok(name.map(Arc::from))
     }
 
+    /// The keys under `{prefix}:tenant:NAME` (all in the installation's `{prefix}` hash
+    /// slot) on the same server, through this pool's connections: one client and one
+    /// pool of connections serve every tenant. The tenant's pool has its own data set
+    /// (epoch and id sequence, learnt now: one round trip), its own local share and
+    /// mirror under `on_backend_error = "allow_local"`, and its own degraded state.
+    /// While this pool knows Redis is unreachable and is not due to try again, the
+    /// tenant's opens without trying: refused under `"deny"`, degraded under
+    /// `"allow_local"`.
     fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
         super::check_tenant_name(tenant)?;
         let prefix = format!("{}:tenant:{tenant}", self.prefix);
