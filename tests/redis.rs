@@ -848,3 +848,45 @@ fn tenants_that_cannot_be_registered_are_refused_under_deny_and_numbered_from_th
     let err = backend.tenant_numbers(&["globex"], 65_535).unwrap_err().to_string();
     assert!(err.contains("unreachable") && err.contains("cannot be numbered"), "{err}");
 }
+
+/// Redis restarted empty forgets the tenants' numbers, not the nodes: a node puts
+/// the numbers its handles carry back before it numbers anything new, and when it
+/// reconciles, so a tenant numbered afterwards by any node never gets one of them.
+#[test]
+fn after_redis_restarts_empty_a_node_claims_its_tenants_numbers_back() {
+    let mut server = RedisServer::start();
+    let prefix = unique_prefix("reclaim");
+    let key = |rest: &str| format!("{{{prefix}}}:{rest}");
+    let text = format!("{SHARED}[tenants.globex]\n[tenants.initech]\n");
+    let a = engine(&text, &failing_settings(&server.url(), &prefix, "pbx-a", OnBackendError::Deny, 0));
+    let initech = a.try_acquire(&Request::new("alice", "pool").tenant("initech")).unwrap();
+    assert_eq!(initech >> 48, 2);
+
+    // Claimed back with the next registration.
+    server.stop();
+    server.restart();
+    assert_eq!(server.command(&["HLEN", &key("tenants")]), "0", "the restart emptied the registry");
+    a.set_limit(Some("late"), "pool", Some(1)).unwrap();
+    for (number, name) in [(1, "globex"), (2, "initech"), (3, "late")] {
+        assert_eq!(server.command(&["HGET", &key("tenant-names"), &number.to_string()]), name);
+    }
+
+    // Claimed back when the main pool reconciles.
+    server.stop();
+    server.restart();
+    a.try_acquire(&Request::new("bob", "pool")).unwrap();
+    assert_eq!(server.command(&["HLEN", &key("tenants")]), "3", "a's three tenants are back");
+    // A node that knows only a new tenant numbers it after them.
+    let b = engine(
+        &format!("{SHARED}[tenants.newco]\n"),
+        &failing_settings(&server.url(), &prefix, "pbx-b", OnBackendError::Deny, 0),
+    );
+    let newco = b.try_acquire(&Request::new("carol", "pool").tenant("newco")).unwrap();
+    assert_eq!(newco >> 48, 4, "newco must not take a number a's handles carry");
+    // a's initech handle still means initech to b, once a's initech pool has taken
+    // its handles back (on its next call there).
+    a.try_acquire(&Request::new("dave", "pool").tenant("initech")).unwrap();
+    assert_eq!(a.usage_in(Some("initech"), "pool").unwrap().used, 2, "alice taken back, and dave");
+    b.release(initech).unwrap_or_else(|e| panic!("b releases a's initech handle: {e}"));
+    assert_eq!(a.usage_in(Some("initech"), "pool").unwrap().used, 1, "dave's is left");
+}

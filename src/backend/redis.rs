@@ -49,16 +49,37 @@ use crate::types::{SEAT_ID_MASK, SeatId, TypeSet};
 const SCRIPT: &str = include_str!("redis.lua");
 
 /// The installation's tenant registry: `KEYS[1]` maps a tenant's name to its number,
-/// `KEYS[2]` the number back to the name; `ARGV[1]` is the most tenants, the other
-/// arguments are names. A new name gets the next number, atomically, so every node
-/// numbers every tenant alike whatever order it met them in.
+/// `KEYS[2]` the number back to the name. `ARGV[1]` is the most tenants, `ARGV[2]` a
+/// count *k* of claims, then *k* pairs (name, number) that the calling node already
+/// uses, then the names to number.
+///
+/// The claims put a node's numbers back after Redis restarted empty, before anything
+/// new is numbered: a new tenant never gets a number that this node knows as another
+/// tenant's. A claim that Redis contradicts is an error. A new name gets the lowest
+/// free number above the registry's size, atomically, so every node numbers every
+/// tenant alike whatever order it met them in.
 const TENANT_SCRIPT: &str = r#"
 local max = tonumber(ARGV[1])
+local claims = tonumber(ARGV[2])
+for i = 0, claims - 1 do
+  local name, n = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  local has = redis.call('HGET', KEYS[1], name)
+  local owner = redis.call('HGET', KEYS[2], n)
+  if not has and not owner then
+    redis.call('HSET', KEYS[1], name, n)
+    redis.call('HSET', KEYS[2], n, name)
+  elseif has ~= n or owner ~= name then
+    return redis.error_reply('the tenant registry disagrees with this node: it numbers tenant ' .. name .. ' ' .. n .. ', the registry ' .. tostring(has) .. ' (and gives ' .. n .. ' to ' .. tostring(owner) .. ')')
+  end
+end
 local out = {}
-for i = 2, #ARGV do
+for i = 3 + 2 * claims, #ARGV do
   local n = redis.call('HGET', KEYS[1], ARGV[i])
   if not n then
     n = redis.call('HLEN', KEYS[1]) + 1
+    while redis.call('HEXISTS', KEYS[2], n) == 1 do
+      n = n + 1
+    end
     if n > max then
       return redis.error_reply('cannot add tenant ' .. ARGV[i] .. ': one installation serves at most ' .. max .. ' tenants')
     end
@@ -316,6 +337,9 @@ pub struct RedisBackend {
     /// reach, so another node reads such a handle as unknown, never as another
     /// tenant's.
     unregistered: Mutex<Vec<Arc<str>>>,
+    /// The registry's numbers this node has used (the main pool's): claimed again
+    /// with every registration, and when Redis comes back without its data.
+    numbered: Mutex<Vec<(Arc<str>, u32)>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -408,6 +432,7 @@ impl RedisBackend {
             mirror: Mutex::new(HashMap::new()),
             last_reconcile: Mutex::new(None),
             unregistered: Mutex::new(Vec::new()),
+            numbered: Mutex::new(Vec::new()),
         }
     }
 
@@ -724,6 +749,41 @@ impl RedisBackend {
         self.reconcile(config, now, changes).inspect_err(|e| self.mark_down(e))
     }
 
+    /// Numbers `names` in the registry (see [`TENANT_SCRIPT`]), claiming first the
+    /// numbers this node already uses; remembers the numbers it got.
+    fn register_tenants(&self, names: &[&str], max: usize) -> Result<Vec<u32>, String> {
+        let script = redis::Script::new(TENANT_SCRIPT);
+        let claims = lock(&self.numbered).clone();
+        let numbers: Vec<u32> = self.exec(|conn| {
+            let mut inv = script.prepare_invoke();
+            inv.key(format!("{}:tenants", self.prefix))
+                .key(format!("{}:tenant-names", self.prefix))
+                .arg(max)
+                .arg(claims.len());
+            for (name, number) in &claims {
+                inv.arg(&**name).arg(*number);
+            }
+            for name in names {
+                inv.arg(*name);
+            }
+            inv.invoke::<Vec<u32>>(conn)
+        })?;
+        if numbers.len() != names.len() {
+            return Err(format!(
+                "the tenant registry gave {} numbers for {} names",
+                numbers.len(),
+                names.len()
+            ));
+        }
+        let mut numbered = lock(&self.numbered);
+        for (name, &number) in names.iter().zip(&numbers) {
+            if !numbered.iter().any(|(_, n)| *n == number) {
+                numbered.push((Arc::from(*name), number));
+            }
+        }
+        Ok(numbers)
+    }
+
     /// Brings Redis up to date with this node: the handles it took there if Redis lost
     /// them, what its holders did while Redis was away, and the local table's handles.
     /// Clears the degraded state on success. The caller holds `recovery`.
@@ -733,6 +793,11 @@ impl RedisBackend {
         let known = lock(&self.epoch).replace(epoch.clone());
         let lost = known.as_ref().is_some_and(|k| *k != epoch);
         let mut notes: Vec<String> = Vec::new();
+        if lost && self.tenant.is_none() && !lock(&self.numbered).is_empty() {
+            // The tenants' numbers first: a node numbering a new tenant meanwhile
+            // must not be given one that this node's handles carry.
+            self.register_tenants(&[], crate::engine::MAX_TENANTS)?;
+        }
         if lost {
             let (kept, released) = self.retake_mirror(config, now, changes)?;
             notes.push(format!(
@@ -1555,21 +1620,11 @@ impl Backend for RedisBackend {
     /// unreachable, `deny` refuses, and `allow_local` numbers the tenants on this node
     /// from the top down: its own handles work, another node finds them unknown.
     fn tenant_numbers(&self, names: &[&str], max: usize) -> Result<Option<Vec<u32>>, Error> {
-        let script = redis::Script::new(TENANT_SCRIPT);
-        let registered = self.exec(|conn| {
-            let mut inv = script.prepare_invoke();
-            inv.key(format!("{}:tenants", self.prefix)).key(format!("{}:tenant-names", self.prefix)).arg(max);
-            for name in names {
-                inv.arg(*name);
-            }
-            inv.invoke::<Vec<u32>>(conn)
-        });
+        let registered = self.register_tenants(names, max);
         let error = match registered {
-            Ok(numbers) if numbers.len() == names.len() => return Ok(Some(numbers)),
-            Ok(numbers) => {
-                format!("the tenant registry gave {} numbers for {} names", numbers.len(), names.len())
-            }
+            Ok(numbers) => return Ok(Some(numbers)),
             Err(e) if e.contains("one installation serves at most") => return Err(Error::InvalidArgument(e)),
+            Err(e) if e.contains("the tenant registry disagrees") => return Err(Error::Backend(e)),
             Err(e) => e,
         };
         if !self.allow_local() {
@@ -1595,7 +1650,14 @@ impl Backend for RedisBackend {
         let name: Option<String> = self
             .exec(|conn| redis::cmd("HGET").arg(format!("{}:tenant-names", self.prefix)).arg(number).query(conn))
             .map_err(|e| Error::Backend(format!("redis at {} unreachable: {e}; the seat handle's tenant number {number} cannot be looked up", self.link.location)))?;
-        Ok(name.map(Arc::from))
+        let name = name.map(Arc::<str>::from);
+        if let Some(name) = &name {
+            let mut numbered = lock(&self.numbered);
+            if !numbered.iter().any(|(_, n)| *n == number) {
+                numbered.push((name.clone(), number));
+            }
+        }
+        Ok(name)
     }
 
     /// The keys under `{prefix}:tenant:NAME` (all in the installation's `{prefix}` hash
