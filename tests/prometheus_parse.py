@@ -340,7 +340,7 @@ def main():
         sg.ok(sg.lib.license_shutdown(), "license_shutdown")
         print(f"prometheus_parse: {checks} checks passed")
     finally:
-        for path in [table, table + "@acme"]:
+        for path in [table, table + "@acme", table + "@@tenants"]:
             try:
                 os.unlink(path)
             except FileNotFoundError:

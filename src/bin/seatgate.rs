@@ -516,6 +516,17 @@ impl Backend for ReadOnly {
     fn status(&self, config: &Config) -> BackendStatus {
         self.0.status(config)
     }
+    fn shared(&self) -> bool {
+        self.0.shared()
+    }
+    /// The hosts' own numbers, so the seat ids in a tenant's report are the ones the
+    /// hosts know. Numbering the config's tenants is what every attaching process does.
+    fn tenant_numbers(&self, names: &[&str], max: usize) -> Result<Option<Vec<u32>>, Error> {
+        self.0.tenant_numbers(names, max)
+    }
+    fn tenant_named(&self, number: u32) -> Result<Option<std::sync::Arc<str>>, Error> {
+        self.0.tenant_named(number)
+    }
     fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
         Ok(Box::new(ReadOnly(self.0.open_tenant(tenant)?)))
     }
