@@ -185,6 +185,12 @@ struct TenantPool {
     served: AtomicBool,
 }
 
+impl TenantPool {
+    fn is_served(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
 struct TenantView {
     generation: u64,
     config: Arc<Config>,
@@ -204,24 +210,27 @@ struct Tenants {
 }
 
 impl Tenants {
-    /// The tenant's pool, registering it when new.
+    /// The pool of a tenant this process now serves, registering it when new.
     fn register(&self, backend: &dyn Backend, name: &str) -> Result<Arc<TenantPool>, Error> {
-        if let Some(t) = self.by_name.get(name) {
-            return Ok(t.clone());
-        }
         self.register_all(backend, &[name])?;
         self.get(name).ok_or_else(|| Error::Backend(format!("internal: tenant '{name}' was not registered")))
     }
 
-    /// Registers the tenants of `names` that are new, all with one look at the
-    /// backend's registry.
+    /// Marks the tenants of `names` served, registering the new ones with one look at
+    /// the backend's registry.
     fn register_all(&self, backend: &dyn Backend, names: &[&str]) -> Result<(), Error> {
-        for name in names {
-            if let Some(t) = self.by_name.get(*name) {
-                t.served.store(true, Ordering::Relaxed);
-            }
-        }
-        let new: Vec<&str> = names.iter().copied().filter(|n| self.by_name.get(*n).is_none()).collect();
+        let new: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| match self.by_name.get(*n) {
+                // Met in a handle before, perhaps: served from now on.
+                Some(t) => {
+                    t.served.store(true, Ordering::Relaxed);
+                    false
+                }
+                None => true,
+            })
+            .collect();
         if new.is_empty() {
             return Ok(());
         }
@@ -243,14 +252,14 @@ impl Tenants {
                     )));
                 }
             };
-            Self::insert(&self.by_name, &mut numbers, name, number, true)?;
+            self.insert(&mut numbers, name, number, true)?;
         }
         Ok(())
     }
 
     /// Puts tenant `name` in place under `number`.
     fn insert(
-        by_name: &DashMap<Arc<str>, Arc<TenantPool>, foldhash::fast::RandomState>,
+        &self,
         numbers: &mut Vec<Option<Arc<TenantPool>>>,
         name: &str,
         number: usize,
@@ -278,7 +287,7 @@ impl Tenants {
             numbers.resize(number, None);
         }
         numbers[number - 1] = Some(pool.clone());
-        by_name.insert(pool.name.clone(), pool.clone());
+        self.by_name.insert(pool.name.clone(), pool.clone());
         Ok(pool)
     }
 
@@ -288,7 +297,7 @@ impl Tenants {
 
     /// The pool of a tenant this process serves (see [`TenantPool::served`]).
     fn served(&self, name: &str) -> Option<Arc<TenantPool>> {
-        self.get(name).filter(|t| t.served.load(Ordering::Relaxed))
+        self.get(name).filter(|t| t.is_served())
     }
 
     /// The pool whose handles carry `tag`. A number this engine has not met is looked
@@ -317,7 +326,7 @@ impl Tenants {
         if let Some(Some(pool)) = numbers.get(index) {
             return Ok(Some(pool.clone()));
         }
-        Self::insert(&self.by_name, &mut numbers, &name, n, false).map(Some)
+        self.insert(&mut numbers, &name, n, false).map(Some)
     }
 
     /// Every registered tenant, in number order.
@@ -1299,12 +1308,7 @@ impl Engine {
 
     /// The tenants this engine serves: declared in the file or given limits at run time.
     pub fn tenant_names(&self) -> Vec<Arc<str>> {
-        self.tenants
-            .all()
-            .iter()
-            .filter(|t| t.served.load(Ordering::Relaxed))
-            .map(|t| t.name.clone())
-            .collect()
+        self.tenants.all().iter().filter(|t| t.is_served()).map(|t| t.name.clone()).collect()
     }
 
     /// Sets the limit of one license type at run time, for a tenant (`None`: the
@@ -1369,7 +1373,7 @@ impl Engine {
             .tenants
             .open()
             .iter()
-            .filter(|pool| pool.served.load(Ordering::Relaxed))
+            .filter(|pool| pool.is_served())
             .filter_map(|pool| {
                 let backend = pool.backend.get()?;
                 let view = self.tenant_view(pool);

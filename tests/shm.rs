@@ -323,6 +323,11 @@ fn a_tenants_handle_names_the_same_tenant_in_every_process_whatever_order_they_m
         Err(Error::UnknownTenant(_))
     ));
     assert!(!b.tenant_names().iter().any(|t| &**t == "acme"));
+    // Given acme's limit, b serves it like any other tenant.
+    b.set_limit(Some("acme"), "callcenter", Some(2)).unwrap();
+    let carol = b.try_acquire(&Request::new("carol", "callcenter").tenant("acme")).unwrap();
+    assert_eq!(a.usage_in(Some("acme"), "callcenter").unwrap().used, 1);
+    b.release(carol).unwrap();
 
     // A reload adds a tenant that sorts before the others. A process started after it
     // meets them in name order (aardvark first), the older ones met it last: a handle
