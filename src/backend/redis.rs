@@ -25,7 +25,7 @@
 //! the pool, and during a reconcile the local table's write lock (local operations
 //! wait for the handles to move).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -339,7 +339,7 @@ pub struct RedisBackend {
     unregistered: Mutex<Vec<Arc<str>>>,
     /// The registry's numbers this node has used (the main pool's): claimed again
     /// with every registration, and when Redis comes back without its data.
-    numbered: Mutex<Vec<(Arc<str>, u32)>>,
+    numbered: Mutex<BTreeMap<u32, Arc<str>>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -432,7 +432,7 @@ impl RedisBackend {
             mirror: Mutex::new(HashMap::new()),
             last_reconcile: Mutex::new(None),
             unregistered: Mutex::new(Vec::new()),
-            numbered: Mutex::new(Vec::new()),
+            numbered: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -760,7 +760,7 @@ impl RedisBackend {
                 .key(format!("{}:tenant-names", self.prefix))
                 .arg(max)
                 .arg(claims.len());
-            for (name, number) in &claims {
+            for (number, name) in &claims {
                 inv.arg(&**name).arg(*number);
             }
             for name in names {
@@ -777,9 +777,7 @@ impl RedisBackend {
         }
         let mut numbered = lock(&self.numbered);
         for (name, &number) in names.iter().zip(&numbers) {
-            if !numbered.iter().any(|(_, n)| *n == number) {
-                numbered.push((Arc::from(*name), number));
-            }
+            numbered.entry(number).or_insert_with(|| Arc::from(*name));
         }
         Ok(numbers)
     }
@@ -1652,10 +1650,7 @@ impl Backend for RedisBackend {
             .map_err(|e| Error::Backend(format!("redis at {} unreachable: {e}; the seat handle's tenant number {number} cannot be looked up", self.link.location)))?;
         let name = name.map(Arc::<str>::from);
         if let Some(name) = &name {
-            let mut numbered = lock(&self.numbered);
-            if !numbered.iter().any(|(_, n)| *n == number) {
-                numbered.push((name.clone(), number));
-            }
+            lock(&self.numbered).entry(number).or_insert_with(|| name.clone());
         }
         Ok(name)
     }

@@ -12,6 +12,7 @@
 //! under an exclusive `flock`, so a number once given stays with its tenant for as
 //! long as the file lives: a handle can never come to mean another tenant.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -23,8 +24,37 @@ use crate::error::Error;
 /// The tenant registry of one seat table, with this process's copy of it.
 pub struct TenantRegistry {
     path: PathBuf,
-    /// The names read from the file so far, in number order (number = index + 1).
-    known: Mutex<Vec<Arc<str>>>,
+    /// The names read from the file so far.
+    known: Mutex<Names>,
+}
+
+/// A registry's names in number order (number = index + 1), indexed by name.
+#[derive(Default)]
+struct Names {
+    order: Vec<Arc<str>>,
+    numbers: HashMap<Arc<str>, u32>,
+}
+
+impl Names {
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The number of `name` (its first line).
+    fn number(&self, name: &str) -> Option<u32> {
+        self.numbers.get(name).copied()
+    }
+
+    fn name(&self, number: u32) -> Option<&Arc<str>> {
+        self.order.get((number as usize).checked_sub(1)?)
+    }
+
+    /// Adds the next line; a name already there keeps its first number.
+    fn push(&mut self, name: Arc<str>) {
+        self.order.push(name.clone());
+        let number = self.order.len() as u32;
+        self.numbers.entry(name).or_insert(number);
+    }
 }
 
 impl TenantRegistry {
@@ -32,7 +62,7 @@ impl TenantRegistry {
     pub fn beside(table: &Path) -> TenantRegistry {
         let mut path = table.as_os_str().to_owned();
         path.push("@@tenants");
-        TenantRegistry { path: path.into(), known: Mutex::new(Vec::new()) }
+        TenantRegistry { path: path.into(), known: Mutex::new(Names::default()) }
     }
 
     #[cfg(test)]
@@ -44,7 +74,7 @@ impl TenantRegistry {
     /// order given); at most `max` tenants in all.
     pub fn numbers(&self, names: &[&str], max: usize) -> Result<Vec<u32>, Error> {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = names.iter().map(|n| number_in(&known, n)).collect::<Option<Vec<u32>>>() {
+        if let Some(found) = names.iter().map(|n| known.number(n)).collect::<Option<Vec<u32>>>() {
             return Ok(found);
         }
         let mut file = OpenOptions::new()
@@ -63,7 +93,7 @@ impl TenantRegistry {
         }
         let mut added = String::new();
         for &name in names {
-            if number_in(&lines, name).is_none() {
+            if lines.number(name).is_none() {
                 if lines.len() >= max {
                     return Err(Error::InvalidArgument(format!(
                         "cannot add tenant '{name}': one installation serves at most {max} tenants (registry {})",
@@ -81,16 +111,15 @@ impl TenantRegistry {
                 .and_then(|()| file.sync_data())
                 .map_err(|e| self.error("cannot write it", &e))?;
         }
-        let numbers = names.iter().map(|n| number_in(&lines, n).unwrap_or(0)).collect();
+        let numbers = names.iter().map(|n| lines.number(n).unwrap_or(0)).collect();
         *known = lines;
         Ok(numbers)
     }
 
     /// The tenant registered under `number`, by any process (`None`: nobody did).
     pub fn name_of(&self, number: u32) -> Result<Option<Arc<str>>, Error> {
-        let index = (number as usize).checked_sub(1);
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(name) = index.and_then(|i| known.get(i)) {
+        if let Some(name) = known.name(number) {
             return Ok(Some(name.clone()));
         }
         let mut file = match File::open(&self.path) {
@@ -101,17 +130,17 @@ impl TenantRegistry {
         file.lock_shared().map_err(|e| self.error("cannot lock it", &e))?;
         let (lines, _) = self.read(&mut file)?;
         *known = lines;
-        Ok(index.and_then(|i| known.get(i)).cloned())
+        Ok(known.name(number).cloned())
     }
 
     /// The complete lines of the file, checked, and the length they take.
-    fn read(&self, file: &mut File) -> Result<(Vec<Arc<str>>, u64), Error> {
+    fn read(&self, file: &mut File) -> Result<(Names, u64), Error> {
         let mut text = String::new();
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.read_to_string(&mut text))
             .map_err(|e| self.error("cannot read it", &e))?;
         let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        let mut lines = Vec::new();
+        let mut lines = Names::default();
         for (n, line) in text[..complete].lines().enumerate() {
             if super::super::check_tenant_name(line).is_err() {
                 return Err(Error::Backend(format!(
@@ -129,11 +158,6 @@ impl TenantRegistry {
     fn error(&self, what: &str, e: &std::io::Error) -> Error {
         Error::Backend(format!("tenant registry {}: {what}: {e}", self.path.display()))
     }
-}
-
-/// The number of `name` among `names` (the first line naming it).
-fn number_in(names: &[Arc<str>], name: &str) -> Option<u32> {
-    names.iter().position(|n| &**n == name).map(|i| i as u32 + 1)
 }
 
 #[cfg(test)]
