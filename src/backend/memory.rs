@@ -2,7 +2,9 @@
 //!
 //! - one cache-line-padded atomic counter per license type, taken by compare-and-swap
 //!   so it never exceeds the limit, not even for an instant (made in blocks of eight
-//!   type slots on first use, so a small table stays small);
+//!   type slots on first use, so a small table stays small), with *lanes* of free
+//!   seats parked per thread so that logins churning below the type's peak do not all
+//!   write one cache line (see [`counter`]: limits, refusals and peaks stay exact);
 //! - a slab of user *slots*, one per user, each behind its own spin lock: what the user
 //!   holds, their handles (inline: a login allocates nothing) and their lingering
 //!   seats. A seat handle is the slot's number and a login number, so a release
@@ -10,7 +12,8 @@
 //!   read without locks (`UserIndex`).
 //!
 //! One login or logout takes one slot lock and touches each counter it needs: with one
-//! type, two atomic read-modify-writes per call. No lock is ever held across a call into
+//! type, two atomic read-modify-writes per call, the second on the thread's own lane
+//! when the seat comes from or goes to one. No lock is ever held across a call into
 //! C: what changed is collected into [`Changes`] and turned into events by the engine
 //! after every lock is gone. Lock order: the index's writer lock, then a slot's lock,
 //! then the `gone` list; `reap_lock` before all of them.
@@ -20,7 +23,7 @@
 //! and a compare until something is really due.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use std::hash::BuildHasher;
@@ -30,6 +33,10 @@ use smallvec::SmallVec;
 use spin::mutex::{SpinMutex, SpinMutexGuard};
 use spin::relax::Yield;
 
+mod counter;
+
+use counter::{Counter, Hold, Taken, this_lane};
+
 use super::{
     Backend, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest, TypeStats, next_seat_id,
 };
@@ -38,39 +45,11 @@ use crate::config::Config;
 use crate::error::{Denial, DenialReason, Error};
 use crate::types::{MAX_LICENSE_TYPES, SEAT_ID_BITS, SeatId, TypeSet};
 
-/// One type's seat count on its own cache line, so that types don't slow each other.
-///
-/// Low 32 bits: committed seats. High 32 bits: seats held *tentatively* by multi-type
-/// bundles still in flight, which may yet give them back. Their sum never exceeds the
-/// limit, so the type is never over-subscribed, not even for an instant. A request is
-/// refused only when the *committed* seats fill the limit: when the type is full just
-/// because a bundle in flight holds a seat it may return, the request waits the few
-/// nanoseconds until that bundle commits or rolls back. Without this, a refused bundle
-/// could make a concurrent login fail while a seat was in fact free.
-///
-/// Deadlock freedom: a bundle takes its types in ascending index order and holds only
-/// lower-indexed tentative seats while it waits, so every chain of waits climbs the
-/// index and cannot close into a cycle. No lock is taken while tentative seats are held.
-///
-/// The billing counters share the line: after a successful compare-and-swap the line
-/// is already this core's, so counting costs next to nothing.
-#[repr(align(64))]
-#[derive(Default)]
-struct Counter {
-    seats: AtomicU64,
-    peak: AtomicU32,
-    peak_since_reset: AtomicU32,
-    acquired: AtomicU64,
-    denied: AtomicU64,
-}
-
-const TENTATIVE: u64 = 1 << 32;
-
 /// Type slots per block of counters. A block is allocated on the first use of one of
 /// its slots and lives as long as the table: a table whose types fit in one block pays
 /// 512 bytes for counters, not 4 KB for all 64 (thousands of tenants' tables may live
-/// in one process). A counter never moves once made, so the lock-free protocol above
-/// is unchanged.
+/// in one process). A counter never moves once made, so the lock-free protocol of
+/// [`counter`] is unchanged.
 const COUNTER_BLOCK: usize = 8;
 
 /// The counter of every type slot, made block by block.
@@ -96,85 +75,6 @@ impl Counters {
 
     fn iter(&self) -> impl Iterator<Item = &Counter> {
         self.0.iter().filter_map(OnceLock::get).flat_map(|block| block.iter())
-    }
-}
-
-/// How a seat is taken: at once for good, or tentatively as one part of a bundle.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Hold {
-    Committed,
-    Tentative,
-}
-
-impl Counter {
-    /// Takes one seat if the limit allows and returns the committed count before; on
-    /// refusal returns the committed count.
-    #[inline]
-    fn try_take(&self, limit: u32, hold: Hold) -> Result<u32, u32> {
-        let add = if hold == Hold::Committed { 1 } else { TENTATIVE };
-        let mut current = self.seats.load(Ordering::Acquire);
-        let mut spins = 0u32;
-        loop {
-            let (committed, tentative) = (current as u32, (current >> 32) as u32);
-            if u64::from(committed) + u64::from(tentative) < u64::from(limit) {
-                match self.seats.compare_exchange_weak(
-                    current,
-                    current + add,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => return Ok(committed),
-                    Err(now) => current = now,
-                }
-                continue;
-            }
-            if committed >= limit {
-                return Err(committed);
-            }
-            // Full only because of bundles in flight: wait for them to settle.
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-            current = self.seats.load(Ordering::Acquire);
-        }
-    }
-
-    /// Turns a tentative seat into a committed one; returns the committed count before.
-    #[inline]
-    fn commit(&self) -> u32 {
-        self.seats.fetch_sub(TENTATIVE - 1, Ordering::AcqRel) as u32
-    }
-
-    /// Gives back a tentative seat.
-    #[inline]
-    fn cancel(&self) {
-        self.seats.fetch_sub(TENTATIVE, Ordering::AcqRel);
-    }
-
-    /// Gives back a committed seat; returns the committed count before.
-    #[inline]
-    fn give_back(&self) -> u32 {
-        let previous = self.seats.fetch_sub(1, Ordering::AcqRel) as u32;
-        debug_assert!(previous > 0, "seat counter underflow");
-        previous
-    }
-
-    #[inline]
-    fn committed(&self) -> u32 {
-        self.seats.load(Ordering::Acquire) as u32
-    }
-
-    /// Books a seat taken, with the committed count after it.
-    #[inline]
-    fn note_taken(&self, after: u32) {
-        self.acquired.fetch_add(1, Ordering::Relaxed);
-        if after > self.peak_since_reset.load(Ordering::Relaxed) {
-            self.peak_since_reset.fetch_max(after, Ordering::Relaxed);
-            self.peak.fetch_max(after, Ordering::Relaxed);
-        }
     }
 }
 
@@ -645,6 +545,13 @@ impl UserTable {
 /// A user's slot, locked.
 type Locked<'a> = SpinMutexGuard<'a, UserState>;
 
+/// The calling thread's lane when nobody needs exact counts from this call (no
+/// listener, no audit log); `None`: count on the central word with the lanes closed.
+#[inline]
+fn lane(changes: &Changes) -> Option<usize> {
+    if changes.quiet { this_lane() } else { None }
+}
+
 #[inline]
 fn seat_of(index: usize, order: u64) -> SeatId {
     ((index as u64) << SERIAL_BITS) | (order & SERIAL_MASK)
@@ -686,10 +593,13 @@ impl MemoryBackend {
         }
     }
 
+    /// Gives back a seat of `slot`; `park`: it may wait in the thread's lane for the
+    /// thread's next login (a handle of one type).
     #[inline]
-    fn give_back(&self, slot: usize, changes: &mut Changes) {
-        let before = self.counters.at(slot).give_back();
-        changes.count(slot, before, before - 1);
+    fn give_back(&self, slot: usize, park: bool, changes: &mut Changes) {
+        if let Some(before) = self.counters.at(slot).give_back(lane(changes), park) {
+            changes.count(slot, before, before - 1);
+        }
     }
 
     fn refuse(&self, config: &Config, slot: usize, used: u32) -> Error {
@@ -733,7 +643,7 @@ impl MemoryBackend {
         let mut reuse = TypeSet::EMPTY;
         if !state.lingering.is_empty() {
             for slot in state.end_lingering(req.now.get()).iter() {
-                self.give_back(slot, changes);
+                self.give_back(slot, true, changes);
             }
             for &(slot, _) in state.lingering.iter() {
                 if user_types.contains(usize::from(slot)) {
@@ -751,19 +661,23 @@ impl MemoryBackend {
         if needed.len() == 1 {
             let slot = needed.iter().next().unwrap_or_default();
             let counter = self.counters.at(slot);
-            match counter.try_take(config.licenses[slot].limit, Hold::Committed) {
-                Ok(before) => {
+            match counter.try_take(config.licenses[slot].limit, Hold::Committed, lane(changes)) {
+                Ok(Taken::Central(before)) => {
                     counter.note_taken(before + 1);
                     changes.count(slot, before, before + 1);
                 }
+                // Nobody needs the count, and the peak cannot have moved.
+                Ok(Taken::Parked) => {}
                 Err(used) => return Err(self.refuse(config, slot, used)),
             }
         } else if !needed.is_empty() {
             let mut taken = TypeSet::EMPTY;
             for slot in needed.iter() {
-                if let Err(used) =
-                    self.counters.at(slot).try_take(config.licenses[slot].limit, Hold::Tentative)
-                {
+                if let Err(used) = self.counters.at(slot).try_take(
+                    config.licenses[slot].limit,
+                    Hold::Tentative,
+                    lane(changes),
+                ) {
                     for undo in taken.iter() {
                         self.counters.at(undo).cancel();
                     }
@@ -828,8 +742,11 @@ impl MemoryBackend {
         // Which of them linger: a bit test against the config's set, so a type that
         // does not linger never has its settings read.
         let linger = if lingers { freed.intersect(config.lingering_types()) } else { TypeSet::EMPTY };
+        // A bundle's seats go back to the central word, so that a type bundles use
+        // does not fill its lanes with seats the bundles cannot take from there.
+        let park = handle.types().len() == 1;
         for slot in handle.session_types.union(freed.minus(linger)).iter() {
-            self.give_back(slot, changes);
+            self.give_back(slot, park, changes);
         }
         for slot in linger.iter() {
             match config.licenses.get(slot).and_then(|l| l.linger) {
@@ -838,7 +755,7 @@ impl MemoryBackend {
                     state.lingering.push((slot as u8, deadline));
                     self.linger_hint.fetch_min(deadline, Ordering::SeqCst);
                 }
-                None => self.give_back(slot, changes),
+                None => self.give_back(slot, park, changes),
             }
         }
         if matches!(
@@ -977,7 +894,7 @@ impl MemoryBackend {
                 continue;
             }
             for slot in state.end_lingering(now).iter() {
-                self.give_back(slot, changes);
+                self.give_back(slot, true, changes);
                 freed += 1;
             }
             for &(_, deadline) in state.lingering.iter() {
@@ -1079,7 +996,7 @@ impl Backend for MemoryBackend {
         let mut freed_lingering = false;
         if !why.lingers() {
             for (slot, _) in state.lingering.take() {
-                self.give_back(usize::from(slot), changes);
+                self.give_back(usize::from(slot), true, changes);
                 freed_lingering = true;
             }
         }
@@ -1130,15 +1047,13 @@ impl Backend for MemoryBackend {
 
     #[inline]
     fn used(&self, _config: &Config, slot: usize) -> u32 {
-        self.counters.get(slot).map_or(0, Counter::committed)
+        self.counters.get(slot).map_or(0, Counter::held)
     }
 
     fn stats(&self, _config: &Config, slot: usize) -> TypeStats {
-        self.counters.get(slot).map_or_else(TypeStats::default, |c| TypeStats {
-            peak: c.peak.load(Ordering::Relaxed),
-            peak_since_reset: c.peak_since_reset.load(Ordering::Relaxed),
-            acquired: c.acquired.load(Ordering::Relaxed),
-            denied: c.denied.load(Ordering::Relaxed),
+        self.counters.get(slot).map_or_else(TypeStats::default, |c| {
+            let (peak, peak_since_reset, acquired) = c.totals();
+            TypeStats { peak, peak_since_reset, acquired, denied: c.denied.load(Ordering::Relaxed) }
         })
     }
 
@@ -1150,7 +1065,7 @@ impl Backend for MemoryBackend {
 
     fn reset_peaks(&self, _config: &Config) {
         for c in self.counters.iter() {
-            c.peak_since_reset.store(c.committed(), Ordering::Relaxed);
+            c.reset_peak();
         }
     }
 

@@ -121,8 +121,9 @@ pub struct Changes {
     pub counts: SmallVec<[CountChange; 8]>,
     pub released: Vec<ReleasedSeat>,
     /// Set by the engine when nobody listens and no audit log is written: a backend
-    /// may then skip describing released handles in `released` (the counts are
-    /// always kept).
+    /// may then skip describing released handles in `released`, and leave out of
+    /// `counts` the seats it moved without reading the holder count (the memory
+    /// backend's lanes). Without it, every change is in `counts` with exact figures.
     pub quiet: bool,
 }
 
