@@ -451,6 +451,49 @@ fn threshold_events_fire_once_per_crossing_in_each_direction() {
     assert_eq!(down[0].used, 7);
 }
 
+/// Logins and logouts from several threads with nobody listening (the memory
+/// backend then parks freed seats per thread), then a listener: the counts, the peak,
+/// the seats taken and the threshold events stay exact throughout.
+#[test]
+fn counts_and_peaks_stay_exact_across_threads_and_a_listener_attached_later() {
+    let (e, _clock) = engine_at("[licenses.pool]\nlimit = 10\nalert_at = 50\n");
+    let login = |user: &str| e.try_acquire(&Request::new(user, "pool")).unwrap();
+    // Each phase on a thread of its own, one after the other, so the counts are known.
+    let (u1, u2, u3) = std::thread::scope(|s| s.spawn(|| (login("u1"), login("u2"), login("u3"))).join().unwrap());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            e.release(u2).unwrap();
+            e.release(u3).unwrap(); // may wait in this thread's lane
+            let again = login("u2");
+            e.release(again).unwrap();
+        });
+    });
+    assert_eq!(used(&e, "pool"), 1);
+    let (u4, u5) = std::thread::scope(|s| s.spawn(|| (login("u4"), login("u5"))).join().unwrap());
+    assert_eq!(used(&e, "pool"), 3);
+    assert_eq!(e.usage_of("pool").unwrap().stats.peak, 3, "3 held at most so far");
+    let u6 = std::thread::scope(|s| s.spawn(|| login("u6")).join().unwrap());
+    let usage = e.usage_of("pool").unwrap();
+    assert_eq!((usage.used, usage.stats.peak, usage.stats.acquired), (4, 4, 7), "a new peak, counted exactly");
+
+    let log = record(&e);
+    let u7 = login("u7"); // 5/10 = 50 %
+    let up = kinds(&log, EventKind::ThresholdUp);
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].used, 5);
+    e.release(u7).unwrap();
+    let down = kinds(&log, EventKind::ThresholdDown);
+    assert_eq!(down.len(), 1);
+    assert_eq!(down[0].used, 4);
+    let released = kinds(&log, EventKind::Released);
+    assert_eq!(released.last().map(|ev| ev.used), Some(4));
+    for seat in [u1, u4, u5, u6] {
+        e.release(seat).unwrap();
+    }
+    assert_eq!(used(&e, "pool"), 0);
+    assert_eq!(e.usage_of("pool").unwrap().stats.peak, 5);
+}
+
 #[test]
 fn events_carry_type_user_seat_counts_and_reasons() {
     let (e, _clock) = engine_at(
