@@ -4,7 +4,7 @@
 //!   so it never exceeds the limit, not even for an instant (made in blocks of eight
 //!   type slots on first use, so a small table stays small), with *lanes* of free
 //!   seats parked per thread so that logins churning below the type's peak do not all
-//!   write one cache line (see [`counter`]: limits, refusals and peaks stay exact);
+//!   write one cache line (see `memory/counter.rs`: limits, refusals and peaks stay exact);
 //! - a slab of user *slots*, one per user, each behind its own spin lock: what the user
 //!   holds, their handles (inline: a login allocates nothing) and their lingering
 //!   seats. A seat handle is the slot's number and a login number, so a release
