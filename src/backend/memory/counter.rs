@@ -168,33 +168,18 @@ impl Counter {
         let mut spins = 0u32;
         loop {
             if current & BUSY != 0 {
-                back_off(&mut spins);
-                current = self.seats.load(Ordering::Acquire);
-                continue;
+                current = self.settled(&mut spins);
             }
             let (committed, tentative) = split(current);
-            if current & OPEN != 0 {
-                let peak = u64::from(self.peak_since_reset.load(Ordering::Relaxed));
-                if lane.is_some() && committed + tentative < limit.min(peak) {
-                    match self.seats.compare_exchange_weak(
-                        current,
-                        current + add,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => return Ok(Taken::Central(committed as u32)),
-                        Err(now) => current = now,
-                    }
-                    continue;
-                }
-                if lane.is_some() && hold == Hold::Committed && self.take_parked_anywhere(limit) {
-                    return Ok(Taken::Parked);
-                }
-                self.close();
-                current = self.seats.load(Ordering::Acquire);
-                continue;
-            }
-            if committed + tentative < limit {
+            let open = current & OPEN != 0;
+            // With the lanes open, a central seat must keep the count under the peak,
+            // and an exact caller takes none before closing them.
+            let room = match (open, lane) {
+                (false, _) => limit,
+                (true, Some(_)) => limit.min(u64::from(self.peak_since_reset.load(Ordering::Relaxed))),
+                (true, None) => 0,
+            };
+            if committed + tentative < room {
                 match self.seats.compare_exchange_weak(
                     current,
                     current + add,
@@ -206,12 +191,31 @@ impl Counter {
                 }
                 continue;
             }
+            if open {
+                if lane.is_some() && hold == Hold::Committed && self.take_parked_anywhere(limit) {
+                    return Ok(Taken::Parked);
+                }
+                self.close();
+                current = self.seats.load(Ordering::Acquire);
+                continue;
+            }
             if committed >= limit {
                 return Err(committed as u32);
             }
             // Full only because of bundles in flight: wait for them to settle.
             back_off(&mut spins);
             current = self.seats.load(Ordering::Acquire);
+        }
+    }
+
+    /// The central word once no thread is opening or closing the lanes.
+    fn settled(&self, spins: &mut u32) -> u64 {
+        loop {
+            back_off(spins);
+            let current = self.seats.load(Ordering::Acquire);
+            if current & BUSY == 0 {
+                return current;
+            }
         }
     }
 
@@ -280,23 +284,34 @@ impl Counter {
 
     /// Gives back a seat on the central word with the lanes closed.
     fn give_back_exact(&self) -> u32 {
+        let before = self.update_closed(|word| {
+            debug_assert!(word & COMMITTED > 0, "seat counter underflow");
+            word - 1
+        });
+        before as u32
+    }
+
+    /// Closes the lanes if they are open, then changes the central word with `change`
+    /// in one compare-and-swap made while they are closed; returns the word before.
+    fn update_closed(&self, change: impl Fn(u64) -> u64) -> u64 {
         let mut current = self.seats.load(Ordering::Acquire);
         let mut spins = 0u32;
         loop {
             if current & BUSY != 0 {
-                back_off(&mut spins);
-                current = self.seats.load(Ordering::Acquire);
-                continue;
+                current = self.settled(&mut spins);
             }
             if current & OPEN != 0 {
                 self.close();
                 current = self.seats.load(Ordering::Acquire);
                 continue;
             }
-            debug_assert!(current & COMMITTED > 0, "seat counter underflow");
-            match self.seats.compare_exchange_weak(current, current - 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return current as u32,
+            match self.seats.compare_exchange_weak(
+                current,
+                change(current),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return current,
                 Err(now) => current = now,
             }
         }
@@ -361,9 +376,7 @@ impl Counter {
         let mut spins = 0u32;
         loop {
             if current & BUSY != 0 {
-                back_off(&mut spins);
-                current = self.seats.load(Ordering::Acquire);
-                continue;
+                current = self.settled(&mut spins);
             }
             if current & OPEN == 0 {
                 return;
@@ -435,29 +448,7 @@ impl Counter {
     /// Starts a new "peak since reset" at the holder count: the lanes are closed and
     /// kept closed (`BUSY`) while it is read and stored.
     pub(super) fn reset_peak(&self) {
-        let mut current = self.seats.load(Ordering::Acquire);
-        let mut spins = 0u32;
-        loop {
-            if current & BUSY != 0 {
-                back_off(&mut spins);
-                current = self.seats.load(Ordering::Acquire);
-                continue;
-            }
-            if current & OPEN != 0 {
-                self.close();
-                current = self.seats.load(Ordering::Acquire);
-                continue;
-            }
-            match self.seats.compare_exchange_weak(
-                current,
-                current | BUSY,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(now) => current = now,
-            }
-        }
+        self.update_closed(|word| word | BUSY);
         let held = self.seats.load(Ordering::Acquire) & COMMITTED;
         self.peak_since_reset.store(held as u32, Ordering::Relaxed);
         self.seats.fetch_sub(BUSY, Ordering::AcqRel);
@@ -501,6 +492,21 @@ mod tests {
         taken
     }
 
+    /// `taken` logins on lanes 0, 1, ...; then lane 0's release (which opens the
+    /// lanes, there being room under the peak) and the releases of lanes 1 to
+    /// `parked`, each of which waits in its lane.
+    fn with_parked(limit: u32, taken: usize, parked: usize) -> Counter {
+        let c = Counter::default();
+        for lane in 0..taken {
+            assert!(take(&c, limit, Some(lane)).is_ok());
+        }
+        c.give_back(Some(0), true);
+        for lane in 1..=parked {
+            assert_eq!(c.give_back(Some(lane), true), None, "parked in lane {lane}");
+        }
+        c
+    }
+
     #[test]
     fn lanes_open_after_a_release_below_the_peak_and_serve_the_next_login() {
         let c = Counter::default();
@@ -517,14 +523,7 @@ mod tests {
 
     #[test]
     fn a_full_type_takes_the_seats_parked_in_other_lanes_before_it_refuses() {
-        let c = Counter::default();
-        for lane in 0..3 {
-            assert!(take(&c, 3, Some(lane)).is_ok());
-        }
-        // Lane 0's release opens the lanes; lanes 1 and 2 park theirs.
-        c.give_back(Some(0), true);
-        assert_eq!(c.give_back(Some(1), true), None);
-        assert_eq!(c.give_back(Some(2), true), None);
+        let c = with_parked(3, 3, 2);
         // Lane 3 has nothing parked, yet all three seats are free: it gets all three.
         for _ in 0..3 {
             assert!(take(&c, 3, Some(3)).is_ok());
@@ -537,13 +536,7 @@ mod tests {
 
     #[test]
     fn an_exact_caller_closes_the_lanes_and_counts_holders() {
-        let c = Counter::default();
-        for lane in 0..4 {
-            assert!(take(&c, 10, Some(lane)).is_ok());
-        }
-        c.give_back(Some(0), true); // opens the lanes
-        assert_eq!(c.give_back(Some(1), true), None);
-        assert_eq!(c.give_back(Some(2), true), None);
+        let c = with_parked(10, 4, 2);
         assert_eq!(c.held(), 1);
         // One holder left (lane 3's): the exact release says 1 before, not 3.
         assert_eq!(c.give_back(None, true), Some(1));
@@ -553,14 +546,7 @@ mod tests {
 
     #[test]
     fn a_lowered_limit_is_kept_even_with_seats_parked() {
-        let c = Counter::default();
-        for lane in 0..4 {
-            assert!(take(&c, 4, Some(lane)).is_ok());
-        }
-        c.give_back(Some(0), true);
-        for lane in 1..4 {
-            assert_eq!(c.give_back(Some(lane), true), None);
-        }
+        let c = with_parked(4, 4, 3);
         assert!(taken_from_lane(take(&c, 4, Some(1))));
         assert!(taken_from_lane(take(&c, 4, Some(2))));
         // The limit drops to 1 with 2 held and 1 parked: the lane must not serve.
@@ -570,14 +556,7 @@ mod tests {
 
     #[test]
     fn resetting_the_peaks_starts_from_the_holders_not_the_parked_seats() {
-        let c = Counter::default();
-        for lane in 0..4 {
-            assert!(take(&c, 9, Some(lane)).is_ok());
-        }
-        c.give_back(Some(0), true);
-        for lane in 1..3 {
-            assert_eq!(c.give_back(Some(lane), true), None);
-        }
+        let c = with_parked(9, 4, 2);
         assert_eq!(c.held(), 1);
         c.reset_peak();
         assert_eq!(c.totals().1, 1);
@@ -597,7 +576,6 @@ mod tests {
             let c = Counter::default();
             let (mut limit, mut holders, mut peak, mut since_reset, mut acquired) =
                 (4u32, 0u32, 0u32, 0u32, 0u64);
-            let mut held_by: Vec<Option<usize>> = Vec::new();
             let mut served_by_lane = 0;
             for step in 0..3000 {
                 let at = format!("seed {seed} step {step}");
@@ -617,7 +595,6 @@ mod tests {
                             }
                             holders += 1;
                             acquired += 1;
-                            held_by.push(lane);
                         } else {
                             assert_eq!(taken, Err(holders), "{at}: refusal");
                         }
@@ -633,7 +610,6 @@ mod tests {
                                     c.note_taken(before + 1);
                                     holders += 1;
                                     acquired += 1;
-                                    held_by.push(lane);
                                 } else {
                                     c.cancel();
                                 }
@@ -651,7 +627,6 @@ mod tests {
                             assert_eq!(before, Some(holders), "{at}: exact release count");
                         }
                         holders -= 1;
-                        held_by.pop();
                     }
                     10 => {
                         limit = rng.below(7) as u32;
