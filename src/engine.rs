@@ -649,6 +649,13 @@ impl Engine {
         self.observed.load(Ordering::Acquire)
     }
 
+    /// What one call on the hot path collects: quiet when nobody listens, so the
+    /// backend need not describe what it released nor count every seat exactly.
+    #[inline]
+    fn new_changes(&self) -> Changes {
+        Changes { quiet: !self.observed(), ..Changes::default() }
+    }
+
     /// The running configuration.
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
@@ -736,8 +743,7 @@ impl Engine {
             now: &self.mono_now(backend, lease > 0),
             lease,
         };
-        // Nobody listening: the backend need not count every seat exactly.
-        let mut changes = Changes { quiet: !self.observed(), ..Changes::default() };
+        let mut changes = self.new_changes();
         let mut reaped = false;
         let mut result = backend.try_acquire(config, &seat_request, &mut changes);
         while let Err(Error::LimitReached(denial)) = &result {
@@ -837,8 +843,7 @@ impl Engine {
         f: impl FnOnce(&dyn Backend, &Config, SeatId, &mut Changes) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let tag = seat & !SEAT_MASK;
-        // Nobody listening: the backend need not describe what it released.
-        let mut changes = Changes { quiet: !self.observed(), ..Changes::default() };
+        let mut changes = self.new_changes();
         if tag == 0 {
             return self.with_config(|config| {
                 let result = f(&*self.backend, config, seat, &mut changes);
@@ -876,7 +881,7 @@ impl Engine {
         tenant: Option<&str>,
         f: impl FnOnce(&dyn Backend, &Config, &mut Changes) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut changes = Changes { quiet: !self.observed(), ..Changes::default() };
+        let mut changes = self.new_changes();
         match tenant {
             None => {
                 let config = self.config.load();

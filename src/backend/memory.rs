@@ -548,7 +548,7 @@ type Locked<'a> = SpinMutexGuard<'a, UserState>;
 /// The calling thread's lane when nobody needs exact counts from this call (no
 /// listener, no audit log); `None`: count on the central word with the lanes closed.
 #[inline]
-fn lane(changes: &Changes) -> Option<usize> {
+fn quiet_lane(changes: &Changes) -> Option<usize> {
     if changes.quiet { this_lane() } else { None }
 }
 
@@ -593,11 +593,11 @@ impl MemoryBackend {
         }
     }
 
-    /// Gives back a seat of `slot`; `park`: it may wait in the thread's lane for the
-    /// thread's next login (a handle of one type).
+    /// Gives back a seat of `slot`; `lane`: the caller's [`quiet_lane`]; `park`: the
+    /// seat may wait there for the thread's next login (a handle of one type).
     #[inline]
-    fn give_back(&self, slot: usize, park: bool, changes: &mut Changes) {
-        if let Some(before) = self.counters.at(slot).give_back(lane(changes), park) {
+    fn give_back(&self, slot: usize, lane: Option<usize>, park: bool, changes: &mut Changes) {
+        if let Some(before) = self.counters.at(slot).give_back(lane, park) {
             changes.count(slot, before, before - 1);
         }
     }
@@ -642,8 +642,9 @@ impl MemoryBackend {
         // handed back below without counting again.
         let mut reuse = TypeSet::EMPTY;
         if !state.lingering.is_empty() {
+            let lane = quiet_lane(changes);
             for slot in state.end_lingering(req.now.get()).iter() {
-                self.give_back(slot, true, changes);
+                self.give_back(slot, lane, true, changes);
             }
             for &(slot, _) in state.lingering.iter() {
                 if user_types.contains(usize::from(slot)) {
@@ -661,7 +662,7 @@ impl MemoryBackend {
         if needed.len() == 1 {
             let slot = needed.iter().next().unwrap_or_default();
             let counter = self.counters.at(slot);
-            match counter.try_take(config.licenses[slot].limit, Hold::Committed, lane(changes)) {
+            match counter.try_take(config.licenses[slot].limit, Hold::Committed, quiet_lane(changes)) {
                 Ok(Taken::Central(before)) => {
                     counter.note_taken(before + 1);
                     changes.count(slot, before, before + 1);
@@ -672,12 +673,11 @@ impl MemoryBackend {
             }
         } else if !needed.is_empty() {
             let mut taken = TypeSet::EMPTY;
+            let lane = quiet_lane(changes);
             for slot in needed.iter() {
-                if let Err(used) = self.counters.at(slot).try_take(
-                    config.licenses[slot].limit,
-                    Hold::Tentative,
-                    lane(changes),
-                ) {
+                if let Err(used) =
+                    self.counters.at(slot).try_take(config.licenses[slot].limit, Hold::Tentative, lane)
+                {
                     for undo in taken.iter() {
                         self.counters.at(undo).cancel();
                     }
@@ -744,9 +744,9 @@ impl MemoryBackend {
         let linger = if lingers { freed.intersect(config.lingering_types()) } else { TypeSet::EMPTY };
         // A bundle's seats go back to the central word, so that a type bundles use
         // does not fill its lanes with seats the bundles cannot take from there.
-        let park = handle.types().len() == 1;
+        let (lane, park) = (quiet_lane(changes), handle.types().len() == 1);
         for slot in handle.session_types.union(freed.minus(linger)).iter() {
-            self.give_back(slot, park, changes);
+            self.give_back(slot, lane, park, changes);
         }
         for slot in linger.iter() {
             match config.licenses.get(slot).and_then(|l| l.linger) {
@@ -755,7 +755,7 @@ impl MemoryBackend {
                     state.lingering.push((slot as u8, deadline));
                     self.linger_hint.fetch_min(deadline, Ordering::SeqCst);
                 }
-                None => self.give_back(slot, park, changes),
+                None => self.give_back(slot, lane, park, changes),
             }
         }
         if matches!(
@@ -886,15 +886,14 @@ impl MemoryBackend {
             return 0;
         }
         self.linger_hint.swap(u64::MAX, Ordering::SeqCst);
-        let mut next = u64::MAX;
-        let mut freed = 0;
+        let (mut next, mut freed, lane) = (u64::MAX, 0, quiet_lane(changes));
         for (_, slot) in self.users.slots.iter() {
             let mut state = slot.0.lock();
             if state.lingering.is_empty() {
                 continue;
             }
             for slot in state.end_lingering(now).iter() {
-                self.give_back(slot, true, changes);
+                self.give_back(slot, lane, true, changes);
                 freed += 1;
             }
             for &(_, deadline) in state.lingering.iter() {
@@ -995,8 +994,9 @@ impl Backend for MemoryBackend {
         let now = &Now::fixed(now);
         let mut freed_lingering = false;
         if !why.lingers() {
+            let lane = quiet_lane(changes);
             for (slot, _) in state.lingering.take() {
-                self.give_back(usize::from(slot), true, changes);
+                self.give_back(usize::from(slot), lane, true, changes);
                 freed_lingering = true;
             }
         }

@@ -163,7 +163,7 @@ impl Counter {
             return Ok(Taken::Parked);
         }
         let add = if hold == Hold::Committed { 1 } else { TENTATIVE };
-        let limit = u64::from(limit);
+        let cap = u64::from(limit);
         let mut current = self.seats.load(Ordering::Acquire);
         let mut spins = 0u32;
         loop {
@@ -175,8 +175,8 @@ impl Counter {
             // With the lanes open, a central seat must keep the count under the peak,
             // and an exact caller takes none before closing them.
             let room = match (open, lane) {
-                (false, _) => limit,
-                (true, Some(_)) => limit.min(u64::from(self.peak_since_reset.load(Ordering::Relaxed))),
+                (false, _) => cap,
+                (true, Some(_)) => cap.min(u64::from(self.peak_since_reset.load(Ordering::Relaxed))),
                 (true, None) => 0,
             };
             if committed + tentative < room {
@@ -199,7 +199,7 @@ impl Counter {
                 current = self.seats.load(Ordering::Acquire);
                 continue;
             }
-            if committed >= limit {
+            if committed >= cap {
                 return Err(committed as u32);
             }
             // Full only because of bundles in flight: wait for them to settle.
@@ -247,8 +247,7 @@ impl Counter {
     }
 
     /// Takes a seat parked in any lane (the caller's own had none).
-    fn take_parked_anywhere(&self, limit: u64) -> bool {
-        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    fn take_parked_anywhere(&self, limit: u32) -> bool {
         (0..LANES).any(|lane| self.take_parked(lane, limit))
     }
 
@@ -337,11 +336,7 @@ impl Counter {
     /// Opens the lanes after a release on the closed central word left `after`, if an
     /// eighth of the peak (at least one seat) is free under it.
     fn maybe_open(&self, after: u64) {
-        let (committed, tentative) = split(after);
         let peak = u64::from(self.peak_since_reset.load(Ordering::Relaxed));
-        if committed + tentative + (peak / 8).max(1) > peak {
-            return;
-        }
         let mut current = after;
         loop {
             if current & (OPEN | BUSY) != 0 {
