@@ -416,12 +416,19 @@ fn check_label_slowly(what: &str, value: &str) -> Result<(), Error> {
 }
 
 /// The union of the seat sets of a comma-separated list of profile or type names.
+#[inline(always)]
 fn resolve(config: &Config, profiles: &str) -> Result<TypeSet, Error> {
     // The common request names one profile exactly as configured (a configured name
     // has passed every check below already).
-    if let Some(set) = config.resolve_name(profiles) {
-        return Ok(set);
+    match config.resolve_name(profiles) {
+        Some(set) => Ok(set),
+        None => resolve_list(config, profiles),
     }
+}
+
+/// [`resolve`] for a list, or a name not configured.
+#[cold]
+fn resolve_list(config: &Config, profiles: &str) -> Result<TypeSet, Error> {
     if profiles.len() > MAX_PROFILES_LEN {
         return Err(Error::InvalidArgument(format!(
             "profile list is {} bytes long; the maximum is {MAX_PROFILES_LEN}",
@@ -599,6 +606,7 @@ impl Engine {
         self.with_config_boxed(|config| f(config).map_err(Box::new)).map_err(|e| *e)
     }
 
+    #[inline(always)]
     fn with_config_boxed<T>(
         &self,
         f: impl FnOnce(&Config) -> Result<T, Box<Error>>,
@@ -837,6 +845,7 @@ impl Engine {
 
     /// Runs `f` on the pool that issued `seat` (its tenant's, from the id), with the
     /// id that pool knows; events and errors carry the caller's id.
+    #[inline(always)]
     fn with_seat_pool<T>(
         &self,
         seat: SeatId,

@@ -436,6 +436,7 @@ fn set_last_error(message: String) {
 }
 
 /// Records the failure for `license_last_error` and returns its code.
+#[cold]
 fn fail(code: license_status, message: impl Into<String>) -> i32 {
     set_last_error(message.into());
     code as i32
@@ -558,6 +559,7 @@ macro_rules! try_c {
 ///
 /// # Safety
 /// `ptr` is NULL or points to memory readable up to its NUL or `max + 1` bytes.
+#[inline(always)]
 unsafe fn c_bytes<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a [u8], i32> {
     if ptr.is_null() {
         return Err(fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is NULL")));
@@ -581,6 +583,7 @@ unsafe fn c_bytes<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a 
 ///
 /// # Safety
 /// As for [`c_bytes`].
+#[inline(always)]
 unsafe fn c_str<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a str, i32> {
     let bytes = unsafe { c_bytes(ptr, what, max)? };
     if bytes.is_ascii() {

@@ -30,6 +30,14 @@ fn ends(b: &[u8], pad: u8) -> (u64, u64) {
     }
 }
 
+/// Whether `a` and `b` are the same bytes, compared inline: up to 16 bytes, two
+/// word compares (names and user names are mostly that short), where a call to
+/// `memcmp` costs about twice as much.
+#[inline(always)]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && if a.len() <= 16 { ends(a, 0) == ends(b, 0) } else { a == b }
+}
+
 /// Whether `bytes` is a plain label: 1 to `max` bytes, every one printable ASCII
 /// (0x20 to 0x7e), not all spaces. Plain labels need no further check (ASCII is valid
 /// UTF-8 and has no control character); anything else takes the careful path.
@@ -113,14 +121,14 @@ impl NameTable {
     }
 
     /// The seat set of `name`, compared byte for byte.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, name: &str) -> Option<TypeSet> {
         self.find(name).ok().map(|i| self.entries[i].set)
     }
 
     /// `Ok(entry)` holding `name`, or `Err(slot)`: the empty slot where its probe
     /// ended (where it would go).
-    #[inline]
+    #[inline(always)]
     fn find(&self, name: &str) -> Result<usize, usize> {
         let b = name.as_bytes();
         let (first, last) = ends(b, 0);
@@ -195,6 +203,27 @@ mod tests {
             let mut b = b"abcdefghij".to_vec();
             b[3..5].copy_from_slice(&pair);
             assert!(!plain_label(&b, 255), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn same_bytes_agrees_with_slice_equality() {
+        // Every pair of lengths up to 40, and every one-byte difference (including a
+        // 0 byte, which the short compare pads with) at every position.
+        for n in 0..=40usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "{n}");
+            for m in 0..=40usize {
+                let b: Vec<u8> = (0..m).map(|i| b'a' + (i % 26) as u8).collect();
+                assert_eq!(same_bytes(&a, &b), a == b, "{n} vs {m}");
+            }
+            for at in 0..n {
+                for c in [0u8, b'b', 0x80, 0xff] {
+                    let mut b = a.clone();
+                    b[at] = c;
+                    assert_eq!(same_bytes(&a, &b), a == b, "len {n}, {c:#x} at {at}");
+                }
+            }
         }
     }
 

@@ -175,7 +175,7 @@ impl UserState {
     }
 
     fn is(&self, user: &str) -> bool {
-        self.user.as_deref() == Some(user)
+        self.user.as_deref().is_some_and(|u| crate::text::same_bytes(u.as_bytes(), user.as_bytes()))
     }
 
     fn position(&self, serial: u64) -> Option<usize> {
@@ -595,7 +595,7 @@ impl MemoryBackend {
 
     /// Gives back a seat of `slot`; `lane`: the caller's [`quiet_lane`]; `park`: the
     /// seat may wait there for the thread's next login (a handle of one type).
-    #[inline]
+    #[inline(always)]
     fn give_back(&self, slot: usize, lane: Option<usize>, park: bool, changes: &mut Changes) {
         if let Some(before) = self.counters.at(slot).give_back(lane, park) {
             changes.count(slot, before, before - 1);
@@ -816,6 +816,7 @@ impl MemoryBackend {
 
     /// Releases the handle at `pos` and what depended on it.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn settle(
         &self,
         config: &Config,
@@ -827,7 +828,10 @@ impl MemoryBackend {
         changes: &mut Changes,
     ) {
         self.drop_handle(config, index, state, pos, why, why.lingers(), now, changes);
-        self.cascade(config, index, state, why.lingers(), now, changes);
+        // Most configs have no `requires`: no call then.
+        if !config.requiring_types().is_empty() {
+            self.cascade(config, index, state, why.lingers(), now, changes);
+        }
     }
 
     /// Releases, with the user's slot locked, every handle of the user whose lease ran

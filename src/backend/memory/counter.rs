@@ -155,7 +155,7 @@ impl Counter {
     /// Takes one seat if the limit allows. `lane`: the caller's lane, or `None` when
     /// the caller needs the exact holder count. On refusal returns the committed count,
     /// which is then the holder count.
-    #[inline]
+    #[inline(always)]
     pub(super) fn try_take(&self, limit: u32, hold: Hold, lane: Option<usize>) -> Result<Taken, u32> {
         if let (Some(lane), Hold::Committed) = (lane, hold)
             && self.take_parked(lane, limit)
@@ -267,7 +267,7 @@ impl Counter {
     /// it and the lanes are open, else on the central word. Returns the committed
     /// count before, exact when the caller passed no lane; `None` when the seat was
     /// parked.
-    #[inline]
+    #[inline(always)]
     pub(super) fn give_back(&self, lane: Option<usize>, park: bool) -> Option<u32> {
         let Some(lane) = lane else { return Some(self.give_back_exact()) };
         if park && self.seats.load(Ordering::Relaxed) & (OPEN | BUSY) == OPEN && self.park(lane) {
