@@ -2,7 +2,7 @@
 //! clock, and the lifecycle around them (leases and the reaper, hot reload, events and
 //! the audit log). The C API keeps one in a global; Rust code builds as many as it likes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -150,7 +150,38 @@ thread_local! {
     /// config). Loading an `ArcSwap` costs two atomic read-modify-writes (a debt
     /// slot taken and given back); a hit here costs none. A config replaced by a
     /// reload lives on in a thread's copy only until that thread's next call.
-    static CACHED_CONFIG: RefCell<Option<(u64, u64, Arc<Config>)>> = const { RefCell::new(None) };
+    static CACHED_CONFIG: ThreadCache = const {
+        ThreadCache { config: RefCell::new(None), lane: Cell::new(None) }
+    };
+}
+
+/// What a thread keeps between calls, in one thread-local so that a call reaches all
+/// of it with one lookup (in a shared library each lookup is a call into the loader).
+struct ThreadCache {
+    config: RefCell<Option<(u64, u64, Arc<Config>)>>,
+    /// This thread's number for backends that keep per-thread state ([`Changes::lane`]),
+    /// given on its first call.
+    lane: Cell<Option<usize>>,
+}
+
+impl ThreadCache {
+    #[inline(always)]
+    fn lane(&self) -> usize {
+        match self.lane.get() {
+            Some(lane) => lane,
+            None => {
+                let lane = crate::backend::next_thread_lane();
+                self.lane.set(Some(lane));
+                lane
+            }
+        }
+    }
+}
+
+/// The calling thread's lane, for the calls that do not go through
+/// [`Engine::with_config`] (`None` while the thread is being torn down).
+fn thread_lane() -> Option<usize> {
+    CACHED_CONFIG.try_with(ThreadCache::lane).ok()
 }
 
 /// Limits set at run time, by (tenant, type name); `None`: the default tenant.
@@ -598,37 +629,40 @@ impl Engine {
     /// when it is current. A call made from an event callback inside `f` loads the
     /// config the ordinary way.
     #[inline]
-    fn with_config<T>(&self, f: impl FnOnce(&Config) -> Result<T, Error>) -> Result<T, Error> {
+    fn with_config<T>(&self, f: impl FnOnce(&Config, Option<usize>) -> Result<T, Error>) -> Result<T, Error> {
         // The error boxed on its way through the cache's layers: a `Result` of a seat id
         // and a box comes back in two registers, where one with an `Error` inline (72
         // bytes) is copied through memory at each layer (a store-forwarding stall
         // each time, on every call). Only a failed call pays for the box.
-        self.with_config_boxed(|config| f(config).map_err(Box::new)).map_err(|e| *e)
+        self.with_config_boxed(|config, lane| f(config, lane).map_err(Box::new)).map_err(|e| *e)
     }
 
+    /// [`Engine::with_config`]; `f` also gets the thread's lane, from the same lookup.
     #[inline(always)]
     fn with_config_boxed<T>(
         &self,
-        f: impl FnOnce(&Config) -> Result<T, Box<Error>>,
+        f: impl FnOnce(&Config, Option<usize>) -> Result<T, Box<Error>>,
     ) -> Result<T, Box<Error>> {
         let generation = self.view_gen.load(Ordering::Acquire);
         let mut f = Some(f);
         let cached = CACHED_CONFIG.try_with(|cache| {
-            if let Ok(c) = cache.try_borrow()
+            let lane = Some(cache.lane());
+            if let Ok(c) = cache.config.try_borrow()
                 && let Some((id, g, config)) = c.as_ref()
                 && (*id, *g) == (self.id, generation)
             {
-                return f.take().map(|f| f(config));
+                return f.take().map(|f| f(config, lane));
             }
             let config = self.config.load_full();
-            if let Ok(mut c) = cache.try_borrow_mut() {
+            if let Ok(mut c) = cache.config.try_borrow_mut() {
                 *c = Some((self.id, generation, config.clone()));
             }
-            f.take().map(|f| f(&config))
+            f.take().map(|f| f(&config, lane))
         });
         match (cached, f) {
             (Ok(Some(result)), _) => result,
-            (_, Some(f)) => f(&self.config.load()),
+            // The thread is being torn down: no lane (every count exact).
+            (_, Some(f)) => f(&self.config.load(), None),
             (_, None) => Err(Box::new(Error::Backend("internal: the config was not run".into()))),
         }
     }
@@ -658,10 +692,13 @@ impl Engine {
     }
 
     /// What one call on the hot path collects: quiet when nobody listens, so the
-    /// backend need not describe what it released nor count every seat exactly.
+    /// backend need not describe what it released nor count every seat exactly, and
+    /// then with the calling thread's `lane` (from [`Engine::with_config`], or
+    /// [`thread_lane`] on the paths that do not go through it).
     #[inline]
-    fn new_changes(&self) -> Changes {
-        Changes { quiet: !self.observed(), ..Changes::default() }
+    fn new_changes(&self, lane: Option<usize>) -> Changes {
+        let quiet = !self.observed();
+        Changes { quiet, lane: if quiet { lane } else { None }, ..Changes::default() }
     }
 
     /// The running configuration.
@@ -701,11 +738,12 @@ impl Engine {
         match req.tenant {
             // One configuration for the whole call: a reload running meanwhile is seen
             // entirely or not at all.
-            None => self.with_config(|config| self.acquire_in(&*self.backend, config, 0, req, since_ms)),
+            None => self
+                .with_config(|config, lane| self.acquire_in(&*self.backend, config, 0, req, since_ms, lane)),
             Some(name) => {
                 let (pool, view) = self.tenant_scope(name)?;
                 let backend = self.tenant_backend(&pool)?;
-                self.acquire_in(backend, &view, pool.tag, req, since_ms)
+                self.acquire_in(backend, &view, pool.tag, req, since_ms, thread_lane())
             }
         }
     }
@@ -717,6 +755,7 @@ impl Engine {
         tag: u64,
         req: &Request<'_>,
         since_ms: i64,
+        lane: Option<usize>,
     ) -> Result<SeatId, Error> {
         let mut types = config.normalize_pools(resolve(config, req.profiles)?);
         // The reservations this request may draw on (their holders are not "others").
@@ -751,7 +790,7 @@ impl Engine {
             now: &self.mono_now(backend, lease > 0),
             lease,
         };
-        let mut changes = self.new_changes();
+        let mut changes = self.new_changes(lane);
         let mut reaped = false;
         let mut result = backend.try_acquire(config, &seat_request, &mut changes);
         while let Err(Error::LimitReached(denial)) = &result {
@@ -852,9 +891,9 @@ impl Engine {
         f: impl FnOnce(&dyn Backend, &Config, SeatId, &mut Changes) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let tag = seat & !SEAT_MASK;
-        let mut changes = self.new_changes();
         if tag == 0 {
-            return self.with_config(|config| {
+            return self.with_config(|config, lane| {
+                let mut changes = self.new_changes(lane);
                 let result = f(&*self.backend, config, seat, &mut changes);
                 self.publish(config, &changes, Op::Released);
                 result
@@ -863,6 +902,7 @@ impl Engine {
         let pool = self.tenants.by_tag(&*self.backend, tag)?.ok_or(Error::UnknownSeat(seat))?;
         let view = self.tenant_view(&pool);
         let backend = self.tenant_backend(&pool)?;
+        let mut changes = self.new_changes(thread_lane());
         let result = f(backend, &view, seat & SEAT_MASK, &mut changes).map_err(|e| retag(e, tag));
         tag_released(&mut changes, tag);
         self.publish(&view, &changes, Op::Released);
@@ -890,7 +930,7 @@ impl Engine {
         tenant: Option<&str>,
         f: impl FnOnce(&dyn Backend, &Config, &mut Changes) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut changes = self.new_changes();
+        let mut changes = self.new_changes(thread_lane());
         match tenant {
             None => {
                 let config = self.config.load();

@@ -35,7 +35,7 @@ use spin::relax::Yield;
 
 mod counter;
 
-use counter::{Counter, Hold, Taken, this_lane};
+use counter::{Counter, Hold, Taken};
 
 use super::{
     Backend, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest, TypeStats, next_seat_id,
@@ -549,7 +549,7 @@ type Locked<'a> = SpinMutexGuard<'a, UserState>;
 /// listener, no audit log); `None`: count on the central word with the lanes closed.
 #[inline]
 fn quiet_lane(changes: &Changes) -> Option<usize> {
-    if changes.quiet { this_lane() } else { None }
+    if changes.quiet { changes.lane } else { None }
 }
 
 #[inline]

@@ -11,7 +11,7 @@ pub mod shm;
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use smallvec::SmallVec;
@@ -125,6 +125,10 @@ pub struct Changes {
     /// `counts` the seats it moved without reading the holder count (the memory
     /// backend's lanes). Without it, every change is in `counts` with exact figures.
     pub quiet: bool,
+    /// The calling thread's number (from [`next_thread_lane`], kept by the engine per
+    /// thread), set only on quiet calls: a backend may keep per-thread state by it (the
+    /// memory backend's lanes of free seats). `None`: count exactly.
+    pub lane: Option<usize>,
 }
 
 impl Changes {
@@ -370,6 +374,14 @@ pub fn open(config: &Config) -> Result<Box<dyn Backend>, Error> {
         crate::config::BackendConfig::Shm(shm) => Ok(Box::new(shm::ShmBackend::open(shm)?)),
         crate::config::BackendConfig::Redis(r) => Ok(Box::new(redis::RedisBackend::open(r)?)),
     }
+}
+
+static NEXT_LANE: AtomicUsize = AtomicUsize::new(0);
+
+/// A number for a thread's first call, given in turn (the engine keeps it per thread
+/// and passes it in [`Changes::lane`]).
+pub(crate) fn next_thread_lane() -> usize {
+    NEXT_LANE.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Process-wide handle counter: handles are not reused while the library is loaded,

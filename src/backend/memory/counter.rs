@@ -19,7 +19,8 @@
 //!
 //! # Lanes
 //!
-//! Each thread has a lane number (given out in turn; threads beyond [`LANES`] share).
+//! Each thread has a lane number (the engine numbers threads in turn and passes the
+//! number in `Changes::lane`; threads beyond [`LANES`] share lanes).
 //! A logout that nobody needs to see counted exactly (no listener, no audit log) parks
 //! its seat in its thread's lane, while the lanes are open and the lane has fewer than
 //! [`PARK_CAP`]; a login on that thread takes it back with one compare-and-swap on the
@@ -51,9 +52,8 @@
 //! parked, then swap `BUSY` for `OPEN`. Logins wait while `BUSY` is set (a few dozen
 //! nanoseconds); logouts do not. No lock is held across either.
 
-use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Lanes per type: the thread-scaling target is 16 cores.
 pub(super) const LANES: usize = 16;
@@ -130,25 +130,6 @@ fn back_off(spins: &mut u32) {
     } else {
         std::thread::yield_now();
     }
-}
-
-thread_local! {
-    static LANE: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-static NEXT_LANE: AtomicUsize = AtomicUsize::new(0);
-
-/// The calling thread's lane (`None` while the thread is being torn down).
-#[inline]
-pub(super) fn this_lane() -> Option<usize> {
-    LANE.try_with(|lane| {
-        let mut n = lane.get();
-        if n == usize::MAX {
-            n = NEXT_LANE.fetch_add(1, Ordering::Relaxed) % LANES;
-            lane.set(n);
-        }
-        n
-    })
-    .ok()
 }
 
 impl Counter {
