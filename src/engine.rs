@@ -133,7 +133,7 @@ pub struct Engine {
     runtime_limits: RwLock<RuntimeLimits>,
     /// Bumped whenever views must be rebuilt (reload, run-time limit, emergency),
     /// always after `config` changed: a thread's cached copy of `config`
-    /// (`CACHED_CONFIG`) is current while this still reads the same.
+    /// (`THREAD_CACHE`) is current while this still reads the same.
     view_gen: AtomicU64,
     /// Tells this engine's entries in thread caches from another engine's.
     id: u64,
@@ -142,15 +142,12 @@ pub struct Engine {
     tenants: Tenants,
 }
 
-/// Numbers engines, for `CACHED_CONFIG`.
+/// Numbers engines, for `THREAD_CACHE`.
 static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// The default pool's config as this thread last used it: (engine id, `view_gen`,
-    /// config). Loading an `ArcSwap` costs two atomic read-modify-writes (a debt
-    /// slot taken and given back); a hit here costs none. A config replaced by a
-    /// reload lives on in a thread's copy only until that thread's next call.
-    static CACHED_CONFIG: ThreadCache = const {
+    /// This thread's [`ThreadCache`].
+    static THREAD_CACHE: ThreadCache = const {
         ThreadCache { config: RefCell::new(None), lane: Cell::new(None) }
     };
 }
@@ -158,6 +155,10 @@ thread_local! {
 /// What a thread keeps between calls, in one thread-local so that a call reaches all
 /// of it with one lookup (in a shared library each lookup is a call into the loader).
 struct ThreadCache {
+    /// The default pool's config as this thread last used it: (engine id, `view_gen`,
+    /// config). Loading an `ArcSwap` costs two atomic read-modify-writes (a debt
+    /// slot taken and given back); a hit here costs none. A config replaced by a
+    /// reload lives on in a thread's copy only until that thread's next call.
     config: RefCell<Option<(u64, u64, Arc<Config>)>>,
     /// This thread's number for backends that keep per-thread state ([`Changes::lane`]),
     /// given on its first call.
@@ -181,7 +182,7 @@ impl ThreadCache {
 /// The calling thread's lane, for the calls that do not go through
 /// [`Engine::with_config`] (`None` while the thread is being torn down).
 fn thread_lane() -> Option<usize> {
-    CACHED_CONFIG.try_with(ThreadCache::lane).ok()
+    THREAD_CACHE.try_with(ThreadCache::lane).ok()
 }
 
 /// Limits set at run time, by (tenant, type name); `None`: the default tenant.
@@ -645,7 +646,7 @@ impl Engine {
     ) -> Result<T, Box<Error>> {
         let generation = self.view_gen.load(Ordering::Acquire);
         let mut f = Some(f);
-        let cached = CACHED_CONFIG.try_with(|cache| {
+        let cached = THREAD_CACHE.try_with(|cache| {
             let lane = Some(cache.lane());
             if let Ok(c) = cache.config.try_borrow()
                 && let Some((id, g, config)) = c.as_ref()

@@ -125,7 +125,7 @@ pub struct Changes {
     /// `counts` the seats it moved without reading the holder count (the memory
     /// backend's lanes). Without it, every change is in `counts` with exact figures.
     pub quiet: bool,
-    /// The calling thread's number (from [`next_thread_lane`], kept by the engine per
+    /// The calling thread's number (from `next_thread_lane`, kept by the engine per
     /// thread), set only on quiet calls: a backend may keep per-thread state by it (the
     /// memory backend's lanes of free seats). `None`: count exactly.
     pub lane: Option<usize>,
