@@ -693,13 +693,12 @@ impl Engine {
     }
 
     /// What one call on the hot path collects: quiet when nobody listens, so the
-    /// backend need not describe what it released nor count every seat exactly, and
-    /// then with the calling thread's `lane` (from [`Engine::with_config`], or
-    /// [`thread_lane`] on the paths that do not go through it).
+    /// backend need not describe what it released nor count every seat exactly; with
+    /// the calling thread's `lane` (from [`Engine::with_config`], or [`thread_lane`] on
+    /// the paths that do not go through it).
     #[inline]
     fn new_changes(&self, lane: Option<usize>) -> Changes {
-        let quiet = !self.observed();
-        Changes { quiet, lane: if quiet { lane } else { None }, ..Changes::default() }
+        Changes { quiet: !self.observed(), lane, ..Changes::default() }
     }
 
     /// The running configuration.

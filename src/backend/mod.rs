@@ -126,8 +126,9 @@ pub struct Changes {
     /// backend's lanes). Without it, every change is in `counts` with exact figures.
     pub quiet: bool,
     /// The calling thread's number (from `next_thread_lane`, kept by the engine per
-    /// thread), set only on quiet calls: a backend may keep per-thread state by it (the
-    /// memory backend's lanes of free seats). `None`: count exactly.
+    /// thread; `None` while the thread is being torn down). On a quiet call a backend
+    /// may keep per-thread state by it (the memory backend's lanes of free seats);
+    /// otherwise it counts exactly.
     pub lane: Option<usize>,
 }
 

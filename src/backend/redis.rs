@@ -302,6 +302,8 @@ struct Link {
     location: String,
     node: Arc<str>,
     script: redis::Script,
+    /// [`TENANT_SCRIPT`], hashed once.
+    tenant_script: redis::Script,
     pool: Mutex<Vec<Connection>>,
 }
 
@@ -392,6 +394,7 @@ impl RedisBackend {
                 crate::backend::shm::own_pid()
             )),
             script: redis::Script::new(SCRIPT),
+            tenant_script: redis::Script::new(TENANT_SCRIPT),
             pool: Mutex::new(Vec::new()),
         });
         RedisBackend::open_pool(link, format!("{{{}}}", settings.prefix), None)
@@ -752,10 +755,9 @@ impl RedisBackend {
     /// Numbers `names` in the registry (see [`TENANT_SCRIPT`]), claiming first the
     /// numbers this node already uses; remembers the numbers it got.
     fn register_tenants(&self, names: &[&str], max: usize) -> Result<Vec<u32>, String> {
-        let script = redis::Script::new(TENANT_SCRIPT);
         let claims = lock(&self.numbered).clone();
         let numbers: Vec<u32> = self.exec(|conn| {
-            let mut inv = script.prepare_invoke();
+            let mut inv = self.link.tenant_script.prepare_invoke();
             inv.key(format!("{}:tenants", self.prefix))
                 .key(format!("{}:tenant-names", self.prefix))
                 .arg(max)
