@@ -521,6 +521,10 @@ pub struct Config {
     leased_types: TypeSet,
     requiring_types: TypeSet,
     lingering_types: TypeSet,
+    /// Types a request of that type alone may take by the express lane
+    /// ([`Config::express_slot`]): active, not a hidden pool, no lease, no `requires`,
+    /// no linger window.
+    express_types: TypeSet,
 }
 
 /// The running configuration a reload starts from, so that surviving types keep their
@@ -1736,7 +1740,16 @@ impl Config {
             leased_types,
             requiring_types,
             lingering_types,
+            express_types: TypeSet::EMPTY,
         };
+        config.express_types = config
+            .order
+            .iter()
+            .fold(TypeSet::EMPTY, |set, &slot| set.union(TypeSet::single(slot)))
+            .minus(config.pool_types)
+            .minus(config.leased_types)
+            .minus(config.requiring_types)
+            .minus(config.lingering_types);
         config.refresh_pool_limits();
         config.lints = lint(&config, &loc, &raw_profiles);
         Ok(config)
@@ -1895,6 +1908,14 @@ impl Config {
     #[inline]
     pub fn lingering_types(&self) -> TypeSet {
         self.lingering_types
+    }
+
+    /// The type slot of a request's seat set when it is one plain type (no lease, no
+    /// `requires`, no linger window, no reservation or cap): a request the engine may
+    /// hand to [`crate::backend::Backend::express_acquire`].
+    #[inline(always)]
+    pub fn express_slot(&self, set: TypeSet) -> Option<usize> {
+        if self.express_types.contains_all(set) { set.only() } else { None }
     }
 
     /// Types that require other types.

@@ -757,7 +757,18 @@ impl Engine {
         since_ms: i64,
         lane: Option<usize>,
     ) -> Result<SeatId, Error> {
-        let mut types = config.normalize_pools(resolve(config, req.profiles)?);
+        let resolved = resolve(config, req.profiles)?;
+        // The express lane: one plain type, no labels, nobody listening.
+        if let Some(slot) = config.express_slot(resolved)
+            && req.extension.is_none()
+            && req.session.is_none()
+            && !TypeSet::from_bits(self.expired.load(Ordering::Relaxed)).contains(slot)
+            && let Some(seat) =
+                backend.express_acquire(config, slot, req.user, since_ms, &mut self.new_changes(lane))
+        {
+            return Ok(seat | tag);
+        }
+        let mut types = config.normalize_pools(resolved);
         // The reservations this request may draw on (their holders are not "others").
         let own_reserves = types.intersect(config.reserve_types());
         let expired = types.intersect(TypeSet::from_bits(self.expired.load(Ordering::Relaxed)));
@@ -867,6 +878,9 @@ impl Engine {
             return Err(Error::UnknownSeat(0));
         }
         self.with_seat_pool(seat, |backend, config, inner, changes| {
+            if why == ReleaseWhy::Normal && backend.express_release(config, inner, changes) {
+                return Ok(());
+            }
             // Exact only where a deadline is computed from it: a linger window's.
             let now = self.mono_now(backend, why.lingers() && !config.lingering_types().is_empty());
             backend.release(config, inner, why, &now, changes)

@@ -62,6 +62,11 @@ impl TypeSet {
     pub fn len(self) -> usize {
         self.0.count_ones() as usize
     }
+    /// The index of a set of exactly one type.
+    #[inline]
+    pub fn only(self) -> Option<usize> {
+        (self.0 != 0 && self.0 & (self.0 - 1) == 0).then(|| self.0.trailing_zeros() as usize)
+    }
     /// Indices in ascending order (config order).
     #[inline]
     pub fn iter(self) -> impl Iterator<Item = usize> {

@@ -178,6 +178,16 @@ impl UserState {
         self.user.as_deref().is_some_and(|u| crate::text::same_bytes(u.as_bytes(), user.as_bytes()))
     }
 
+    /// Drops the handle at `pos` where it lies (the usual last handle is not moved).
+    #[inline(always)]
+    fn remove_handle(&mut self, pos: usize) {
+        if pos + 1 == self.handles.len() {
+            self.handles.pop();
+        } else {
+            self.handles.swap_remove(pos);
+        }
+    }
+
     fn position(&self, serial: u64) -> Option<usize> {
         self.handles.iter().position(|h| h.order & SERIAL_MASK == serial)
     }
@@ -393,7 +403,7 @@ impl UserTable {
 
     /// The user's slot, locked: found through the index without locks, or made under
     /// the writer lock. `Err` when the table is full.
-    #[inline]
+    #[inline(always)]
     fn lock_user(&self, user: &str) -> Result<(usize, Locked<'_>), Error> {
         let hash = self.hash(user);
         if let Some(i) = self.index.candidates(hash).next()
@@ -659,17 +669,9 @@ impl MemoryBackend {
         if let Some(slot) = needed.iter().find(|&i| config.licenses[i].limit == 0) {
             return Err(self.refuse(config, slot, self.used(config, slot)));
         }
-        if needed.len() == 1 {
-            let slot = needed.iter().next().unwrap_or_default();
-            let counter = self.counters.at(slot);
-            match counter.try_take(config.licenses[slot].limit, Hold::Committed, quiet_lane(changes)) {
-                Ok(Taken::Central(before)) => {
-                    counter.note_taken(before + 1);
-                    changes.count(slot, before, before + 1);
-                }
-                // Nobody needs the count, and the peak cannot have moved.
-                Ok(Taken::Parked) => {}
-                Err(used) => return Err(self.refuse(config, slot, used)),
+        if let Some(slot) = needed.only() {
+            if let Err(used) = self.take_one(config, slot, changes) {
+                return Err(self.refuse(config, slot, used));
             }
         } else if !needed.is_empty() {
             let mut taken = TypeSet::EMPTY;
@@ -696,27 +698,62 @@ impl MemoryBackend {
         if !reuse.is_empty() {
             state.lingering.retain(|&(slot, _)| !reuse.contains(usize::from(slot)));
         }
-        state.counted = state.counted.union(user_types);
-        let order = state.fresh_order(next_seat_id);
         let deadline = if req.lease > 0 { req.now.get().saturating_add(req.lease) } else { 0 };
         let labels = (req.extension.is_some() || req.session.is_some()).then(|| {
             Box::new(Labels { extension: req.extension.map(Arc::from), session: req.session.map(Arc::from) })
         });
-        state.handles.push(Handle {
-            order,
+        let seat = Self::add_handle(
+            index,
+            state,
             user_types,
             session_types,
-            since_ms: req.since_ms,
-            lease: req.lease,
+            req.since_ms,
+            req.lease,
             deadline,
             labels,
-        });
+        );
         // After the handle is in: a reap scan that starts later sees it; one that
         // started earlier keeps this lower bound.
         if deadline != 0 {
             self.lease_hint.fetch_min(deadline, Ordering::SeqCst);
         }
-        Ok(seat_of(index, order))
+        Ok(seat)
+    }
+
+    /// Takes one seat of `slot` on the single-type path; `Err`: the holders seen when
+    /// it is full.
+    #[inline(always)]
+    fn take_one(&self, config: &Config, slot: usize, changes: &mut Changes) -> Result<(), u32> {
+        let counter = self.counters.at(slot);
+        match counter.try_take(config.licenses[slot].limit, Hold::Committed, quiet_lane(changes))? {
+            Taken::Central(before) => {
+                counter.note_taken(before + 1);
+                changes.count(slot, before, before + 1);
+            }
+            // Nobody needs the count, and the peak cannot have moved.
+            Taken::Parked => {}
+        }
+        Ok(())
+    }
+
+    /// Adds a handle to the user's state (locked by the caller), counting its
+    /// `count = "user"` types for the user; returns its seat id.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn add_handle(
+        index: usize,
+        state: &mut UserState,
+        user_types: TypeSet,
+        session_types: TypeSet,
+        since_ms: i64,
+        lease: Mono,
+        deadline: Mono,
+        labels: Option<Box<Labels>>,
+    ) -> SeatId {
+        state.counted = state.counted.union(user_types);
+        let order = state.fresh_order(next_seat_id);
+        state.handles.push(Handle { order, user_types, session_types, since_ms, lease, deadline, labels });
+        seat_of(index, order)
     }
 
     /// Takes the handle at `pos` out of its user's state (locked by the caller) and
@@ -968,6 +1005,63 @@ impl Backend for MemoryBackend {
         self.acquire_locked(config, index, &mut state, req, changes)
     }
 
+    fn express_acquire(
+        &self,
+        config: &Config,
+        slot: usize,
+        user: &str,
+        since_ms: i64,
+        changes: &mut Changes,
+    ) -> Option<SeatId> {
+        // A call somebody hears about is described by the general path.
+        if !changes.quiet {
+            return None;
+        }
+        let (index, mut state) = self.users.lock_user(user).ok()?;
+        // A seat lingering for the user is handed back by the general path.
+        if !state.lingering.is_empty() {
+            return None;
+        }
+        let types = TypeSet::single(slot);
+        let user_types = types.intersect(config.user_count_types());
+        let session_types = types.minus(user_types);
+        // A `count = "user"` type the user holds already takes no seat.
+        if !user_types.minus(state.counted).union(session_types).is_empty() {
+            self.take_one(config, slot, changes).ok()?;
+        }
+        Some(Self::add_handle(index, &mut state, user_types, session_types, since_ms, 0, 0, None))
+    }
+
+    fn express_release(&self, config: &Config, seat: SeatId, changes: &mut Changes) -> bool {
+        if !changes.quiet {
+            return false;
+        }
+        let Some((slot, serial)) = self.users.slot_of(seat) else { return false };
+        let mut state = slot.0.lock();
+        let Some(pos) = state.position(serial) else { return false };
+        let handle = &state.handles[pos];
+        // A lease (it may have run out), a lingering type, or a handle of the user that
+        // requires a type (it may need what this one frees): the general path.
+        let requiring = config.requiring_types();
+        if handle.deadline != 0
+            || !handle.user_types.intersect(config.lingering_types()).is_empty()
+            || (!requiring.is_empty()
+                && state.handles.iter().any(|h| !h.types().intersect(requiring).is_empty()))
+        {
+            return false;
+        }
+        let (user_types, session_types) = (handle.user_types, handle.session_types);
+        state.remove_handle(pos);
+        let kept = state.handles.iter().fold(TypeSet::EMPTY, |set, h| set.union(h.user_types));
+        let freed = user_types.minus(kept);
+        state.counted = state.counted.minus(freed);
+        let (lane, park) = (quiet_lane(changes), user_types.union(session_types).len() == 1);
+        for slot in session_types.union(freed).iter() {
+            self.give_back(slot, lane, park, changes);
+        }
+        true
+    }
+
     fn release(
         &self,
         config: &Config,
@@ -1202,6 +1296,67 @@ mod tests {
             now,
             lease: 0,
         }
+    }
+
+    #[test]
+    fn the_express_lane_serves_plain_quiet_calls_and_declines_the_rest_untouched() {
+        let config = Config::from_toml_str(
+            "[licenses.desk]\nlimit = 2\n[licenses.chat]\nlimit = 5\ncount = \"session\"\n\
+             [licenses.crm]\nlimit = 5\nlinger = \"1m\"\n[licenses.mail]\nlimit = 5\nrequires = [\"chat\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let (desk, chat, crm, mail) = (0, 1, 2, 3);
+        let table = MemoryBackend::new();
+        let quiet = || Changes { quiet: true, lane: Some(0), ..Changes::default() };
+
+        // A per-user type: the first handle takes the seat, a second one shares it.
+        let a1 = table.express_acquire(&config, desk, "alice", 7, &mut quiet()).expect("served");
+        let a2 = table.express_acquire(&config, desk, "alice", 8, &mut quiet()).expect("served");
+        assert_eq!(table.used(&config, desk), 1);
+        let holders = table.holders(&config);
+        assert_eq!(holders.len(), 2);
+        assert!(holders.iter().all(|h| &*h.user == "alice" && h.types == TypeSet::single(desk)));
+        // Full: declined with nothing changed (the general path refuses and says why).
+        table.express_acquire(&config, desk, "bob", 9, &mut quiet()).expect("served");
+        assert_eq!(table.express_acquire(&config, desk, "carol", 9, &mut quiet()), None);
+        assert_eq!((table.used(&config, desk), table.holders(&config).len()), (2, 3));
+        // Somebody listening: declined, nothing taken.
+        assert_eq!(table.express_acquire(&config, chat, "alice", 9, &mut Changes::default()), None);
+        assert_eq!(table.used(&config, chat), 0);
+
+        // Release: the per-user seat goes with the user's last handle.
+        assert!(table.express_release(&config, a1, &mut quiet()));
+        assert_eq!(table.used(&config, desk), 2);
+        assert!(!table.express_release(&config, a1, &mut quiet()), "a handle is released once");
+        assert!(table.express_release(&config, a2, &mut quiet()));
+        assert_eq!(table.used(&config, desk), 1);
+        // A session type takes a seat per handle.
+        let c1 = table.express_acquire(&config, chat, "dave", 1, &mut quiet()).expect("served");
+        let c2 = table.express_acquire(&config, chat, "dave", 1, &mut quiet()).expect("served");
+        assert_eq!(table.used(&config, chat), 2);
+
+        // What the lane leaves to the general path, untouched: a handle with a lingering
+        // type, another handle that may require what is freed, a listener.
+        let now = Now::fixed(AT);
+        let mut changes = quiet();
+        let req = |user, slot| SeatRequest { types: TypeSet::single(slot), ..request(user, &now) };
+        let lingers = table.try_acquire(&config, &req("erin", crm), &mut changes).unwrap();
+        assert!(!table.express_release(&config, lingers, &mut quiet()));
+        let needs = table.try_acquire(&config, &req("dave", mail), &mut changes).unwrap();
+        assert!(!table.express_release(&config, c1, &mut quiet()));
+        assert!(!table.express_release(&config, c2, &mut Changes::default()));
+        assert_eq!(
+            (table.used(&config, chat), table.used(&config, crm), table.used(&config, mail)),
+            (2, 1, 1)
+        );
+        // A seat lingering for the user: the general path hands it back.
+        table.release(&config, lingers, ReleaseWhy::Normal, &now, &mut changes).unwrap();
+        assert_eq!(table.express_acquire(&config, desk, "erin", 1, &mut quiet()), None);
+        table.release(&config, needs, ReleaseWhy::Normal, &now, &mut changes).unwrap();
+        assert!(table.express_release(&config, c1, &mut quiet()));
+        assert!(table.express_release(&config, c2, &mut quiet()));
+        assert_eq!(table.used(&config, chat), 0);
     }
 
     #[test]

@@ -211,6 +211,35 @@ pub trait Backend: Send + Sync {
         changes: &mut Changes,
     ) -> Result<SeatId, Error>;
 
+    /// The express lane for the commonest login: one plain type (see
+    /// [`Config::express_slot`]), no extension or session label, nobody listening
+    /// (`changes.quiet`). Takes the seat and returns the new handle exactly as
+    /// [`Backend::try_acquire`] would, or returns `None` having changed nothing, and
+    /// the engine takes the general path: for a refusal (which the general path
+    /// explains, counts and may cure by reaping), for anything the lane does not
+    /// handle (a seat lingering for the user), and by default (a backend without
+    /// a lane).
+    fn express_acquire(
+        &self,
+        _config: &Config,
+        _slot: usize,
+        _user: &str,
+        _since_ms: i64,
+        _changes: &mut Changes,
+    ) -> Option<SeatId> {
+        None
+    }
+
+    /// The express lane for the commonest logout: a [`ReleaseWhy::Normal`] release of
+    /// a handle with no lease, no lingering type, and no other handle of its user that
+    /// may depend on it, nobody listening (`changes.quiet`). Gives back its seats
+    /// exactly as [`Backend::release`] would and returns `true`, or returns `false`
+    /// having changed nothing (an unknown handle included: the general path says why),
+    /// and the engine takes the general path.
+    fn express_release(&self, _config: &Config, _seat: SeatId, _changes: &mut Changes) -> bool {
+        false
+    }
+
     /// Gives back what `seat` holds, and then every handle of the same user that
     /// needed a type the user no longer holds ([`ReleaseWhy::Dependency`]). A handle
     /// is released at most once. An unknown handle is [`Error::UnknownSeat`]; a handle
