@@ -906,12 +906,15 @@ impl Engine {
     ) -> Result<T, Error> {
         let tag = seat & !SEAT_MASK;
         if tag == 0 {
-            return self.with_config(|config, lane| {
-                let mut changes = self.new_changes(lane);
-                let result = f(&*self.backend, config, seat, &mut changes);
-                self.publish(config, &changes, Op::Released);
-                result
-            });
+            // Boxed at once (see `with_config`): the result is moved past `publish`.
+            return self
+                .with_config_boxed(|config, lane| {
+                    let mut changes = self.new_changes(lane);
+                    let result = f(&*self.backend, config, seat, &mut changes).map_err(Box::new);
+                    self.publish(config, &changes, Op::Released);
+                    result
+                })
+                .map_err(|e| *e);
         }
         let pool = self.tenants.by_tag(&*self.backend, tag)?.ok_or(Error::UnknownSeat(seat))?;
         let view = self.tenant_view(&pool);
