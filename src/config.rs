@@ -521,9 +521,9 @@ pub struct Config {
     leased_types: TypeSet,
     requiring_types: TypeSet,
     lingering_types: TypeSet,
-    /// Types a request of that type alone may take by the express lane
-    /// ([`Config::express_slot`]): active, not a hidden pool, no lease, no `requires`,
-    /// no linger window.
+    /// Types a request may take by the express lane when it names nothing else
+    /// ([`Config::express_types`]): active, not a hidden pool, no lease, no
+    /// `requires`, no linger window.
     express_types: TypeSet,
 }
 
@@ -1910,12 +1910,12 @@ impl Config {
         self.lingering_types
     }
 
-    /// The type slot of a request's seat set when it is one plain type (no lease, no
-    /// `requires`, no linger window, no reservation or cap): a request the engine may
-    /// hand to [`crate::backend::Backend::express_acquire`].
+    /// Whether a request's seat set is all plain types (no lease, no `requires`, no
+    /// linger window, no reservation or cap): a request the engine may hand to
+    /// [`crate::backend::Backend::express_acquire`].
     #[inline(always)]
-    pub fn express_slot(&self, set: TypeSet) -> Option<usize> {
-        if self.express_types.contains_all(set) { set.only() } else { None }
+    pub fn express_types(&self, set: TypeSet) -> bool {
+        !set.is_empty() && self.express_types.contains_all(set)
     }
 
     /// Types that require other types.

@@ -758,13 +758,13 @@ impl Engine {
         lane: Option<usize>,
     ) -> Result<SeatId, Error> {
         let resolved = resolve(config, req.profiles)?;
-        // The express lane: one plain type, no labels, nobody listening.
-        if let Some(slot) = config.express_slot(resolved)
+        // The express lane: plain types, no labels, nobody listening.
+        if config.express_types(resolved)
             && req.extension.is_none()
             && req.session.is_none()
-            && !TypeSet::from_bits(self.expired.load(Ordering::Relaxed)).contains(slot)
+            && resolved.intersect(TypeSet::from_bits(self.expired.load(Ordering::Relaxed))).is_empty()
             && let Some(seat) =
-                backend.express_acquire(config, slot, req.user, since_ms, &mut self.new_changes(lane))
+                backend.express_acquire(config, resolved, req.user, since_ms, &mut self.new_changes(lane))
         {
             return Ok(seat | tag);
         }

@@ -669,32 +669,9 @@ impl MemoryBackend {
         if let Some(slot) = needed.iter().find(|&i| config.licenses[i].limit == 0) {
             return Err(self.refuse(config, slot, self.used(config, slot)));
         }
-        if let Some(slot) = needed.only() {
-            if let Err(used) = self.take_one(config, slot, changes) {
-                return Err(self.refuse(config, slot, used));
-            }
-        } else if !needed.is_empty() {
-            let mut taken = TypeSet::EMPTY;
-            let lane = quiet_lane(changes);
-            for slot in needed.iter() {
-                if let Err(used) =
-                    self.counters.at(slot).try_take(config.licenses[slot].limit, Hold::Tentative, lane)
-                {
-                    for undo in taken.iter() {
-                        self.counters.at(undo).cancel();
-                    }
-                    return Err(self.refuse(config, slot, used));
-                }
-                taken.insert(slot);
-            }
-            for slot in taken.iter() {
-                let counter = self.counters.at(slot);
-                let before = counter.commit();
-                counter.note_taken(before + 1);
-                changes.count(slot, before, before + 1);
-            }
+        if let Err((slot, used)) = self.take_needed(config, needed, changes) {
+            return Err(self.refuse(config, slot, used));
         }
-
         if !reuse.is_empty() {
             state.lingering.retain(|&(slot, _)| !reuse.contains(usize::from(slot)));
         }
@@ -720,18 +697,47 @@ impl MemoryBackend {
         Ok(seat)
     }
 
-    /// Takes one seat of `slot` on the single-type path; `Err`: the holders seen when
-    /// it is full.
+    /// Takes one seat of every type in `needed`, all or nothing; `Err`: the first
+    /// full type and the holders seen there (every seat taken is given back first).
     #[inline(always)]
-    fn take_one(&self, config: &Config, slot: usize, changes: &mut Changes) -> Result<(), u32> {
-        let counter = self.counters.at(slot);
-        match counter.try_take(config.licenses[slot].limit, Hold::Committed, quiet_lane(changes))? {
-            Taken::Central(before) => {
-                counter.note_taken(before + 1);
-                changes.count(slot, before, before + 1);
+    fn take_needed(
+        &self,
+        config: &Config,
+        needed: TypeSet,
+        changes: &mut Changes,
+    ) -> Result<(), (usize, u32)> {
+        let lane = quiet_lane(changes);
+        if let Some(slot) = needed.only() {
+            let counter = self.counters.at(slot);
+            match counter.try_take(config.licenses[slot].limit, Hold::Committed, lane) {
+                Ok(Taken::Central(before)) => {
+                    counter.note_taken(before + 1);
+                    changes.count(slot, before, before + 1);
+                }
+                // Nobody needs the count, and the peak cannot have moved.
+                Ok(Taken::Parked) => {}
+                Err(used) => return Err((slot, used)),
             }
-            // Nobody needs the count, and the peak cannot have moved.
-            Taken::Parked => {}
+            return Ok(());
+        }
+        // A bundle: each seat tentatively, then all committed (see `counter`).
+        let mut taken = TypeSet::EMPTY;
+        for slot in needed.iter() {
+            if let Err(used) =
+                self.counters.at(slot).try_take(config.licenses[slot].limit, Hold::Tentative, lane)
+            {
+                for undo in taken.iter() {
+                    self.counters.at(undo).cancel();
+                }
+                return Err((slot, used));
+            }
+            taken.insert(slot);
+        }
+        for slot in taken.iter() {
+            let counter = self.counters.at(slot);
+            let before = counter.commit();
+            counter.note_taken(before + 1);
+            changes.count(slot, before, before + 1);
         }
         Ok(())
     }
@@ -1008,7 +1014,7 @@ impl Backend for MemoryBackend {
     fn express_acquire(
         &self,
         config: &Config,
-        slot: usize,
+        types: TypeSet,
         user: &str,
         since_ms: i64,
         changes: &mut Changes,
@@ -1022,13 +1028,10 @@ impl Backend for MemoryBackend {
         if !state.lingering.is_empty() {
             return None;
         }
-        let types = TypeSet::single(slot);
         let user_types = types.intersect(config.user_count_types());
         let session_types = types.minus(user_types);
         // A `count = "user"` type the user holds already takes no seat.
-        if !user_types.minus(state.counted).union(session_types).is_empty() {
-            self.take_one(config, slot, changes).ok()?;
-        }
+        self.take_needed(config, user_types.minus(state.counted).union(session_types), changes).ok()?;
         Some(Self::add_handle(index, &mut state, user_types, session_types, since_ms, 0, 0, None))
     }
 
@@ -1311,18 +1314,27 @@ mod tests {
         let quiet = || Changes { quiet: true, lane: Some(0), ..Changes::default() };
 
         // A per-user type: the first handle takes the seat, a second one shares it.
-        let a1 = table.express_acquire(&config, desk, "alice", 7, &mut quiet()).expect("served");
-        let a2 = table.express_acquire(&config, desk, "alice", 8, &mut quiet()).expect("served");
+        let a1 =
+            table.express_acquire(&config, TypeSet::single(desk), "alice", 7, &mut quiet()).expect("served");
+        let a2 =
+            table.express_acquire(&config, TypeSet::single(desk), "alice", 8, &mut quiet()).expect("served");
         assert_eq!(table.used(&config, desk), 1);
         let holders = table.holders(&config);
         assert_eq!(holders.len(), 2);
         assert!(holders.iter().all(|h| &*h.user == "alice" && h.types == TypeSet::single(desk)));
         // Full: declined with nothing changed (the general path refuses and says why).
-        table.express_acquire(&config, desk, "bob", 9, &mut quiet()).expect("served");
-        assert_eq!(table.express_acquire(&config, desk, "carol", 9, &mut quiet()), None);
+        table.express_acquire(&config, TypeSet::single(desk), "bob", 9, &mut quiet()).expect("served");
+        assert_eq!(table.express_acquire(&config, TypeSet::single(desk), "carol", 9, &mut quiet()), None);
         assert_eq!((table.used(&config, desk), table.holders(&config).len()), (2, 3));
+        // A bundle is all or nothing: with desk full, chat is not taken either.
+        let bundle = TypeSet::single(desk).union(TypeSet::single(chat));
+        assert_eq!(table.express_acquire(&config, bundle, "carol", 9, &mut quiet()), None);
+        assert_eq!((table.used(&config, chat), table.holders(&config).len()), (0, 3));
         // Somebody listening: declined, nothing taken.
-        assert_eq!(table.express_acquire(&config, chat, "alice", 9, &mut Changes::default()), None);
+        assert_eq!(
+            table.express_acquire(&config, TypeSet::single(chat), "alice", 9, &mut Changes::default()),
+            None
+        );
         assert_eq!(table.used(&config, chat), 0);
 
         // Release: the per-user seat goes with the user's last handle.
@@ -1332,8 +1344,10 @@ mod tests {
         assert!(table.express_release(&config, a2, &mut quiet()));
         assert_eq!(table.used(&config, desk), 1);
         // A session type takes a seat per handle.
-        let c1 = table.express_acquire(&config, chat, "dave", 1, &mut quiet()).expect("served");
-        let c2 = table.express_acquire(&config, chat, "dave", 1, &mut quiet()).expect("served");
+        let c1 =
+            table.express_acquire(&config, TypeSet::single(chat), "dave", 1, &mut quiet()).expect("served");
+        let c2 =
+            table.express_acquire(&config, TypeSet::single(chat), "dave", 1, &mut quiet()).expect("served");
         assert_eq!(table.used(&config, chat), 2);
 
         // What the lane leaves to the general path, untouched: a handle with a lingering
@@ -1352,11 +1366,16 @@ mod tests {
         );
         // A seat lingering for the user: the general path hands it back.
         table.release(&config, lingers, ReleaseWhy::Normal, &now, &mut changes).unwrap();
-        assert_eq!(table.express_acquire(&config, desk, "erin", 1, &mut quiet()), None);
+        assert_eq!(table.express_acquire(&config, TypeSet::single(desk), "erin", 1, &mut quiet()), None);
         table.release(&config, needs, ReleaseWhy::Normal, &now, &mut changes).unwrap();
         assert!(table.express_release(&config, c1, &mut quiet()));
         assert!(table.express_release(&config, c2, &mut quiet()));
         assert_eq!(table.used(&config, chat), 0);
+        // A bundle with room takes a seat of each type, and gives each back.
+        let b = table.express_acquire(&config, bundle, "frank", 1, &mut quiet()).expect("served");
+        assert_eq!((table.used(&config, desk), table.used(&config, chat)), (2, 1));
+        assert!(table.express_release(&config, b, &mut quiet()));
+        assert_eq!((table.used(&config, desk), table.used(&config, chat)), (1, 0));
     }
 
     #[test]

@@ -211,9 +211,9 @@ pub trait Backend: Send + Sync {
         changes: &mut Changes,
     ) -> Result<SeatId, Error>;
 
-    /// The express lane for the commonest login: one plain type (see
-    /// [`Config::express_slot`]), no extension or session label, nobody listening
-    /// (`changes.quiet`). Takes the seat and returns the new handle exactly as
+    /// The express lane for the commonest login: plain types only (see
+    /// [`Config::express_types`]), no extension or session label, nobody listening
+    /// (`changes.quiet`). Takes the seats and returns the new handle exactly as
     /// [`Backend::try_acquire`] would, or returns `None` having changed nothing, and
     /// the engine takes the general path: for a refusal (which the general path
     /// explains, counts and may cure by reaping), for anything the lane does not
@@ -222,7 +222,7 @@ pub trait Backend: Send + Sync {
     fn express_acquire(
         &self,
         _config: &Config,
-        _slot: usize,
+        _types: TypeSet,
         _user: &str,
         _since_ms: i64,
         _changes: &mut Changes,
