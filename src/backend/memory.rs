@@ -178,14 +178,16 @@ impl UserState {
         self.user.as_deref().is_some_and(|u| crate::text::same_bytes(u.as_bytes(), user.as_bytes()))
     }
 
-    /// Drops the handle at `pos` where it lies (the usual last handle is not moved).
+    /// Takes the handle at `pos` out (the last handle, the usual one, is popped:
+    /// cheaper than a swap with itself).
     #[inline(always)]
-    fn remove_handle(&mut self, pos: usize) {
-        if pos + 1 == self.handles.len() {
-            self.handles.pop();
-        } else {
-            self.handles.swap_remove(pos);
+    fn take_handle(&mut self, pos: usize) -> Handle {
+        if pos + 1 == self.handles.len()
+            && let Some(handle) = self.handles.pop()
+        {
+            return handle;
         }
+        self.handles.swap_remove(pos)
     }
 
     fn position(&self, serial: u64) -> Option<usize> {
@@ -776,7 +778,7 @@ impl MemoryBackend {
         now: &Now<'_>,
         changes: &mut Changes,
     ) {
-        let handle = state.handles.swap_remove(pos);
+        let handle = state.take_handle(pos);
         let seat = seat_of(index, handle.order);
         // A `count = "user"` seat goes with the user's last handle holding its type.
         let kept = state.handles.iter().fold(TypeSet::EMPTY, |set, h| set.union(h.user_types));
@@ -1054,7 +1056,7 @@ impl Backend for MemoryBackend {
             return false;
         }
         let (user_types, session_types) = (handle.user_types, handle.session_types);
-        state.remove_handle(pos);
+        drop(state.take_handle(pos));
         let kept = state.handles.iter().fold(TypeSet::EMPTY, |set, h| set.union(h.user_types));
         let freed = user_types.minus(kept);
         state.counted = state.counted.minus(freed);
