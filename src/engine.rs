@@ -106,6 +106,12 @@ pub struct Engine {
     reload_lock: Mutex<Vec<Weak<Config>>>,
     backend: Box<dyn Backend>,
     clock: Arc<dyn Clock>,
+    /// Whether `clock` is the [`SystemClock`]: the login path then reads it without
+    /// a call through the trait object.
+    system_clock: bool,
+    /// Whether the backend is shared with other processes, which may reload the
+    /// config ([`Backend::reload_epoch`]); `false`: nothing to follow.
+    shared_backend: bool,
     sink: ArcSwapOption<SinkBox>,
     audit: ArcSwapOption<AuditLog>,
     /// Whether a listener or an audit log is installed: one relaxed load tells the
@@ -562,6 +568,8 @@ impl Engine {
             path: Mutex::new(None),
             reload_lock: Mutex::new(Vec::new()),
             clock: Arc::new(SystemClock),
+            system_clock: true,
+            shared_backend: backend.shared(),
             observed: AtomicBool::new(audit.is_some()),
             observers_lock: Mutex::new(()),
             sink: ArcSwapOption::empty(),
@@ -603,6 +611,7 @@ impl Engine {
 
     /// Replaces the clock (tests use [`crate::clock::ManualClock`]).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Engine {
+        self.system_clock = false;
         self.started_at = clock.now();
         self.clock = clock;
         // The policy's dates are looked at again with this clock.
@@ -733,7 +742,7 @@ impl Engine {
             check_label("session label", session)?;
         }
         self.follow_shared_reload();
-        let since_ms = self.clock.unix_ms();
+        let since_ms = self.unix_ms();
         self.policy_due(since_ms);
         match req.tenant {
             // One configuration for the whole call: a reload running meanwhile is seen
@@ -885,6 +894,12 @@ impl Engine {
             let now = self.mono_now(backend, why.lingers() && !config.lingering_types().is_empty());
             backend.release(config, inner, why, &now, changes)
         })
+    }
+
+    /// The wall clock in milliseconds since the Unix epoch.
+    #[inline(always)]
+    fn unix_ms(&self) -> i64 {
+        if self.system_clock { SystemClock.unix_ms() } else { self.clock.unix_ms() }
     }
 
     /// The monotonic time for a backend call, read when the backend first needs it:
@@ -1061,6 +1076,9 @@ impl Engine {
     /// running config meanwhile.
     #[inline]
     fn follow_shared_reload(&self) {
+        if !self.shared_backend {
+            return;
+        }
         let epoch = self.backend.reload_epoch();
         let seen = self.seen_reload.load(Ordering::Relaxed);
         if epoch != seen {
