@@ -1873,10 +1873,11 @@ impl Engine {
             audit = self.audit.load();
         }
         let time = self.clock.now();
-        let stamp = rfc3339(time);
+        // The audit log's time stamp, formatted only for an audit log.
+        let stamp = if audit.is_some() { rfc3339(time) } else { String::new() };
         let name = |slot: usize| config.licenses.get(slot).map(|l| l.name.clone());
-        let mut events: Vec<Event> = Vec::new();
         let listening = sink.is_some();
+        let mut events: Vec<Event> = if listening { Vec::with_capacity(4) } else { Vec::new() };
         let event = |kind: EventKind, slot: Option<usize>, detail: String| Event {
             kind,
             why: None,
@@ -1912,16 +1913,21 @@ impl Engine {
                     if is_pool(slot) {
                         continue;
                     }
+                    let mut digits = [0u8; 20];
                     let mut e = event(
                         EventKind::Released,
                         Some(slot),
-                        format!(
-                            "user '{}' released seat {} of '{}' ({})",
-                            released.user,
-                            released.seat,
+                        crate::text::concat(&[
+                            "user '",
+                            &released.user,
+                            "' released seat ",
+                            crate::text::decimal(released.seat, &mut digits),
+                            " of '",
                             config.licenses.get(slot).map_or("?", |l| &*l.name),
-                            released.why.as_str()
-                        ),
+                            "' (",
+                            released.why.as_str(),
+                            ")",
+                        ]),
                     );
                     e.why = Some(released.why);
                     e.user = Some(released.user.clone());
@@ -1948,14 +1954,18 @@ impl Engine {
                 if listening {
                     let user: Arc<str> = Arc::from(req.user);
                     for slot in types.iter().filter(|&s| !is_pool(s)) {
+                        let mut digits = [0u8; 20];
                         let mut e = event(
                             EventKind::Acquired,
                             Some(slot),
-                            format!(
-                                "user '{}' holds '{}' through seat {seat}",
+                            crate::text::concat(&[
+                                "user '",
                                 req.user,
-                                config.licenses.get(slot).map_or("?", |l| &*l.name)
-                            ),
+                                "' holds '",
+                                config.licenses.get(slot).map_or("?", |l| &*l.name),
+                                "' through seat ",
+                                crate::text::decimal(seat, &mut digits),
+                            ]),
                         );
                         e.user = Some(user.clone());
                         e.seat = seat;

@@ -13,7 +13,7 @@
 #![allow(non_camel_case_types)]
 
 use std::cell::RefCell;
-use std::ffi::{CStr, CString, OsStr, c_char, c_void};
+use std::ffi::{CStr, OsStr, c_char, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -793,18 +793,51 @@ fn event_kind(kind: EventKind) -> license_event_kind {
     }
 }
 
-fn c_text(text: &str) -> CString {
-    // Names and labels cannot hold NUL (C strings came in); cut at one if it ever does.
-    CString::new(text.split('\0').next().unwrap_or("")).unwrap_or_default()
+/// The C strings of one event, NUL-terminated one after another in a single buffer
+/// (one allocation per event, not one per string).
+struct EventTexts {
+    buf: Vec<u8>,
+}
+
+impl EventTexts {
+    /// Appends `text` (cut at a NUL, which names and labels cannot hold: C strings
+    /// came in) and its terminator; returns where it starts.
+    fn push(&mut self, text: &str) -> usize {
+        let at = self.buf.len();
+        let bytes = text.as_bytes();
+        // SAFETY: `memchr` reads at most `bytes.len()` bytes of a live slice.
+        let nul = unsafe { libc::memchr(bytes.as_ptr().cast(), 0, bytes.len()) };
+        let end =
+            if nul.is_null() { bytes.len() } else { (nul as usize).wrapping_sub(bytes.as_ptr() as usize) };
+        self.buf.extend_from_slice(bytes.get(..end).unwrap_or(bytes));
+        self.buf.push(0);
+        at
+    }
+
+    /// The C string that starts at `at` (NULL for `None`); valid while the buffer is
+    /// neither changed nor dropped.
+    fn ptr(&self, at: Option<usize>) -> *const c_char {
+        match at {
+            Some(at) if at < self.buf.len() => self.buf.as_ptr().wrapping_add(at).cast(),
+            _ => std::ptr::null(),
+        }
+    }
 }
 
 fn sink_for(host: HostCallback) -> EventSink {
     Arc::new(move |e: &Event| {
-        let license = e.license.as_deref().map(c_text);
-        let user = e.user.as_deref().map(c_text);
-        let detail = c_text(&e.detail);
-        let requires = e.requires.as_deref().map(c_text);
-        let tenant = e.tenant.as_deref().map(c_text);
+        let size = e.detail.len()
+            + [&e.license, &e.user, &e.requires, &e.tenant]
+                .iter()
+                .map(|s| s.as_deref().map_or(0, str::len))
+                .sum::<usize>()
+            + 5;
+        let mut texts = EventTexts { buf: Vec::with_capacity(size) };
+        let license = e.license.as_deref().map(|s| texts.push(s));
+        let user = e.user.as_deref().map(|s| texts.push(s));
+        let detail = Some(texts.push(&e.detail));
+        let requires = e.requires.as_deref().map(|s| texts.push(s));
+        let tenant = e.tenant.as_deref().map(|s| texts.push(s));
         let reason = match (e.why, e.denial) {
             (Some(why), _) => license_release_reason::from(why) as u32,
             (None, Some(denial)) => license_denial_reason::from(denial) as u32,
@@ -814,16 +847,16 @@ fn sink_for(host: HostCallback) -> EventSink {
             size: std::mem::size_of::<license_event>(),
             kind: event_kind(e.kind) as u32,
             reason,
-            license_type: license.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            user: user.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            license_type: texts.ptr(license),
+            user: texts.ptr(user),
             seat: e.seat,
             used: e.used,
             limit: e.limit,
             threshold_percent: u32::from(e.threshold_percent),
             time_unix_ms: unix_ms(e.time),
-            detail: detail.as_ptr(),
-            requires: requires.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            tenant: tenant.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            detail: texts.ptr(detail),
+            requires: texts.ptr(requires),
+            tenant: texts.ptr(tenant),
         };
         host.deliver(&event);
     })
