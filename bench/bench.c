@@ -43,7 +43,10 @@
  * Implementations, each doing the same counting work per pair:
  *   seatgate     license_try_acquire + license_release, every return code checked
  *                (a failure aborts with license_last_error), per backend: memory,
- *                shm (a table in /dev/shm) and redis.
+ *                shm (a table in /dev/shm) and redis; and "mem+listener" (scenarios 1
+ *                and 2): the memory table with an event callback registered, as the
+ *                Asterisk and FreeSWITCH modules run it (every login and logout is
+ *                delivered to it as events; the callback itself does nothing).
  *   global lock  FreeSWITCH mod_hash's design (limit_incr_hash / limit_release_hash):
  *                ONE rwlock taken for writing around a hash table of "realm_resource"
  *                -> {used, limit}, plus a record per holder of what it holds. How
@@ -776,20 +779,24 @@ static void engine_start(enum backend b) {
 /* ---- implementations, scenarios, results ---- */
 
 enum impl {
-    IMPL_MEMORY, IMPL_SHM, IMPL_REDIS, IMPL_GLOBAL_LOCK, IMPL_RWLOCK_LIST, IMPL_BARE_ATOMIC,
+    IMPL_MEMORY, IMPL_SHM, IMPL_REDIS,
+    IMPL_MEMORY_HEARD, /* the memory table with an event listener, as the PBX modules run it */
+    IMPL_GLOBAL_LOCK, IMPL_RWLOCK_LIST, IMPL_BARE_ATOMIC,
     IMPL_EMPTY, /* the empty timed section: the timer's own cost */
     IMPLS
 };
 
 static const char *const impl_label[IMPLS] = {
-    "memory", "shm", "redis", "global lock", "rwlock list", "bare atomic", "empty",
+    "memory", "shm", "redis", "mem+listener", "global lock", "rwlock list", "bare atomic", "empty",
 };
 static const char *const impl_csv[IMPLS] = {
-    "seatgate-memory", "seatgate-shm", "seatgate-redis", "global-lock",
+    "seatgate-memory", "seatgate-shm", "seatgate-redis", "seatgate-memory-listener", "global-lock",
     "rwlock-list",     "bare-atomic",  "empty-timed-section",
 };
 
-static int is_seatgate(enum impl i) { return i == IMPL_MEMORY || i == IMPL_SHM || i == IMPL_REDIS; }
+static int is_seatgate(enum impl i) {
+    return i == IMPL_MEMORY || i == IMPL_SHM || i == IMPL_REDIS || i == IMPL_MEMORY_HEARD;
+}
 
 static enum backend backend_of(enum impl i) {
     return i == IMPL_SHM ? B_SHM : i == IMPL_REDIS ? B_REDIS : B_MEMORY;
@@ -992,11 +999,11 @@ DEFINE_LOOPS(empty)
 
 typedef void (*loop_fn)(worker *);
 static const loop_fn throughput_loop[IMPLS] = {
-    throughput_seatgate,    throughput_seatgate,    throughput_seatgate, throughput_global_lock,
+    throughput_seatgate,    throughput_seatgate,    throughput_seatgate, throughput_seatgate, throughput_global_lock,
     throughput_rwlock_list, throughput_bare_atomic, throughput_empty,
 };
 static const loop_fn latency_loop[IMPLS] = {
-    latency_seatgate,    latency_seatgate,    latency_seatgate, latency_global_lock,
+    latency_seatgate,    latency_seatgate,    latency_seatgate, latency_seatgate, latency_global_lock,
     latency_rwlock_list, latency_bare_atomic, latency_empty,
 };
 
@@ -1034,6 +1041,7 @@ static size_t produce_report(worker *w) {
     case IMPL_MEMORY:
     case IMPL_SHM:
     case IMPL_REDIS:
+    case IMPL_MEMORY_HEARD:
         for (;;) {
             size_t needed = 0;
             int32_t rc = license_report(LICENSE_REPORT_TEXT, w->report_buf, w->report_cap, &needed);
@@ -1159,6 +1167,7 @@ static void check_counts(enum impl impl, const uint32_t expected[3]) {
     case IMPL_MEMORY:
     case IMPL_SHM:
     case IMPL_REDIS:
+    case IMPL_MEMORY_HEARD:
         for (int k = 0; k < 3; k++) {
             uint32_t used, limit;
             int32_t rc = license_usage(type_name[k], &used, &limit);
@@ -1538,6 +1547,13 @@ static void print_scenario(enum scenario sc, int with_holders) {
 
 /* ---- scenarios 1, 2, 4: pairs with no setup ---- */
 
+/* The listener of the "mem+listener" rows: it takes every event and does nothing, so
+   the row shows what delivering events costs seatgate (a PBX module's listener logs). */
+static void heard(void *user_data, const struct license_event *event) {
+    (void)user_data;
+    (void)event;
+}
+
 static void scenario_plain(enum scenario sc, enum kind kind, const enum impl *impls, int nimpls,
                            void (*assign)(int)) {
     static const uint32_t zero[3] = {0, 0, 0};
@@ -1546,6 +1562,9 @@ static void scenario_plain(enum scenario sc, enum kind kind, const enum impl *im
             engine_start(backend_of(impls[i]));
         else
             engine_stop();
+        int32_t rc = license_set_event_callback(impls[i] == IMPL_MEMORY_HEARD ? heard : NULL, NULL);
+        if (rc != LICENSE_OK)
+            call_failed("license_set_event_callback", rc);
         for (int c = 0; c < nthread_counts; c++) {
             int t = thread_counts[c];
             assign(t);
@@ -2116,9 +2135,10 @@ int main(int argc, char **argv) {
     printf("csv: %s\n\n", csv_path);
     fflush(stdout);
 
-    enum impl pair_impls[6];
+    enum impl pair_impls[7];
     int npair = 0;
     pair_impls[npair++] = IMPL_MEMORY;
+    pair_impls[npair++] = IMPL_MEMORY_HEARD;
     pair_impls[npair++] = IMPL_SHM;
     if (redis_port > 0)
         pair_impls[npair++] = IMPL_REDIS;
