@@ -46,7 +46,10 @@
  *                shm (a table in /dev/shm) and redis; and "mem+listener" (scenarios 1
  *                and 2): the memory table with an event callback registered, as the
  *                Asterisk and FreeSWITCH modules run it (every login and logout is
- *                delivered to it as events; the callback itself does nothing).
+ *                delivered to it as events; the callback itself does nothing); and
+ *                "mem+alerts" (scenarios 1 and 2): the same callback with
+ *                license_set_event_mask(LICENSE_EVENTS_ALERTS), so it hears refusals,
+ *                forced releases and the policy's events but no login or logout.
  *   global lock  FreeSWITCH mod_hash's design (limit_incr_hash / limit_release_hash):
  *                ONE rwlock taken for writing around a hash table of "realm_resource"
  *                -> {used, limit}, plus a record per holder of what it holds. How
@@ -781,21 +784,23 @@ static void engine_start(enum backend b) {
 enum impl {
     IMPL_MEMORY, IMPL_SHM, IMPL_REDIS,
     IMPL_MEMORY_HEARD, /* the memory table with an event listener, as the PBX modules run it */
+    IMPL_MEMORY_ALERTS, /* the same listener, masked to LICENSE_EVENTS_ALERTS */
     IMPL_GLOBAL_LOCK, IMPL_RWLOCK_LIST, IMPL_BARE_ATOMIC,
     IMPL_EMPTY, /* the empty timed section: the timer's own cost */
     IMPLS
 };
 
 static const char *const impl_label[IMPLS] = {
-    "memory", "shm", "redis", "mem+listener", "global lock", "rwlock list", "bare atomic", "empty",
+    "memory", "shm", "redis", "mem+listener", "mem+alerts", "global lock", "rwlock list", "bare atomic", "empty",
 };
 static const char *const impl_csv[IMPLS] = {
-    "seatgate-memory", "seatgate-shm", "seatgate-redis", "seatgate-memory-listener", "global-lock",
-    "rwlock-list",     "bare-atomic",  "empty-timed-section",
+    "seatgate-memory", "seatgate-shm", "seatgate-redis", "seatgate-memory-listener",
+    "seatgate-memory-alerts", "global-lock", "rwlock-list", "bare-atomic", "empty-timed-section",
 };
 
 static int is_seatgate(enum impl i) {
-    return i == IMPL_MEMORY || i == IMPL_SHM || i == IMPL_REDIS || i == IMPL_MEMORY_HEARD;
+    return i == IMPL_MEMORY || i == IMPL_SHM || i == IMPL_REDIS || i == IMPL_MEMORY_HEARD ||
+           i == IMPL_MEMORY_ALERTS;
 }
 
 static enum backend backend_of(enum impl i) {
@@ -999,12 +1004,18 @@ DEFINE_LOOPS(empty)
 
 typedef void (*loop_fn)(worker *);
 static const loop_fn throughput_loop[IMPLS] = {
-    throughput_seatgate,    throughput_seatgate,    throughput_seatgate, throughput_seatgate, throughput_global_lock,
-    throughput_rwlock_list, throughput_bare_atomic, throughput_empty,
+    [IMPL_MEMORY] = throughput_seatgate,        [IMPL_SHM] = throughput_seatgate,
+    [IMPL_REDIS] = throughput_seatgate,         [IMPL_MEMORY_HEARD] = throughput_seatgate,
+    [IMPL_MEMORY_ALERTS] = throughput_seatgate, [IMPL_GLOBAL_LOCK] = throughput_global_lock,
+    [IMPL_RWLOCK_LIST] = throughput_rwlock_list, [IMPL_BARE_ATOMIC] = throughput_bare_atomic,
+    [IMPL_EMPTY] = throughput_empty,
 };
 static const loop_fn latency_loop[IMPLS] = {
-    latency_seatgate,    latency_seatgate,    latency_seatgate, latency_seatgate, latency_global_lock,
-    latency_rwlock_list, latency_bare_atomic, latency_empty,
+    [IMPL_MEMORY] = latency_seatgate,        [IMPL_SHM] = latency_seatgate,
+    [IMPL_REDIS] = latency_seatgate,         [IMPL_MEMORY_HEARD] = latency_seatgate,
+    [IMPL_MEMORY_ALERTS] = latency_seatgate, [IMPL_GLOBAL_LOCK] = latency_global_lock,
+    [IMPL_RWLOCK_LIST] = latency_rwlock_list, [IMPL_BARE_ATOMIC] = latency_bare_atomic,
+    [IMPL_EMPTY] = latency_empty,
 };
 
 /* ---- the reporter (scenario 6) ---- */
@@ -1042,6 +1053,7 @@ static size_t produce_report(worker *w) {
     case IMPL_SHM:
     case IMPL_REDIS:
     case IMPL_MEMORY_HEARD:
+    case IMPL_MEMORY_ALERTS:
         for (;;) {
             size_t needed = 0;
             int32_t rc = license_report(LICENSE_REPORT_TEXT, w->report_buf, w->report_cap, &needed);
@@ -1168,6 +1180,7 @@ static void check_counts(enum impl impl, const uint32_t expected[3]) {
     case IMPL_SHM:
     case IMPL_REDIS:
     case IMPL_MEMORY_HEARD:
+    case IMPL_MEMORY_ALERTS:
         for (int k = 0; k < 3; k++) {
             uint32_t used, limit;
             int32_t rc = license_usage(type_name[k], &used, &limit);
@@ -1562,7 +1575,11 @@ static void scenario_plain(enum scenario sc, enum kind kind, const enum impl *im
             engine_start(backend_of(impls[i]));
         else
             engine_stop();
-        int32_t rc = license_set_event_callback(impls[i] == IMPL_MEMORY_HEARD ? heard : NULL, NULL);
+        int32_t rc = license_set_event_mask(impls[i] == IMPL_MEMORY_ALERTS ? LICENSE_EVENTS_ALERTS : LICENSE_EVENTS_ALL);
+        if (rc != LICENSE_OK)
+            call_failed("license_set_event_mask", rc);
+        int listens = impls[i] == IMPL_MEMORY_HEARD || impls[i] == IMPL_MEMORY_ALERTS;
+        rc = license_set_event_callback(listens ? heard : NULL, NULL);
         if (rc != LICENSE_OK)
             call_failed("license_set_event_callback", rc);
         for (int c = 0; c < nthread_counts; c++) {
@@ -2135,10 +2152,11 @@ int main(int argc, char **argv) {
     printf("csv: %s\n\n", csv_path);
     fflush(stdout);
 
-    enum impl pair_impls[7];
+    enum impl pair_impls[8];
     int npair = 0;
     pair_impls[npair++] = IMPL_MEMORY;
     pair_impls[npair++] = IMPL_MEMORY_HEARD;
+    pair_impls[npair++] = IMPL_MEMORY_ALERTS;
     pair_impls[npair++] = IMPL_SHM;
     if (redis_port > 0)
         pair_impls[npair++] = IMPL_REDIS;

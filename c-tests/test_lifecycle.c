@@ -36,6 +36,12 @@
  *    + 5 s), and an admin release frees at once; license_stats' peak, acquired and
  *    denied match what the phase did, license_stats_reset restarts the peak at current
  *    use, and a too small out->size is LICENSE_ERR_INVALID_ARGUMENT.
+ *  Phase 7, the event mask: a bit that names no event is LICENSE_ERR_INVALID_ARGUMENT;
+ *    a mask set before init holds after it. With LICENSE_EVENTS_ALERTS, logins and
+ *    logouts are not heard, but a limit set, a refusal, a dependency release and an
+ *    admin release are (not the logout that caused the dependency release). With the
+ *    threshold bits only, exactly the crossings are heard, with exact counts; with
+ *    LICENSE_EVENTS_ALL a login and a logout are heard again; with 0, nothing.
  *
  * Timing: no check depends on the scheduler being prompt. A "still refused" check is
  * made only when the measured time proves the deadline had not passed; a deadline is
@@ -1277,6 +1283,129 @@ static void phase6_linger(void) {
     license_shutdown();
 }
 
+/* ==== Phase 7: the event mask ==== */
+
+#define P7_MAX 64
+static pthread_mutex_t p7_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uint32_t kind, reason, used;
+    char type[LICENSE_MAX_NAME_LEN + 1];
+} p7_events[P7_MAX];
+static int p7_n;
+static int p7_marker;
+
+static void p7_callback(void *user_data, const license_event *e) {
+    if (user_data != &p7_marker)
+        return;
+    pthread_mutex_lock(&p7_mutex);
+    if (p7_n < P7_MAX) {
+        p7_events[p7_n].kind = e->kind;
+        p7_events[p7_n].reason = e->reason;
+        p7_events[p7_n].used = e->used;
+        snprintf(p7_events[p7_n].type, sizeof p7_events[0].type, "%s", e->license_type ? e->license_type : "");
+    }
+    p7_n++;
+    pthread_mutex_unlock(&p7_mutex);
+}
+
+/* The events heard since the last call, as "KIND/REASON/TYPE/USED" joined by spaces
+ * (KIND and REASON as numbers), and forgets them. */
+static const char *p7_take(void) {
+    static char out[2048];
+    size_t at = 0;
+    out[0] = '\0';
+    pthread_mutex_lock(&p7_mutex);
+    for (int i = 0; i < p7_n && i < P7_MAX; i++)
+        at += (size_t)snprintf(out + at, sizeof out - at, "%s%u/%u/%s/%u", i ? " " : "", p7_events[i].kind,
+                               p7_events[i].reason, p7_events[i].type, p7_events[i].used);
+    if (p7_n > P7_MAX)
+        snprintf(out + at, sizeof out - at, " (and %d more)", p7_n - P7_MAX);
+    p7_n = 0;
+    pthread_mutex_unlock(&p7_mutex);
+    return out;
+}
+
+#define P7_EXPECT(want, when)                                                          \
+    do {                                                                               \
+        const char *got_ = p7_take();                                                  \
+        CHECK(strcmp(got_, want) == 0, "%s: heard \"%s\", expected \"%s\"", when, got_, want); \
+    } while (0)
+
+static void phase7_event_mask(void) {
+    /* A bit that names no event is refused, and the mask stays as it was. */
+    CHECK_RC(license_set_event_mask(LICENSE_EVENTS_ALL | 1u), LICENSE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tc_last_error(), "name no event") != NULL, "last error \"%s\"", tc_last_error());
+    CHECK_RC(license_set_event_mask(1u << 20), LICENSE_ERR_INVALID_ARGUMENT);
+    /* Set before init, it holds once the library starts. */
+    CHECK_RC(license_set_event_mask(LICENSE_EVENTS_ALERTS), LICENSE_OK);
+    CHECK_RC(license_set_event_callback(p7_callback, &p7_marker), LICENSE_OK);
+    const char *path = tc_write_config("[licenses.connect]\nlimit = 4\n\n"
+                                       "[licenses.desk]\nlimit = 4\nalert_at = 50\nrequires = [\"connect\"]\n");
+    init_or_die(path, "phase 7");
+    char want[256];
+
+    /* Alerts only: logins and logouts are not heard, whatever path they take. */
+    license_seat c = must_acquire("alice", "connect");
+    license_seat d1 = must_acquire("alice", "desk");
+    license_seat d2 = must_acquire("bob", "connect,desk");
+    CHECK_RC(license_release(d2), LICENSE_OK);
+    P7_EXPECT("", "alerts: two logins and a logout");
+    /* A refusal is. */
+    CHECK_RC(license_set_limit(NULL, "desk", 1), LICENSE_OK);
+    license_seat x = 0;
+    license_denial denial;
+    CHECK_RC(tc_acquire_ex("carol", "connect,desk", &x, &denial), LICENSE_ERR_LIMIT_REACHED);
+    snprintf(want, sizeof want, "%u/0/desk/1 %u/%u/desk/1", LICENSE_EVENT_LIMIT_CHANGED, LICENSE_EVENT_DENIED,
+             LICENSE_DENIAL_FULL);
+    P7_EXPECT(want, "alerts: a limit set, then a refusal");
+    CHECK_RC(license_set_limit(NULL, "desk", 4), LICENSE_OK);
+    (void)p7_take();
+    /* So is a release the host did not ask for (the dependency), but not the logout
+     * that caused it. */
+    CHECK_RC(license_release(c), LICENSE_OK);
+    snprintf(want, sizeof want, "%u/%u/desk/0", LICENSE_EVENT_RELEASED, LICENSE_RELEASE_DEPENDENCY);
+    P7_EXPECT(want, "alerts: connect released, desk goes with it");
+    CHECK_RC(license_release(d1), LICENSE_ERR_UNKNOWN_SEAT);
+    /* And an admin's. */
+    license_seat e = must_acquire("erin", "connect");
+    uint32_t n = 0;
+    CHECK_RC(license_release_user("erin", LICENSE_RELEASE_ADMIN, &n), LICENSE_OK);
+    snprintf(want, sizeof want, "%u/%u/connect/0", LICENSE_EVENT_RELEASED, LICENSE_RELEASE_ADMIN);
+    P7_EXPECT(want, "alerts: an admin logs erin out");
+    (void)e;
+
+    /* Thresholds only, changed while running: desk's 50% of 4 is 2 seats, counted
+     * exactly (used = 2 going up, 1 coming down). */
+    CHECK_RC(license_set_event_mask(LICENSE_EVENTS_THRESHOLD_UP | LICENSE_EVENTS_THRESHOLD_DOWN), LICENSE_OK);
+    license_seat f1 = must_acquire("frank", "connect,desk");
+    license_seat f2 = must_acquire("gina", "connect,desk");
+    CHECK_RC(license_release(f2), LICENSE_OK);
+    CHECK_RC(license_release(f1), LICENSE_OK);
+    snprintf(want, sizeof want, "%u/0/desk/2 %u/0/desk/1", LICENSE_EVENT_THRESHOLD_UP, LICENSE_EVENT_THRESHOLD_DOWN);
+    P7_EXPECT(want, "thresholds: desk up to 2 of 4 and down again");
+
+    /* Every event again. */
+    CHECK_RC(license_set_event_mask(LICENSE_EVENTS_ALL), LICENSE_OK);
+    license_seat h = must_acquire("hal", "connect");
+    CHECK_RC(license_release(h), LICENSE_OK);
+    snprintf(want, sizeof want, "%u/0/connect/1 %u/%u/connect/0", LICENSE_EVENT_ACQUIRED, LICENSE_EVENT_RELEASED,
+             LICENSE_RELEASE_NORMAL);
+    P7_EXPECT(want, "all: a login and a logout");
+
+    /* Nothing: the callback stays registered and hears nothing. */
+    CHECK_RC(license_set_event_mask(0), LICENSE_OK);
+    h = must_acquire("hal", "connect");
+    CHECK_RC(license_release(h), LICENSE_OK);
+    CHECK_RC(tc_acquire_ex("ivy", "nosuch", &x, &denial), LICENSE_ERR_UNKNOWN_PROFILE);
+    P7_EXPECT("", "none: a login, a logout, an unknown profile");
+
+    check_used("connect", 0, "phase 7 end");
+    check_used("desk", 0, "phase 7 end");
+    license_shutdown();
+    CHECK_RC(license_set_event_mask(LICENSE_EVENTS_ALL), LICENSE_OK);
+    CHECK_RC(license_set_event_callback(NULL, NULL), LICENSE_OK);
+}
+
 int main(void) {
     double t0 = tc_now();
     main_thread = pthread_self();
@@ -1299,6 +1428,9 @@ int main(void) {
     t = tc_now();
     phase6_linger();
     fprintf(stderr, "test_lifecycle: phase 6 (linger, stats) %.2f s\n", tc_now() - t);
+    t = tc_now();
+    phase7_event_mask();
+    fprintf(stderr, "test_lifecycle: phase 7 (event mask) %.2f s\n", tc_now() - t);
     if (timing_notes > 0)
         fprintf(stderr, "test_lifecycle: %ld timing checks skipped on a slow machine\n", timing_notes);
     fprintf(stderr, "test_lifecycle: %.2f s\n", tc_now() - t0);

@@ -54,6 +54,83 @@
 #define LICENSE_MAX_PATH_LEN 4095
 
 /**
+ * `LICENSE_EVENT_ACQUIRED` events: every login (needs every login described).
+ */
+#define LICENSE_EVENTS_ACQUIRED 2
+
+/**
+ * Every `LICENSE_EVENT_RELEASED` event, the host's own logouts included (needs every logout
+ * described). To hear only the releases the host did not ask for, use
+ * `LICENSE_EVENTS_RELEASED_FORCED` instead.
+ */
+#define LICENSE_EVENTS_RELEASED 4
+
+/**
+ * `LICENSE_EVENT_DENIED` events: refusals.
+ */
+#define LICENSE_EVENTS_DENIED 8
+
+/**
+ * `LICENSE_EVENT_THRESHOLD_UP` events (needs every seat counted exactly).
+ */
+#define LICENSE_EVENTS_THRESHOLD_UP 16
+
+/**
+ * `LICENSE_EVENT_THRESHOLD_DOWN` events (needs every seat counted exactly).
+ */
+#define LICENSE_EVENTS_THRESHOLD_DOWN 32
+
+/**
+ * `LICENSE_EVENT_RELOADED` events.
+ */
+#define LICENSE_EVENTS_RELOADED 64
+
+/**
+ * `LICENSE_EVENT_WARNING` events.
+ */
+#define LICENSE_EVENTS_WARNING 128
+
+/**
+ * `LICENSE_EVENT_EXPIRED` events.
+ */
+#define LICENSE_EVENTS_EXPIRED 256
+
+/**
+ * `LICENSE_EVENT_EMERGENCY_STARTED` events.
+ */
+#define LICENSE_EVENTS_EMERGENCY_STARTED 512
+
+/**
+ * `LICENSE_EVENT_EMERGENCY_ENDED` events.
+ */
+#define LICENSE_EVENTS_EMERGENCY_ENDED 1024
+
+/**
+ * `LICENSE_EVENT_LIMIT_CHANGED` events.
+ */
+#define LICENSE_EVENTS_LIMIT_CHANGED 2048
+
+/**
+ * `LICENSE_EVENT_RELEASED` events whose reason is not `LICENSE_RELEASE_NORMAL`: the
+ * holder did not log out itself (lease expired, admin, dependency, shutdown, owner
+ * gone, reconciled, emergency expired, license expired), so the host should log the
+ * user out. Costs nothing on a login or a plain logout.
+ */
+#define LICENSE_EVENTS_RELEASED_FORCED 4096
+
+/**
+ * Every event (the default).
+ */
+#define LICENSE_EVENTS_ALL 8190
+
+/**
+ * What a host must act on or an admin must see, at the speed of a login nobody
+ * listens to: DENIED, RELEASED_FORCED, RELOADED, WARNING, EXPIRED,
+ * EMERGENCY_STARTED, EMERGENCY_ENDED and LIMIT_CHANGED.
+ */
+#define LICENSE_EVENTS_ALERTS 8136
+
+/**
  * Status codes returned by every `int32_t` function. 0 is success; errors are
  * negative. The numbers are part of the ABI: they never change and are never reused.
  */
@@ -711,10 +788,12 @@ int32_t license_reload(const char *config_path);
  * thread may still finish with the old one, so keep its `user_data` valid until
  * `license_shutdown` has returned.
  *
- * A listener has a cost of its own: with one registered, every login and logout is
- * counted exactly and described as events, which takes six to eight times as long
- * as a login nobody listens to (hundreds of nanoseconds instead of about one
- * hundred; BENCHMARKS.md has the figures).
+ * A listener has a cost of its own. By default it hears every event, so every login
+ * and logout is counted exactly and described, which takes six to eight times as
+ * long as a login nobody listens to (hundreds of nanoseconds instead of about one
+ * hundred; BENCHMARKS.md has the figures). A listener that needs only what a host
+ * must act on sets `license_set_event_mask(LICENSE_EVENTS_ALERTS)` first, and
+ * logins cost what they cost with nobody listening.
  *
  * Returns `LICENSE_OK` or `LICENSE_ERR_INTERNAL`. Works initialized or not.
  * Thread safety: safe from any thread, including from inside a callback.
@@ -725,6 +804,30 @@ int32_t license_reload(const char *config_path);
  */
 int32_t license_set_event_callback(license_event_callback callback,
                                    void *user_data);
+
+/**
+ * Chooses which events the listener hears: an OR of `LICENSE_EVENTS_*` bits
+ * (`LICENSE_EVENTS_ALL`, the default, hears every event). Events outside the mask
+ * are not built at all, and the audit log still records everything.
+ *
+ * The mask decides what a login costs. A listener of ACQUIRED, RELEASED (every
+ * release, the host's own logouts included), THRESHOLD_UP or THRESHOLD_DOWN events
+ * needs every login and logout counted exactly and described: six to eight times
+ * the cost of a login nobody listens to. With only the other bits
+ * (`LICENSE_EVENTS_ALERTS`: refusals, releases the host did not ask for, reloads,
+ * warnings, expiry, emergency windows, limit changes), a login or logout that
+ * succeeds costs what it costs with nobody listening, and those events still arrive.
+ *
+ * Like the callback, the mask stays across `license_shutdown` and `license_init`
+ * and can be set before init. Set it before `license_set_event_callback` so that no
+ * event outside it is delivered; a call already running on another thread may still
+ * finish with the old mask.
+ *
+ * Returns `LICENSE_OK`, or `LICENSE_ERR_INVALID_ARGUMENT` (the mask is left as it
+ * was) when `mask` has a bit that names no event. Works initialized or not.
+ * Thread safety: safe from any thread, including from inside a callback.
+ */
+int32_t license_set_event_mask(uint32_t mask);
 
 /**
  * Takes one seat of every license type that the named profiles imply, **all or

@@ -21,7 +21,7 @@ use crate::clock::{
 };
 use crate::config::{Config, CountMode, LimitInputs, Lint, PoolKind, Previous, SlotState, TenantDef};
 use crate::error::{Denial, DenialReason, Error};
-use crate::events::{Event, EventKind, EventSink};
+use crate::events::{Event, EventKind, EventMask, EventSink};
 use crate::policy::{EmergencyState, StateStore};
 use crate::reaper::Reaper;
 use crate::report::{Page, Report};
@@ -32,6 +32,17 @@ use crate::types::{MAX_LABEL_LEN, MAX_PROFILES_LEN, SeatId, TypeSet};
 /// tenant), so a release finds the tenant's pool from the id alone.
 pub const TENANT_SHIFT: u32 = 48;
 const SEAT_MASK: u64 = (1 << TENANT_SHIFT) - 1;
+
+/// The bit of `Engine::observers` that says an audit log is written (it hears every
+/// call); the listener's [`EventMask`] uses bits 1 to 12.
+const AUDITED: u32 = 1 << 31;
+
+/// Whether somebody among `observers` hears every login and logout: an audit log, or
+/// a listener of acquired, normal released or threshold events.
+#[inline(always)]
+fn hears_every_login(observers: u32) -> bool {
+    observers & (AUDITED | EventMask::EVERY_LOGIN.bits()) != 0
+}
 /// Most tenants one engine can serve (the number must fit above [`TENANT_SHIFT`]).
 pub const MAX_TENANTS: usize = (1 << (64 - TENANT_SHIFT)) - 1;
 
@@ -114,10 +125,13 @@ pub struct Engine {
     shared_backend: bool,
     sink: ArcSwapOption<SinkBox>,
     audit: ArcSwapOption<AuditLog>,
-    /// Whether a listener or an audit log is installed: one relaxed load tells the
-    /// hot path that nobody needs to hear about a call. Set under `observers_lock`
-    /// after every change of `sink` or `audit`.
-    observed: AtomicBool,
+    /// Who hears about calls, in the one word the hot path loads: the listener's
+    /// [`EventMask`] while a listener is installed (0 without one), and [`AUDITED`]
+    /// while an audit log is. Set under `observers_lock` after every change of
+    /// `sink`, `mask` or `audit`.
+    observers: AtomicU32,
+    /// The events the listener hears (kept while none is installed).
+    mask: AtomicU32,
     observers_lock: Mutex<()>,
     started_at: SystemTime,
     peaks_reset_at: Mutex<Option<SystemTime>>,
@@ -570,7 +584,8 @@ impl Engine {
             clock: Arc::new(SystemClock),
             system_clock: true,
             shared_backend: backend.shared(),
-            observed: AtomicBool::new(audit.is_some()),
+            observers: AtomicU32::new(if audit.is_some() { AUDITED } else { 0 }),
+            mask: AtomicU32::new(EventMask::ALL.bits()),
             observers_lock: Mutex::new(()),
             sink: ArcSwapOption::empty(),
             audit: ArcSwapOption::new(audit),
@@ -687,27 +702,41 @@ impl Engine {
         self.set_observers(|| self.sink.store(sink.map(|s| Arc::new(SinkBox(s)))));
     }
 
-    /// Changes the listener or the audit log, and keeps `observed` in step.
+    /// Chooses which events the listener hears (every one until this is called).
+    /// A listener that hears no acquired, normal released or threshold event leaves
+    /// quiet logins and logouts as fast as with nobody listening (see [`EventMask`]).
+    pub fn set_event_mask(&self, mask: EventMask) {
+        self.set_observers(|| self.mask.store(mask.bits(), Ordering::Relaxed));
+    }
+
+    /// The events the listener hears.
+    pub fn event_mask(&self) -> EventMask {
+        EventMask::from_bits(self.mask.load(Ordering::Relaxed)).unwrap_or_default()
+    }
+
+    /// Changes the listener, its mask or the audit log, and keeps `observers` in step.
     fn set_observers(&self, change: impl FnOnce()) {
         let _serial = self.observers_lock.lock().unwrap_or_else(|e| e.into_inner());
         change();
-        let observed = self.sink.load().is_some() || self.audit.load().is_some();
-        self.observed.store(observed, Ordering::Release);
+        let listener = if self.sink.load().is_some() { self.mask.load(Ordering::Relaxed) } else { 0 };
+        let audited = if self.audit.load().is_some() { AUDITED } else { 0 };
+        self.observers.store(listener | audited, Ordering::Release);
     }
 
-    /// Whether anyone hears about calls (a listener, an audit log).
+    /// Who hears about calls: 0 when nobody does (see `observers`).
     #[inline]
-    fn observed(&self) -> bool {
-        self.observed.load(Ordering::Acquire)
+    fn observers(&self) -> u32 {
+        self.observers.load(Ordering::Acquire)
     }
 
-    /// What one call on the hot path collects: quiet when nobody listens, so the
-    /// backend need not describe what it released nor count every seat exactly; with
-    /// the calling thread's `lane` (from [`Engine::with_config`], or [`thread_lane`] on
-    /// the paths that do not go through it).
+    /// What one call on the hot path collects: quiet unless somebody hears every login
+    /// (a listener of acquired, normal released or threshold events, or an audit log),
+    /// so the backend need not describe the releases it was asked for nor count every
+    /// seat exactly; with the calling thread's `lane` (from [`Engine::with_config`], or
+    /// [`thread_lane`] on the paths that do not go through it).
     #[inline]
     fn new_changes(&self, lane: Option<usize>) -> Changes {
-        Changes { quiet: !self.observed(), lane, ..Changes::default() }
+        Changes { quiet: !hears_every_login(self.observers()), lane, ..Changes::default() }
     }
 
     /// The running configuration.
@@ -1849,16 +1878,28 @@ impl Engine {
     }
 
     /// Turns what an operation changed into events and audit lines, after every lock
-    /// is dropped. Costs one atomic load when nobody listens.
+    /// is dropped. Costs one atomic load when nobody listens, or when the listener
+    /// hears nothing a quiet login or logout says.
     #[inline]
     fn publish(&self, config: &Config, changes: &Changes, op: Op<'_>) {
-        if self.observed() {
-            self.publish_observed(config, changes, op);
+        let observers = self.observers();
+        if observers == 0
+            || (!hears_every_login(observers)
+                && changes.released.is_empty()
+                && matches!(op, Op::Acquired { .. } | Op::Released))
+        {
+            return;
         }
+        self.publish_observed(
+            config,
+            changes,
+            op,
+            EventMask::from_bits(observers & !AUDITED).unwrap_or_default(),
+        );
     }
 
     #[inline(never)]
-    fn publish_observed(&self, config: &Config, changes: &Changes, op: Op<'_>) {
+    fn publish_observed(&self, config: &Config, changes: &Changes, op: Op<'_>, mask: EventMask) {
         let sink = self.sink.load();
         let mut audit = self.audit.load();
         if sink.is_none() && audit.is_none() {
@@ -1877,6 +1918,8 @@ impl Engine {
         let stamp = if audit.is_some() { rfc3339(time) } else { String::new() };
         let name = |slot: usize| config.licenses.get(slot).map(|l| l.name.clone());
         let listening = sink.is_some();
+        // Whether the listener hears events of `kind`.
+        let hear = |kind: EventKind| listening && mask.hears(kind);
         let mut events: Vec<Event> = if listening { Vec::with_capacity(4) } else { Vec::new() };
         let event = |kind: EventKind, slot: Option<usize>, detail: String| Event {
             kind,
@@ -1908,7 +1951,7 @@ impl Engine {
                     .to_string(),
                 );
             }
-            if listening {
+            if listening && mask.hears_release(released.why) {
                 for (i, slot) in released.types.iter().enumerate() {
                     if is_pool(slot) {
                         continue;
@@ -1951,7 +1994,7 @@ impl Engine {
                         .to_string(),
                     );
                 }
-                if listening {
+                if hear(EventKind::Acquired) {
                     let user: Arc<str> = Arc::from(req.user);
                     for slot in types.iter().filter(|&s| !is_pool(s)) {
                         let mut digits = [0u8; 20];
@@ -1987,7 +2030,7 @@ impl Engine {
                         .to_string(),
                     );
                 }
-                if listening {
+                if hear(EventKind::Denied) {
                     let slot = config.license_index(&denial.license);
                     let mut e = event(EventKind::Denied, slot, format!("user '{}': {denial}", req.user));
                     e.license = Some(denial.license.clone());
@@ -2010,7 +2053,7 @@ impl Engine {
                         .to_string(),
                     );
                 }
-                if listening {
+                if hear(kind) {
                     events.push(event(kind, slot, detail.to_string()));
                 }
             }
@@ -2021,10 +2064,12 @@ impl Engine {
                             .to_string(),
                     );
                 }
-                if listening {
+                if hear(EventKind::Reloaded) {
                     events.push(event(EventKind::Reloaded, None, format!("reloaded {source}: {summary}")));
+                }
+                if listening {
                     // A new limit or alert_at can move a type across its threshold.
-                    for &(slot, kind) in crossings {
+                    for &(slot, kind) in crossings.iter().filter(|(_, kind)| hear(*kind)) {
                         let Some(license) = config.licenses.get(slot) else { continue };
                         let direction =
                             if kind == EventKind::ThresholdUp { "is now at or over" } else { "is now under" };
@@ -2045,7 +2090,7 @@ impl Engine {
                 }
             }
         }
-        if listening {
+        if hear(EventKind::ThresholdUp) || hear(EventKind::ThresholdDown) {
             for change in &changes.counts {
                 let Some(license) = config.licenses.get(change.slot) else { continue };
                 let Some(threshold) = license.alert_seats() else { continue };
@@ -2056,6 +2101,9 @@ impl Engine {
                 } else {
                     continue;
                 };
+                if !hear(kind) {
+                    continue;
+                }
                 let direction = if kind == EventKind::ThresholdUp { "reached" } else { "fell under" };
                 let mut e = event(
                     kind,
@@ -2276,5 +2324,38 @@ mod tests {
             let s = format!("a{c}b");
             assert_eq!(super::has_control(&s), c.is_control(), "U+{:04X}", c as u32);
         }
+    }
+    /// Which listeners leave the hot path quiet: nobody, or a listener of alerts only.
+    /// A listener of logins, of every release or of thresholds (and an audit log, see
+    /// `hears_every_login`) needs every call exact and described.
+    #[test]
+    fn only_a_listener_of_logins_logouts_or_thresholds_makes_calls_exact() {
+        use crate::events::{EventKind, EventMask};
+        let config = crate::Config::from_toml_str("[licenses.desk]\nlimit = 2\n", "t.toml").expect("valid");
+        let engine = super::Engine::new(config).expect("engine");
+        let quiet = |engine: &super::Engine| engine.new_changes(Some(0)).quiet;
+        assert!(quiet(&engine), "nobody listens");
+        engine.set_event_mask(EventMask::ALERTS);
+        assert!(quiet(&engine), "a mask with no listener");
+        engine.set_event_sink(Some(std::sync::Arc::new(|_: &crate::Event| {})));
+        assert!(quiet(&engine), "a listener of alerts");
+        for kind in EventKind::ALL {
+            let mask = EventMask::ALERTS.union(EventMask::of(kind));
+            engine.set_event_mask(mask);
+            assert_eq!(engine.event_mask(), mask);
+            let exact = matches!(
+                kind,
+                EventKind::Acquired | EventKind::Released | EventKind::ThresholdUp | EventKind::ThresholdDown
+            );
+            assert_eq!(quiet(&engine), !exact, "a listener of {kind:?}");
+        }
+        engine.set_event_mask(EventMask::NONE);
+        assert!(quiet(&engine), "a listener that hears nothing");
+        engine.set_event_mask(EventMask::ALL);
+        assert!(!quiet(&engine), "a listener of every event");
+        engine.set_event_sink(None);
+        assert!(quiet(&engine), "the listener removed");
+        assert_eq!(engine.event_mask(), EventMask::ALL, "the mask stays without a listener");
+        assert!(super::hears_every_login(super::AUDITED), "an audit log hears every login");
     }
 }

@@ -59,6 +59,129 @@ impl EventKind {
     }
 }
 
+impl EventKind {
+    /// Every kind, in the order of their codes.
+    pub const ALL: [EventKind; 11] = [
+        EventKind::Acquired,
+        EventKind::Released,
+        EventKind::Denied,
+        EventKind::ThresholdUp,
+        EventKind::ThresholdDown,
+        EventKind::Reloaded,
+        EventKind::Warning,
+        EventKind::Expired,
+        EventKind::EmergencyStarted,
+        EventKind::EmergencyEnded,
+        EventKind::LimitChanged,
+    ];
+
+    /// The kind's number in the C API (`license_event_kind`): 1 to 11.
+    pub const fn code(self) -> u32 {
+        self as u32 + 1
+    }
+}
+
+/// Which events a listener hears: a set of kinds (bit `1 << kind.code()`), where
+/// released events can be narrowed to those the host did not ask for. The audit log
+/// always gets everything.
+///
+/// What a set costs: a listener that hears every login (acquired, released with
+/// reason normal, or a threshold, which needs every seat counted exactly) puts
+/// every login and logout on the exact, described path. One that hears only
+/// refusals, forced releases and the policy's and admins' events leaves quiet
+/// logins as fast as with nobody listening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventMask(u32);
+
+impl EventMask {
+    /// Nothing.
+    pub const NONE: EventMask = EventMask(0);
+    /// Released events whose reason is not [`ReleaseWhy::Normal`]: the holder did not
+    /// log out itself (its lease ran out, an admin, a dependency, shutdown, a dead
+    /// owner process, reconciliation, an emergency window or the license ended).
+    /// Implied by [`EventKind::Released`]'s own bit.
+    pub const FORCED_RELEASES: EventMask = EventMask(1 << 12);
+    /// Every event (the default).
+    pub const ALL: EventMask = EventMask(0x1ffe);
+    /// What a host must act on or an admin must see, without hearing every login:
+    /// refusals, forced releases, reloads, warnings, expiry, emergency windows and
+    /// limits set at run time.
+    pub const ALERTS: EventMask = EventMask(
+        EventMask::of(EventKind::Denied).0
+            | EventMask::FORCED_RELEASES.0
+            | EventMask::of(EventKind::Reloaded).0
+            | EventMask::of(EventKind::Warning).0
+            | EventMask::of(EventKind::Expired).0
+            | EventMask::of(EventKind::EmergencyStarted).0
+            | EventMask::of(EventKind::EmergencyEnded).0
+            | EventMask::of(EventKind::LimitChanged).0,
+    );
+    /// The kinds that need every login counted exactly or described.
+    pub const EVERY_LOGIN: EventMask = EventMask(
+        EventMask::of(EventKind::Acquired).0
+            | EventMask::of(EventKind::Released).0
+            | EventMask::of(EventKind::ThresholdUp).0
+            | EventMask::of(EventKind::ThresholdDown).0,
+    );
+
+    /// The set of one kind.
+    pub const fn of(kind: EventKind) -> EventMask {
+        EventMask(1 << kind.code())
+    }
+
+    /// The set from its bits; `None` when a bit names no kind.
+    pub const fn from_bits(bits: u32) -> Option<EventMask> {
+        if bits & !EventMask::ALL.0 == 0 { Some(EventMask(bits)) } else { None }
+    }
+
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    pub const fn union(self, other: EventMask) -> EventMask {
+        EventMask(self.0 | other.0)
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether an event of `kind` is heard (for released events, see
+    /// [`EventMask::hears_release`]).
+    #[inline]
+    pub const fn hears(self, kind: EventKind) -> bool {
+        self.0 & EventMask::of(kind).0 != 0
+    }
+
+    /// Whether a released event for `why` is heard.
+    #[inline]
+    pub fn hears_release(self, why: ReleaseWhy) -> bool {
+        self.hears(EventKind::Released)
+            || (why != ReleaseWhy::Normal && self.0 & EventMask::FORCED_RELEASES.0 != 0)
+    }
+
+    /// Whether an event is heard.
+    pub fn hears_event(self, event: &Event) -> bool {
+        match (event.kind, event.why) {
+            (EventKind::Released, Some(why)) => self.hears_release(why),
+            (kind, _) => self.hears(kind),
+        }
+    }
+
+    /// Whether hearing these events needs every login and logout counted exactly
+    /// and described (acquired, every released, thresholds).
+    #[inline]
+    pub const fn needs_every_login(self) -> bool {
+        self.0 & EventMask::EVERY_LOGIN.0 != 0
+    }
+}
+
+impl Default for EventMask {
+    fn default() -> EventMask {
+        EventMask::ALL
+    }
+}
+
 /// One event. Counts are those right after the change (a listener on another thread
 /// may already see later ones: events of different threads can arrive in any order).
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use std::ffi::{CStr, OsStr, c_char, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
@@ -26,7 +26,7 @@ use crate::backend::ReleaseWhy;
 use crate::clock::unix_ms;
 use crate::engine::{Engine, Request};
 use crate::error::{Denial, DenialReason, Error};
-use crate::events::{Event, EventKind, EventSink};
+use crate::events::{Event, EventKind, EventMask, EventSink};
 use crate::report::Page;
 use crate::types;
 
@@ -334,6 +334,75 @@ const _: () = assert!(LICENSE_MAX_LABEL_LEN == types::MAX_LABEL_LEN);
 const _: () = assert!(LICENSE_MAX_PROFILES_LEN == types::MAX_PROFILES_LEN);
 const _: () = assert!(LICENSE_MAX_NAME_LEN == types::MAX_NAME_LEN);
 const _: () = assert!(LICENSE_MAX_NAME_LEN < 64, "license_denial.license_type holds the name and its NUL");
+
+// ---- which events the listener hears (license_set_event_mask) ----
+// One bit per event kind: `1 << LICENSE_EVENT_...`.
+/// `LICENSE_EVENT_ACQUIRED` events: every login (needs every login described).
+pub const LICENSE_EVENTS_ACQUIRED: u32 = 0x2;
+/// Every `LICENSE_EVENT_RELEASED` event, the host's own logouts included (needs every logout
+/// described). To hear only the releases the host did not ask for, use
+/// `LICENSE_EVENTS_RELEASED_FORCED` instead.
+pub const LICENSE_EVENTS_RELEASED: u32 = 0x4;
+/// `LICENSE_EVENT_DENIED` events: refusals.
+pub const LICENSE_EVENTS_DENIED: u32 = 0x8;
+/// `LICENSE_EVENT_THRESHOLD_UP` events (needs every seat counted exactly).
+pub const LICENSE_EVENTS_THRESHOLD_UP: u32 = 0x10;
+/// `LICENSE_EVENT_THRESHOLD_DOWN` events (needs every seat counted exactly).
+pub const LICENSE_EVENTS_THRESHOLD_DOWN: u32 = 0x20;
+/// `LICENSE_EVENT_RELOADED` events.
+pub const LICENSE_EVENTS_RELOADED: u32 = 0x40;
+/// `LICENSE_EVENT_WARNING` events.
+pub const LICENSE_EVENTS_WARNING: u32 = 0x80;
+/// `LICENSE_EVENT_EXPIRED` events.
+pub const LICENSE_EVENTS_EXPIRED: u32 = 0x100;
+/// `LICENSE_EVENT_EMERGENCY_STARTED` events.
+pub const LICENSE_EVENTS_EMERGENCY_STARTED: u32 = 0x200;
+/// `LICENSE_EVENT_EMERGENCY_ENDED` events.
+pub const LICENSE_EVENTS_EMERGENCY_ENDED: u32 = 0x400;
+/// `LICENSE_EVENT_LIMIT_CHANGED` events.
+pub const LICENSE_EVENTS_LIMIT_CHANGED: u32 = 0x800;
+/// `LICENSE_EVENT_RELEASED` events whose reason is not `LICENSE_RELEASE_NORMAL`: the
+/// holder did not log out itself (lease expired, admin, dependency, shutdown, owner
+/// gone, reconciled, emergency expired, license expired), so the host should log the
+/// user out. Costs nothing on a login or a plain logout.
+pub const LICENSE_EVENTS_RELEASED_FORCED: u32 = 0x1000;
+/// Every event (the default).
+pub const LICENSE_EVENTS_ALL: u32 = 0x1ffe;
+/// What a host must act on or an admin must see, at the speed of a login nobody
+/// listens to: DENIED, RELEASED_FORCED, RELOADED, WARNING, EXPIRED,
+/// EMERGENCY_STARTED, EMERGENCY_ENDED and LIMIT_CHANGED.
+pub const LICENSE_EVENTS_ALERTS: u32 = 0x1fc8;
+
+// cbindgen needs literals; the engine's event kinds are the source of truth.
+const _: () = assert!(LICENSE_EVENTS_ACQUIRED == EventMask::of(EventKind::Acquired).bits());
+const _: () = assert!(license_event_kind::LICENSE_EVENT_ACQUIRED as u32 == EventKind::Acquired.code());
+const _: () = assert!(LICENSE_EVENTS_RELEASED == EventMask::of(EventKind::Released).bits());
+const _: () = assert!(license_event_kind::LICENSE_EVENT_RELEASED as u32 == EventKind::Released.code());
+const _: () = assert!(LICENSE_EVENTS_DENIED == EventMask::of(EventKind::Denied).bits());
+const _: () = assert!(license_event_kind::LICENSE_EVENT_DENIED as u32 == EventKind::Denied.code());
+const _: () = assert!(LICENSE_EVENTS_THRESHOLD_UP == EventMask::of(EventKind::ThresholdUp).bits());
+const _: () = assert!(license_event_kind::LICENSE_EVENT_THRESHOLD_UP as u32 == EventKind::ThresholdUp.code());
+const _: () = assert!(LICENSE_EVENTS_THRESHOLD_DOWN == EventMask::of(EventKind::ThresholdDown).bits());
+const _: () =
+    assert!(license_event_kind::LICENSE_EVENT_THRESHOLD_DOWN as u32 == EventKind::ThresholdDown.code());
+const _: () = assert!(LICENSE_EVENTS_RELOADED == EventMask::of(EventKind::Reloaded).bits());
+const _: () = assert!(license_event_kind::LICENSE_EVENT_RELOADED as u32 == EventKind::Reloaded.code());
+const _: () = assert!(LICENSE_EVENTS_WARNING == EventMask::of(EventKind::Warning).bits());
+const _: () = assert!(license_event_kind::LICENSE_EVENT_WARNING as u32 == EventKind::Warning.code());
+const _: () = assert!(LICENSE_EVENTS_EXPIRED == EventMask::of(EventKind::Expired).bits());
+const _: () = assert!(license_event_kind::LICENSE_EVENT_EXPIRED as u32 == EventKind::Expired.code());
+const _: () = assert!(LICENSE_EVENTS_EMERGENCY_STARTED == EventMask::of(EventKind::EmergencyStarted).bits());
+const _: () =
+    assert!(license_event_kind::LICENSE_EVENT_EMERGENCY_STARTED as u32 == EventKind::EmergencyStarted.code());
+const _: () = assert!(LICENSE_EVENTS_EMERGENCY_ENDED == EventMask::of(EventKind::EmergencyEnded).bits());
+const _: () =
+    assert!(license_event_kind::LICENSE_EVENT_EMERGENCY_ENDED as u32 == EventKind::EmergencyEnded.code());
+const _: () = assert!(LICENSE_EVENTS_LIMIT_CHANGED == EventMask::of(EventKind::LimitChanged).bits());
+const _: () =
+    assert!(license_event_kind::LICENSE_EVENT_LIMIT_CHANGED as u32 == EventKind::LimitChanged.code());
+const _: () = assert!(LICENSE_EVENTS_RELEASED_FORCED == EventMask::FORCED_RELEASES.bits());
+const _: () = assert!(LICENSE_EVENTS_ALL == EventMask::ALL.bits());
+const _: () = assert!(LICENSE_EVENTS_ALERTS == EventMask::ALERTS.bits());
 
 /// An extended login request for `license_try_acquire_ex`.
 ///
@@ -776,6 +845,14 @@ unsafe impl Sync for HostCallback {}
 
 static CALLBACK: Mutex<Option<HostCallback>> = Mutex::new(None);
 
+/// The events the host's listener hears (`license_set_event_mask`).
+static EVENT_MASK: AtomicU32 = AtomicU32::new(LICENSE_EVENTS_ALL);
+
+/// The mask the host chose, as the engine takes it.
+fn current_mask() -> EventMask {
+    EventMask::from_bits(EVENT_MASK.load(Ordering::Relaxed)).unwrap_or_default()
+}
+
 fn event_kind(kind: EventKind) -> license_event_kind {
     use license_event_kind::*;
     match kind {
@@ -935,6 +1012,7 @@ pub unsafe extern "C" fn license_init(config_path: *const c_char) -> i32 {
         }
         match Engine::from_file(path) {
             Ok(engine) => {
+                engine.set_event_mask(current_mask());
                 engine.set_event_sink(current_sink());
                 let engine = Arc::new(engine);
                 if let Err(e) = engine.start_reaper() {
@@ -1068,10 +1146,12 @@ pub unsafe extern "C" fn license_reload(config_path: *const c_char) -> i32 {
 /// thread may still finish with the old one, so keep its `user_data` valid until
 /// `license_shutdown` has returned.
 ///
-/// A listener has a cost of its own: with one registered, every login and logout is
-/// counted exactly and described as events, which takes six to eight times as long
-/// as a login nobody listens to (hundreds of nanoseconds instead of about one
-/// hundred; BENCHMARKS.md has the figures).
+/// A listener has a cost of its own. By default it hears every event, so every login
+/// and logout is counted exactly and described, which takes six to eight times as
+/// long as a login nobody listens to (hundreds of nanoseconds instead of about one
+/// hundred; BENCHMARKS.md has the figures). A listener that needs only what a host
+/// must act on sets `license_set_event_mask(LICENSE_EVENTS_ALERTS)` first, and
+/// logins cost what they cost with nobody listening.
 ///
 /// Returns `LICENSE_OK` or `LICENSE_ERR_INTERNAL`. Works initialized or not.
 /// Thread safety: safe from any thread, including from inside a callback.
@@ -1090,6 +1170,48 @@ pub unsafe extern "C" fn license_set_event_callback(
         *CALLBACK.lock().unwrap_or_else(|e| e.into_inner()) = host;
         if let Some(engine) = ENGINE.load_full() {
             engine.set_event_sink(host.map(sink_for));
+        }
+        license_status::LICENSE_OK as i32
+    })
+}
+
+/// Chooses which events the listener hears: an OR of `LICENSE_EVENTS_*` bits
+/// (`LICENSE_EVENTS_ALL`, the default, hears every event). Events outside the mask
+/// are not built at all, and the audit log still records everything.
+///
+/// The mask decides what a login costs. A listener of ACQUIRED, RELEASED (every
+/// release, the host's own logouts included), THRESHOLD_UP or THRESHOLD_DOWN events
+/// needs every login and logout counted exactly and described: six to eight times
+/// the cost of a login nobody listens to. With only the other bits
+/// (`LICENSE_EVENTS_ALERTS`: refusals, releases the host did not ask for, reloads,
+/// warnings, expiry, emergency windows, limit changes), a login or logout that
+/// succeeds costs what it costs with nobody listening, and those events still arrive.
+///
+/// Like the callback, the mask stays across `license_shutdown` and `license_init`
+/// and can be set before init. Set it before `license_set_event_callback` so that no
+/// event outside it is delivered; a call already running on another thread may still
+/// finish with the old mask.
+///
+/// Returns `LICENSE_OK`, or `LICENSE_ERR_INVALID_ARGUMENT` (the mask is left as it
+/// was) when `mask` has a bit that names no event. Works initialized or not.
+/// Thread safety: safe from any thread, including from inside a callback.
+#[unsafe(no_mangle)]
+pub extern "C" fn license_set_event_mask(mask: u32) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let Some(events) = EventMask::from_bits(mask) else {
+            return fail(
+                license_status::LICENSE_ERR_INVALID_ARGUMENT,
+                format!(
+                    "event mask {mask:#x} has bits that name no event ({:#x}); use an OR of LICENSE_EVENTS_* \
+                     (LICENSE_EVENTS_ALL is {LICENSE_EVENTS_ALL:#x})",
+                    mask & !LICENSE_EVENTS_ALL
+                ),
+            );
+        };
+        let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
+        EVENT_MASK.store(mask, Ordering::Relaxed);
+        if let Some(engine) = ENGINE.load_full() {
+            engine.set_event_mask(events);
         }
         license_status::LICENSE_OK as i32
     })

@@ -24,6 +24,6 @@ pub use backend::ReleaseWhy;
 pub use config::{Config, ConfigError, CountMode, Lint};
 pub use engine::{Engine, ReloadSummary, Request, Usage};
 pub use error::{Denial, DenialReason, Error};
-pub use events::{Event, EventKind};
+pub use events::{Event, EventKind, EventMask};
 pub use report::{Page, Report};
 pub use types::{SeatId, TypeSet};

@@ -3,13 +3,15 @@
 //! listens to (which takes the lane wherever it can) and one with a listener (which
 //! never does) are driven through the same random calls, on one clock, and must give
 //! the same answer to every call and the same counts, holders and lingering seats
-//! after each.
+//! after each. A third engine whose listener hears only alerts (`EventMask::ALERTS`)
+//! stays quiet too, and must hear exactly the alerts among the second's events.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seatgate::clock::ManualClock;
-use seatgate::{Config, Engine, Event, Page, ReleaseWhy, Request, SeatId};
+use seatgate::events::EventSink;
+use seatgate::{Config, Engine, Event, EventMask, Page, ReleaseWhy, Request, SeatId};
 
 /// Plain types (`desk` per user, `chat` per session) next to every feature the lane
 /// leaves to the general path: a linger window, a lease, `requires`, a bundle, a
@@ -100,8 +102,40 @@ fn outcome<T>(r: &Result<T, seatgate::Error>, seat: Option<SeatId>) -> String {
     }
 }
 
+/// An event as two engines must agree on it: everything but its seat id (each engine
+/// numbers its own), its detail (which names the seat) and its time.
+fn summary(e: &Event) -> String {
+    format!(
+        "{:?} why {:?} denial {:?} {:?} user {:?} used {} limit {} at {}% requires {:?} tenant {:?}",
+        e.kind,
+        e.why,
+        e.denial,
+        e.license,
+        e.user,
+        e.used,
+        e.limit,
+        e.threshold_percent,
+        e.requires,
+        e.tenant
+    )
+}
+
+/// A listener that keeps every event it hears.
+fn recorder() -> (Arc<Mutex<Vec<Event>>>, EventSink) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let keep = heard.clone();
+    (heard, Arc::new(move |e: &Event| keep.lock().unwrap().push(e.clone())))
+}
+
+/// Three engines go through the same random calls: one nobody listens to (it takes
+/// the express lane and the lanes wherever it can), one whose listener hears every
+/// event (it never does), and one whose listener hears only
+/// [`EventMask::ALERTS`] (quiet, like the first). All three give the same answers and
+/// tables; the third hears exactly the second's events that the mask keeps.
 #[test]
 fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
+    // What the alerts listener heard over every seed: the calls must reach each alert.
+    let mut kinds_heard = std::collections::BTreeSet::new();
     for seed in 1..=25u64 {
         let clock = Arc::new(ManualClock::at_unix(1_790_000_000));
         let open = || {
@@ -109,54 +143,79 @@ fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
                 .expect("engine opens")
                 .with_clock(clock.clone())
         };
-        let (quiet, heard) = (open(), open());
-        heard.set_event_sink(Some(Arc::new(|_: &Event| {})));
+        let (quiet, heard, alerted) = (open(), open(), open());
+        let (every_event, sink) = recorder();
+        heard.set_event_sink(Some(sink));
+        let (alerts, sink) = recorder();
+        alerted.set_event_mask(EventMask::ALERTS);
+        alerted.set_event_sink(Some(sink));
+        let engines = [&quiet, &heard, &alerted];
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
-        // Handles of both engines, pair by pair, including released ones.
-        let mut handles: Vec<(SeatId, SeatId)> = Vec::new();
+        // Handles of the engines, one per engine for each login, including released ones.
+        let mut handles: Vec<[SeatId; 3]> = Vec::new();
         for step in 0..600 {
             let at = format!("seed {seed} step {step}");
-            let (a, b) = match rng.below(20) {
+            let answers: Vec<String> = match rng.below(20) {
                 0..=8 => {
                     let (user, profiles) = (rng.pick(&USERS), rng.pick(&PROFILES));
                     let labelled = rng.below(8) == 0;
-                    let req = |r: Request<'static>| if labelled { r.extension("2001") } else { r };
-                    let (a, b) = (
-                        quiet.try_acquire(&req(Request::new(user, profiles))),
-                        heard.try_acquire(&req(Request::new(user, profiles))),
-                    );
-                    if let (Ok(x), Ok(y)) = (&a, &b) {
-                        handles.push((*x, *y));
+                    let req = || {
+                        let r = Request::new(user, profiles);
+                        if labelled { r.extension("2001") } else { r }
+                    };
+                    let results: Vec<_> = engines.iter().map(|e| e.try_acquire(&req())).collect();
+                    if let [Ok(x), Ok(y), Ok(z)] = results[..] {
+                        handles.push([x, y, z]);
                     }
-                    (outcome(&a, None), outcome(&b, None))
+                    results.iter().map(|r| outcome(r, None)).collect()
                 }
                 9..=15 if !handles.is_empty() => {
-                    let (x, y) = handles[rng.below(handles.len() as u64) as usize];
-                    (outcome(&quiet.release(x), Some(x)), outcome(&heard.release(y), Some(y)))
+                    let seats = handles[rng.below(handles.len() as u64) as usize];
+                    engines.iter().zip(seats).map(|(e, seat)| outcome(&e.release(seat), Some(seat))).collect()
                 }
                 16 => {
                     let user = rng.pick(&USERS);
                     let why = if rng.below(2) == 0 { ReleaseWhy::Normal } else { ReleaseWhy::Admin };
-                    (
-                        outcome(&quiet.release_user(user, why), None),
-                        outcome(&heard.release_user(user, why), None),
-                    )
+                    engines.iter().map(|e| outcome(&e.release_user(user, why), None)).collect()
                 }
                 17 => {
                     let limit = Some(rng.below(4) as u32);
                     let license = rng.pick(&["desk", "chat"]);
-                    (
-                        outcome(&quiet.set_limit(None, license, limit), None),
-                        outcome(&heard.set_limit(None, license, limit), None),
-                    )
+                    engines.iter().map(|e| outcome(&e.set_limit(None, license, limit), None)).collect()
                 }
                 _ => {
                     clock.advance(Duration::from_secs(rng.below(15)));
-                    (format!("{}", quiet.reap()), format!("{}", heard.reap()))
+                    engines.iter().map(|e| format!("{}", e.reap())).collect()
                 }
             };
-            assert_eq!(a, b, "{at}: the answers differ");
-            assert_eq!(state(&quiet), state(&heard), "{at}: the tables differ");
+            assert!(answers.iter().all(|a| *a == answers[0]), "{at}: the answers differ: {answers:?}");
+            let table = state(&quiet);
+            assert_eq!(table, state(&heard), "{at}: the tables differ (quiet, every event heard)");
+            assert_eq!(table, state(&alerted), "{at}: the tables differ (quiet, alerts heard)");
+            let want: Vec<String> = std::mem::take(&mut *every_event.lock().unwrap())
+                .iter()
+                .filter(|e| EventMask::ALERTS.hears_event(e))
+                .map(summary)
+                .collect();
+            let got = std::mem::take(&mut *alerts.lock().unwrap());
+            kinds_heard.extend(got.iter().map(|e| format!("{:?} {:?}", e.kind, e.why)));
+            let got: Vec<String> = got.iter().map(summary).collect();
+            assert_eq!(got, want, "{at}: the alerts listener heard other events than the mask keeps");
         }
     }
+    for kind in [
+        "Denied None",
+        "LimitChanged None",
+        "Released Some(Expired)",
+        "Released Some(Admin)",
+        "Released Some(Dependency)",
+    ] {
+        assert!(kinds_heard.contains(kind), "no '{kind}' event reached the alerts listener: {kinds_heard:?}");
+    }
+    assert!(
+        !kinds_heard
+            .iter()
+            .any(|k| k.starts_with("Acquired") || k.contains("Normal") || k.starts_with("Threshold")),
+        "the alerts listener heard a login, a logout or a threshold: {kinds_heard:?}"
+    );
 }

@@ -14,9 +14,10 @@
  * Format, so that abi_check.php can read it: one declaration per line; struct fields
  * as `TYPE NAME;` or `TYPE NAME[N];`.
  *
- * Left out on purpose: license_set_event_callback and its types (license_event,
- * license_event_callback). Events arrive on seatgate's own threads (the reaper), and
- * PHP cannot run a callback on a thread it did not start.
+ * Left out on purpose: license_set_event_callback, its types (license_event,
+ * license_event_callback) and license_set_event_mask. Events arrive on seatgate's
+ * own threads (the reaper), and PHP cannot run a callback on a thread it did not
+ * start.
  */
 
 typedef uint64_t license_seat;

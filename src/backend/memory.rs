@@ -817,7 +817,9 @@ impl MemoryBackend {
             }
             gone.push_back((seat, why));
         }
-        if !changes.quiet {
+        // A quiet call still describes a release nobody asked for (the listener may
+        // hear only those: the host must log such a user out).
+        if !changes.quiet || why != ReleaseWhy::Normal {
             let types = handle.types();
             changes.released.push(ReleasedSeat {
                 seat,

@@ -120,10 +120,13 @@ pub struct ReleasedSeat {
 pub struct Changes {
     pub counts: SmallVec<[CountChange; 8]>,
     pub released: Vec<ReleasedSeat>,
-    /// Set by the engine when nobody listens and no audit log is written: a backend
-    /// may then skip describing released handles in `released`, and leave out of
-    /// `counts` the seats it moved without reading the holder count (the memory
-    /// backend's lanes). Without it, every change is in `counts` with exact figures.
+    /// Set by the engine when nobody hears every login (no audit log, and no
+    /// listener of acquired, normal released or threshold events): a backend may then
+    /// leave out of `released` the handles released with [`ReleaseWhy::Normal`]
+    /// (every other release is still described: a listener may hear only those), and
+    /// leave out of `counts` the seats it moved without reading the holder count (the
+    /// memory backend's lanes). Without it, every change is in `counts` with exact
+    /// figures and every release is in `released`.
     pub quiet: bool,
     /// The calling thread's number (from `next_thread_lane`, kept by the engine per
     /// thread; `None` while the thread is being torn down). On a quiet call a backend
