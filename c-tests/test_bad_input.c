@@ -515,6 +515,18 @@ static void test_release_and_usage(void) {
     FAILS(license_release(h), LICENSE_ERR_UNKNOWN_SEAT);      /* already released */
     FAILS(license_release(h + 1000), LICENSE_ERR_UNKNOWN_SEAT); /* never issued */
 
+    /* The event mask: bits that name no event, and text that names none. */
+    uint32_t mask = 77;
+    FAILS(license_set_event_mask(1u), LICENSE_ERR_INVALID_ARGUMENT);
+    FAILS(license_set_event_mask(UINT32_MAX), LICENSE_ERR_INVALID_ARGUMENT);
+    FAILS(license_event_mask_parse(NULL, &mask), LICENSE_ERR_INVALID_ARGUMENT);
+    FAILS(license_event_mask_parse("alerts", NULL), LICENSE_ERR_INVALID_ARGUMENT);
+    FAILS(license_event_mask_parse("", &mask), LICENSE_ERR_INVALID_ARGUMENT);
+    FAILS(license_event_mask_parse("alerts,", &mask), LICENSE_ERR_INVALID_ARGUMENT);
+    FAILS(license_event_mask_parse("ALL", &mask), LICENSE_ERR_INVALID_ARGUMENT);
+    FAILS(license_event_mask_parse("\xff\xfe", &mask), LICENSE_ERR_INVALID_ARGUMENT);
+    CHECK(mask == 77, "a refused license_event_mask_parse wrote %u", mask);
+
     uint32_t used = 11, limit = 12;
     FAILS(license_usage(NULL, &used, &limit), LICENSE_ERR_INVALID_ARGUMENT);
     FAILS(license_usage("a", NULL, &limit), LICENSE_ERR_INVALID_ARGUMENT);

@@ -37,7 +37,8 @@
  *    denied match what the phase did, license_stats_reset restarts the peak at current
  *    use, and a too small out->size is LICENSE_ERR_INVALID_ARGUMENT.
  *  Phase 7, the event mask: a bit that names no event is LICENSE_ERR_INVALID_ARGUMENT;
- *    a mask set before init holds after it. With LICENSE_EVENTS_ALERTS, logins and
+ *    license_event_mask_parse reads names and refuses an unknown one, naming it; a
+ *    mask set before init holds after it. With LICENSE_EVENTS_ALERTS, logins and
  *    logouts are not heard, but a limit set, a refusal, a dependency release and an
  *    admin release are (not the logout that caused the dependency release). With the
  *    threshold bits only, exactly the crossings are heard, with exact counts; with
@@ -1336,6 +1337,19 @@ static void phase7_event_mask(void) {
     CHECK_RC(license_set_event_mask(LICENSE_EVENTS_ALL | 1u), LICENSE_ERR_INVALID_ARGUMENT);
     CHECK(strstr(tc_last_error(), "name no event") != NULL, "last error \"%s\"", tc_last_error());
     CHECK_RC(license_set_event_mask(1u << 20), LICENSE_ERR_INVALID_ARGUMENT);
+    /* Masks as a config file names them. */
+    uint32_t mask = 0;
+    CHECK_RC(license_event_mask_parse("alerts, threshold", &mask), LICENSE_OK);
+    CHECK(mask == (LICENSE_EVENTS_ALERTS | LICENSE_EVENTS_THRESHOLD_UP | LICENSE_EVENTS_THRESHOLD_DOWN),
+          "\"alerts, threshold\" is %#x", mask);
+    CHECK_RC(license_event_mask_parse("acquired,forced_releases", &mask), LICENSE_OK);
+    CHECK(mask == (LICENSE_EVENTS_ACQUIRED | LICENSE_EVENTS_RELEASED_FORCED), "acquired,forced_releases is %#x", mask);
+    CHECK_RC(license_event_mask_parse("all", &mask), LICENSE_OK);
+    CHECK(mask == LICENSE_EVENTS_ALL, "all is %#x", mask);
+    CHECK_RC(license_event_mask_parse("alerts, logins", &mask), LICENSE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tc_last_error(), "'logins'") != NULL && strstr(tc_last_error(), "limit_changed") != NULL,
+          "last error \"%s\" does not name the word and the choices", tc_last_error());
+    CHECK(mask == LICENSE_EVENTS_ALL, "a refused parse changed the mask to %#x", mask);
     /* Set before init, it holds once the library starts. */
     CHECK_RC(license_set_event_mask(LICENSE_EVENTS_ALERTS), LICENSE_OK);
     CHECK_RC(license_set_event_callback(p7_callback, &p7_marker), LICENSE_OK);

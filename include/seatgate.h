@@ -830,6 +830,26 @@ int32_t license_set_event_callback(license_event_callback callback,
 int32_t license_set_event_mask(uint32_t mask);
 
 /**
+ * Reads an event mask as a host's configuration file gives it, for
+ * `license_set_event_mask`: `all`, `alerts`, `none`, or event names joined by
+ * commas: `acquired`, `released`, `denied`, `threshold_up`, `threshold_down`,
+ * `threshold` (both), `forced_releases`, `reloaded`, `warning`, `expired`,
+ * `emergency_started`, `emergency_ended`, `limit_changed`; `all` and `alerts` may
+ * be among them (`"alerts, threshold"`). Spaces around a name are ignored; names
+ * are lower case. At most `LICENSE_MAX_PROFILES_LEN` bytes.
+ *
+ * Returns `LICENSE_OK` with the mask in `*mask_out`, or
+ * `LICENSE_ERR_INVALID_ARGUMENT` (`*mask_out` untouched) when `text` or `mask_out`
+ * is NULL or a name is not one of these: `license_last_error` names it and lists
+ * them. Works initialized or not. Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `text` is NULL or NUL-terminated; `mask_out` is NULL or writable.
+ */
+int32_t license_event_mask_parse(const char *text,
+                                 uint32_t *mask_out);
+
+/**
  * Takes one seat of every license type that the named profiles imply, **all or
  * nothing**, and writes a new seat handle to `*seat_out`.
  *

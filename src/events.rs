@@ -168,6 +168,38 @@ impl EventMask {
         }
     }
 
+    /// Reads a mask as a host's config file writes it: `all`, `alerts`, `none`, or
+    /// event names joined by commas (`denied, threshold_up, forced_releases`): the
+    /// names of [`EventKind::as_str`], `threshold` for both threshold kinds and
+    /// `forced_releases` for [`EventMask::FORCED_RELEASES`]; `all` and `alerts` may
+    /// be among them. Spaces around a name are ignored; case matters.
+    pub fn parse(text: &str) -> Result<EventMask, String> {
+        let mut mask = EventMask::NONE;
+        for word in text.split(',').map(|w| w.trim_matches(' ')) {
+            mask = mask.union(match word {
+                "all" => EventMask::ALL,
+                "alerts" => EventMask::ALERTS,
+                "none" => EventMask::NONE,
+                "threshold" => {
+                    EventMask::of(EventKind::ThresholdUp).union(EventMask::of(EventKind::ThresholdDown))
+                }
+                "forced_releases" => EventMask::FORCED_RELEASES,
+                _ => match EventKind::ALL.iter().find(|k| k.as_str() == word) {
+                    Some(&kind) => EventMask::of(kind),
+                    None => {
+                        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                        return Err(format!(
+                            "event mask '{text}': '{word}' names no event; use all, alerts, none, or names \
+                             joined by commas: {}, threshold, forced_releases",
+                            names.join(", ")
+                        ));
+                    }
+                },
+            });
+        }
+        Ok(mask)
+    }
+
     /// Whether hearing these events needs every login and logout counted exactly
     /// and described (acquired, every released, thresholds).
     #[inline]
@@ -215,3 +247,39 @@ pub struct Event {
 /// A listener. It runs on the thread that caused the event (see the header for which
 /// one) and must not block for long: the login that caused the event waits for it.
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::{EventKind, EventMask};
+    use crate::backend::ReleaseWhy;
+
+    #[test]
+    fn masks_read_from_text_name_the_kinds_they_hear() {
+        assert_eq!(EventMask::parse("all"), Ok(EventMask::ALL));
+        assert_eq!(EventMask::parse("alerts"), Ok(EventMask::ALERTS));
+        assert_eq!(EventMask::parse("none"), Ok(EventMask::NONE));
+        for kind in EventKind::ALL {
+            assert_eq!(EventMask::parse(kind.as_str()), Ok(EventMask::of(kind)), "{kind:?}");
+        }
+        let mask = EventMask::parse(" alerts , threshold").expect("valid");
+        assert!(mask.hears(EventKind::ThresholdUp) && mask.hears(EventKind::ThresholdDown));
+        assert!(mask.hears(EventKind::Denied) && !mask.hears(EventKind::Acquired));
+        assert!(mask.needs_every_login(), "thresholds need exact counts");
+        let forced = EventMask::parse("forced_releases").expect("valid");
+        assert!(forced.hears_release(ReleaseWhy::Expired) && !forced.hears_release(ReleaseWhy::Normal));
+        assert!(!forced.needs_every_login());
+        assert!(EventMask::parse("released").expect("valid").hears_release(ReleaseWhy::Normal));
+        for bad in ["", "al", "ALL", "acquired,", "denied;warning", "threshold_sideways"] {
+            let e = EventMask::parse(bad).expect_err(bad);
+            assert!(e.contains("names no event") && e.contains("forced_releases"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn bits_outside_the_kinds_are_refused() {
+        assert_eq!(EventMask::from_bits(EventMask::ALL.bits()), Some(EventMask::ALL));
+        assert_eq!(EventMask::from_bits(1), None, "bit 0 names no kind");
+        assert_eq!(EventMask::from_bits(1 << 13), None);
+        assert_eq!(EventMask::ALERTS.union(EventMask::EVERY_LOGIN), EventMask::ALL);
+    }
+}

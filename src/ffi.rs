@@ -1217,6 +1217,39 @@ pub extern "C" fn license_set_event_mask(mask: u32) -> i32 {
     })
 }
 
+/// Reads an event mask as a host's configuration file gives it, for
+/// `license_set_event_mask`: `all`, `alerts`, `none`, or event names joined by
+/// commas: `acquired`, `released`, `denied`, `threshold_up`, `threshold_down`,
+/// `threshold` (both), `forced_releases`, `reloaded`, `warning`, `expired`,
+/// `emergency_started`, `emergency_ended`, `limit_changed`; `all` and `alerts` may
+/// be among them (`"alerts, threshold"`). Spaces around a name are ignored; names
+/// are lower case. At most `LICENSE_MAX_PROFILES_LEN` bytes.
+///
+/// Returns `LICENSE_OK` with the mask in `*mask_out`, or
+/// `LICENSE_ERR_INVALID_ARGUMENT` (`*mask_out` untouched) when `text` or `mask_out`
+/// is NULL or a name is not one of these: `license_last_error` names it and lists
+/// them. Works initialized or not. Thread safety: safe from any thread.
+///
+/// # Safety
+/// `text` is NULL or NUL-terminated; `mask_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn license_event_mask_parse(text: *const c_char, mask_out: *mut u32) -> i32 {
+    ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
+        let text = try_c!(unsafe { c_str(text, "text", LICENSE_MAX_PROFILES_LEN) });
+        if mask_out.is_null() {
+            return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "mask_out must not be NULL");
+        }
+        match EventMask::parse(text) {
+            Ok(mask) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { mask_out.write(mask.bits()) };
+                license_status::LICENSE_OK as i32
+            }
+            Err(why) => fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, why),
+        }
+    })
+}
+
 // ---- acquire / release ----
 
 /// Takes one seat of every license type that the named profiles imply, **all or

@@ -15,9 +15,9 @@
  * as `TYPE NAME;` or `TYPE NAME[N];`.
  *
  * Left out on purpose: license_set_event_callback, its types (license_event,
- * license_event_callback) and license_set_event_mask. Events arrive on seatgate's
- * own threads (the reaper), and PHP cannot run a callback on a thread it did not
- * start.
+ * license_event_callback), license_set_event_mask and license_event_mask_parse.
+ * Events arrive on seatgate's own threads (the reaper), and PHP cannot run a
+ * callback on a thread it did not start.
  */
 
 typedef uint64_t license_seat;
