@@ -8,8 +8,10 @@
  *   AMI: action SeatgateShowSeats; event SeatgateEvent (class reporting)
  *
  * Config: seatgate.conf, [general] config = path of the seatgate TOML (default:
- * seatgate.toml in Asterisk's config directory). `module reload res_seatgate` reloads
- * it, keeping every held seat. See README.md beside this file.
+ * seatgate.toml in Asterisk's config directory); events = which library events reach
+ * the log and AMI (default all; "alerts" keeps logins at full speed).
+ * `module reload res_seatgate` reloads both, keeping every held seat. See README.md
+ * beside this file.
  *
  * Asterisk's loader accepts only modules that declare ASTERISK_GPL_KEY, so this file
  * is licensed under the GNU General Public License version 2, like Asterisk.
@@ -351,13 +353,15 @@ static void on_event(void *user_data, const struct license_event *event)
 
 /* ---- configuration: load, reload ---- */
 
-/* Reads seatgate.conf into `path` (absolute). Returns 0, or -1 with `why` set when
- * the file exists but cannot be parsed. A missing file or key means the default. */
-static int read_module_config(char *path, size_t path_len, char *why, size_t why_len)
+/* Reads seatgate.conf into `path` (absolute) and `events` (the event mask). Returns
+ * 0, or -1 with `why` set when the file exists but cannot be parsed or its `events`
+ * names no event. A missing file or key means the default. */
+static int read_module_config(char *path, size_t path_len, uint32_t *events, char *why, size_t why_len)
 {
 	struct ast_flags flags = { 0 };
 	struct ast_config *cfg;
 	const char *value = NULL;
+	const char *mask = NULL;
 
 	cfg = ast_config_load(SEATGATE_CONF, flags);
 	if (cfg == CONFIG_STATUS_FILEINVALID) {
@@ -366,6 +370,19 @@ static int read_module_config(char *path, size_t path_len, char *why, size_t why
 	}
 	if (cfg) {
 		value = ast_variable_retrieve(cfg, "general", "config");
+		mask = ast_variable_retrieve(cfg, "general", "events");
+	}
+	*events = LICENSE_EVENTS_ALL;
+	if (!ast_strlen_zero(mask) && license_event_mask_parse(mask, events) != LICENSE_OK) {
+		char detail[256];
+		if (license_last_error(detail, sizeof(detail), NULL) != LICENSE_OK) {
+			ast_copy_string(detail, "not an event mask", sizeof(detail));
+		}
+		snprintf(why, why_len, "%s/%s: events: %s", ast_config_AST_CONFIG_DIR, SEATGATE_CONF, detail);
+		if (cfg) {
+			ast_config_destroy(cfg);
+		}
+		return -1;
 	}
 	value = S_OR(value, SEATGATE_DEFAULT_TOML);
 	if (value[0] == '/') {
@@ -385,10 +402,11 @@ static int start_or_reload(void)
 {
 	char path[LICENSE_MAX_PATH_LEN + 1];
 	char why[sizeof(init_error)] = "";
+	uint32_t events;
 	int32_t rc;
 	int reloading;
 
-	if (read_module_config(path, sizeof(path), why, sizeof(why))) {
+	if (read_module_config(path, sizeof(path), &events, why, sizeof(why))) {
 		ast_log(LOG_ERROR, "seatgate: %s; nothing changed\n", why);
 		ast_mutex_lock(&state_lock);
 		if (!running) {
@@ -397,11 +415,16 @@ static int start_or_reload(void)
 		ast_mutex_unlock(&state_lock);
 		return -1;
 	}
-
+	/* `events`: which library events reach the log and AMI. It goes with the new
+	 * config, both or neither: set before init, after a reload that succeeded
+	 * (it cannot fail, the mask having parsed). */
 	rc = license_reload(path);
 	reloading = rc != LICENSE_ERR_NOT_INITIALIZED;
 	if (!reloading) {
+		license_set_event_mask(events);
 		rc = license_init(path);
+	} else if (rc == LICENSE_OK) {
+		license_set_event_mask(events);
 	}
 	if (rc != LICENSE_OK && license_last_error(why, sizeof(why), NULL) != LICENSE_OK) {
 		ast_copy_string(why, license_strerror(rc), sizeof(why));

@@ -260,6 +260,31 @@ wait_db two
 check "two operators, explicit release" "$(dbget two)" "21|21|OK"
 check "one bound seat left" "$(callcenter_use)" "1/2"
 if wait_use "0/2"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: two: $(callcenter_use)"; fi
+
+# 5b. The event mask (seatgate.conf events =): every login is logged by default;
+# with "alerts" a login is not, an admin release still is; a value that names no
+# event is refused at reload and changes nothing.
+check_has "logins logged with events = all" "$(cat "$dir/log/messages.log")" "holds 'callcenter' through seat"
+printf '[general]\nconfig = seats.toml\nevents = alerts\n' > "$dir/etc/seatgate.conf"
+ast "module reload res_seatgate" >/dev/null
+sleep 0.3
+lines_before=$(wc -l < "$dir/log/messages.log")
+ast "database del sgtest carol_seat" >/dev/null
+originate keep
+wait_db carol_seat
+wait_use "1/2" || true
+check_has "alerts: admin release" "$(ast 'seatgate release user carol')" "Released 1 seat handle(s) of carol"
+for _ in $(seq 50); do tail -n +"$((lines_before + 1))" "$dir/log/messages.log" | grep -q "(admin)" && break; sleep 0.1; done
+new_lines=$(tail -n +"$((lines_before + 1))" "$dir/log/messages.log")
+check_has "alerts: the admin release is logged" "$new_lines" "user 'carol' released seat"
+check_lacks "alerts: the login is not logged" "$new_lines" "holds 'callcenter'"
+printf '[general]\nconfig = seats.toml\nevents = alerts, logins\n' > "$dir/etc/seatgate.conf"
+ast "module reload res_seatgate" >/dev/null
+for _ in $(seq 50); do grep -q "'logins' names no event" "$dir/log/messages.log" && break; sleep 0.1; done
+check_has "bad events refused" "$(cat "$dir/log/messages.log")" "events: event mask 'alerts, logins': 'logins' names no event"
+check "bad events: limits kept" "$(callcenter_use)" "0/2"
+printf '[general]\nconfig = seats.toml\n' > "$dir/etc/seatgate.conf"
+ast "module reload res_seatgate" >/dev/null
 printf '[licenses.user]\nlimt = 3\n' > "$dir/etc/seats.toml"
 ast "module reload res_seatgate" >/dev/null
 check "broken reload keeps limits" "$(callcenter_use)" "0/2"

@@ -8,7 +8,8 @@
  *                seatgate_release [<seat>]
  *   events       CUSTOM seatgate::event, one per libseatgate event (acquired, released,
  *                denied, threshold, reloaded, ...): Seatgate-Event, License-Type, User, Seat,
- *                Used, Limit, Reason, Detail
+ *                Used, Limit, Reason, Detail; which ones: <param name="events"> (all,
+ *                alerts, or names joined by commas; see seatgate.conf.xml)
  *
  * seatgate_acquire is modelled on mod_dptools' `limit` app: on a refusal it sets
  * seatgate_result and seatgate_refused_{type,reason,used,limit,requires,profile,detail}
@@ -52,19 +53,33 @@ static const char *last_error(char *buf, size_t len) {
 }
 
 /* The config path, from seatgate.conf.xml, the global variable, or the default. */
-static void find_config_path(char *out, size_t len) {
+/* Reads seatgate.conf.xml: the config path into `out`, and the event mask (param
+ * "events", default all) into `*events`. Returns 0, or -1 with `why` set when
+ * "events" names no event (`*events` is then LICENSE_EVENTS_ALL). */
+static int find_config(char *out, size_t len, uint32_t *events, char *why, size_t why_len) {
     switch_xml_t cfg = NULL, xml, settings, param;
     char *global = NULL;
     const char *path = NULL;
+    const char *mask = NULL;
+    int rc = 0;
 
     if ((xml = switch_xml_open_cfg(SEATGATE_CONF, &cfg, NULL))) {
         if ((settings = switch_xml_child(cfg, "settings"))) {
             for (param = switch_xml_child(settings, "param"); param; param = param->next) {
                 if (!strcasecmp(switch_xml_attr_soft(param, "name"), "config")) {
                     path = switch_xml_attr_soft(param, "value");
+                } else if (!strcasecmp(switch_xml_attr_soft(param, "name"), "events")) {
+                    mask = switch_xml_attr_soft(param, "value");
                 }
             }
         }
+    }
+    *events = LICENSE_EVENTS_ALL;
+    if (!zstr(mask) && license_event_mask_parse(mask, events) != LICENSE_OK) {
+        char detail[256];
+        switch_snprintf(why, why_len, "%s: param events: %s", SEATGATE_CONF, last_error(detail, sizeof detail));
+        *events = LICENSE_EVENTS_ALL;
+        rc = -1;
     }
     if (zstr(path) && (global = switch_core_get_variable_dup("seatgate_config"))) {
         path = global;
@@ -78,6 +93,7 @@ static void find_config_path(char *out, size_t len) {
     if (xml) {
         switch_xml_free(xml);
     }
+    return rc;
 }
 
 static const char *event_kind_name(uint32_t kind) {
@@ -130,14 +146,22 @@ static void stream_emit(void *ctx, const char *text) {
 
 SWITCH_STANDARD_API(seatgate_api) {
     char path[sizeof globals.config_path];
+    char why[512];
+    uint32_t events = 0;
+    int plain_reload = 0;
     (void)session;
     if (zstr(cmd)) {
         stream->write_function(stream, "-USAGE: seatgate %s\n", SG_API_SYNTAX);
         return SWITCH_STATUS_SUCCESS;
     }
     if (!strncmp(cmd, "reload", 6) && (cmd[6] == '\0' || cmd[6] == ' ')) {
-        /* A plain reload follows seatgate.conf.xml, which may name a new file. */
-        find_config_path(path, sizeof path);
+        /* A plain reload follows seatgate.conf.xml, which may name a new file and
+         * another event mask. */
+        if (find_config(path, sizeof path, &events, why, sizeof why) != 0) {
+            stream->write_function(stream, "-ERR %s; nothing changed\n", why);
+            return SWITCH_STATUS_SUCCESS;
+        }
+        plain_reload = 1;
         switch_mutex_lock(globals.mutex);
         switch_copy_string(globals.config_path, path, sizeof globals.config_path);
         switch_mutex_unlock(globals.mutex);
@@ -146,7 +170,10 @@ SWITCH_STANDARD_API(seatgate_api) {
         switch_copy_string(path, globals.config_path, sizeof path);
         switch_mutex_unlock(globals.mutex);
     }
-    sg_api(cmd, path, stream_emit, stream);
+    /* The new event mask goes with the new config: both or neither. */
+    if (sg_api(cmd, path, stream_emit, stream) == LICENSE_OK && plain_reload) {
+        license_set_event_mask(events);
+    }
     return SWITCH_STATUS_SUCCESS;
 }
 
@@ -301,11 +328,16 @@ SWITCH_MODULE_LOAD_FUNCTION(mod_seatgate_load) {
     switch_api_interface_t *api_interface;
     switch_application_interface_t *app_interface;
     char why[512];
+    uint32_t events;
     int32_t rc;
 
     memset(&globals, 0, sizeof globals);
     switch_mutex_init(&globals.mutex, SWITCH_MUTEX_NESTED, pool);
-    find_config_path(globals.config_path, sizeof globals.config_path);
+    if (find_config(globals.config_path, sizeof globals.config_path, &events, why, sizeof why) != 0) {
+        switch_log_printf(SWITCH_CHANNEL_LOG, SWITCH_LOG_ERROR, "seatgate: %s\n", why);
+        return SWITCH_STATUS_TERM;
+    }
+    license_set_event_mask(events);
 
     if (switch_event_reserve_subclass(SEATGATE_EVENT) != SWITCH_STATUS_SUCCESS) {
         switch_log_printf(SWITCH_CHANNEL_LOG, SWITCH_LOG_ERROR, "seatgate: cannot reserve %s\n", SEATGATE_EVENT);
