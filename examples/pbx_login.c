@@ -4,8 +4,9 @@
  *   SEATGATE_CLI=target/release/seatgate build/pbx_login examples/seats.toml   (or: make demo)
  *
  * What a PBX or call-center server does with seatgate:
- *   1. license_set_event_callback() and license_init() at startup, refusing to start
- *      on a bad license file, and printing the config's lints as warnings;
+ *   1. license_set_event_mask(), license_set_event_callback() and license_init() at
+ *      startup, refusing to start on a bad license file, and printing the config's
+ *      lints as warnings;
  *   2. at every agent login (SIP REGISTER, softphone sign-in, CRM session...),
  *      license_try_acquire_ex() from whichever worker thread handles it; on a
  *      refusal, tell the agent which license type is full (or which one is missing,
@@ -1797,6 +1798,15 @@ int main(int argc, char **argv) {
     else
         snprintf(examples_dir, sizeof examples_dir, ".");
 
+    /* Only the events `interesting` can keep: no event is built for an ordinary login
+     * or logout. (The threshold bits still need every login counted exactly; a host
+     * without a wallboard would set LICENSE_EVENTS_ALERTS alone, and its logins would
+     * cost what they cost with nobody listening.) */
+    if (license_set_event_mask(LICENSE_EVENTS_ALERTS | LICENSE_EVENTS_THRESHOLD_UP | LICENSE_EVENTS_THRESHOLD_DOWN) !=
+        LICENSE_OK) {
+        fprintf(stderr, "pbx_login: license_set_event_mask failed\n");
+        return 1;
+    }
     /* Before init, so that nothing is missed; it stays registered until removed. */
     if (license_set_event_callback(on_event, NULL) != LICENSE_OK) {
         fprintf(stderr, "pbx_login: license_set_event_callback failed\n");
