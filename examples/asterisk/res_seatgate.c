@@ -374,8 +374,10 @@ static int read_module_config(char *path, size_t path_len, uint32_t *events, cha
 	}
 	*events = LICENSE_EVENTS_ALL;
 	if (!ast_strlen_zero(mask) && license_event_mask_parse(mask, events) != LICENSE_OK) {
-		char detail[256];
-		if (license_last_error(detail, sizeof(detail), NULL) != LICENSE_OK) {
+		/* The detail lists every name: a cut one is still worth logging. */
+		char detail[512] = "";
+		int32_t got = license_last_error(detail, sizeof(detail), NULL);
+		if ((got != LICENSE_OK && got != LICENSE_ERR_BUFFER_TOO_SMALL) || !detail[0]) {
 			ast_copy_string(detail, "not an event mask", sizeof(detail));
 		}
 		snprintf(why, why_len, "%s/%s: events: %s", ast_config_AST_CONFIG_DIR, SEATGATE_CONF, detail);

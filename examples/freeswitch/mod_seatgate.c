@@ -76,7 +76,7 @@ static int find_config(char *out, size_t len, uint32_t *events, char *why, size_
     }
     *events = LICENSE_EVENTS_ALL;
     if (!zstr(mask) && license_event_mask_parse(mask, events) != LICENSE_OK) {
-        char detail[256];
+        char detail[512];
         switch_snprintf(why, why_len, "%s: param events: %s", SEATGATE_CONF, last_error(detail, sizeof detail));
         *events = LICENSE_EVENTS_ALL;
         rc = -1;
