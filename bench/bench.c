@@ -49,7 +49,9 @@
  *                delivered to it as events; the callback itself does nothing); and
  *                "mem+alerts" (scenarios 1 and 2): the same callback with
  *                license_set_event_mask(LICENSE_EVENTS_ALERTS), so it hears refusals,
- *                forced releases and the policy's events but no login or logout.
+ *                forced releases and the policy's events but no login or logout; and
+ *                "mem+thresh": alerts and both threshold kinds, which need every seat
+ *                counted on the type's shared counter (no per-thread lanes).
  *   global lock  FreeSWITCH mod_hash's design (limit_incr_hash / limit_release_hash):
  *                ONE rwlock taken for writing around a hash table of "realm_resource"
  *                -> {used, limit}, plus a record per holder of what it holds. How
@@ -684,6 +686,7 @@ static const char config_types[] =
     "\n"
     "[licenses.callcenter]\n"
     "limit = 2000000\n"
+    "alert_at = 80\n" /* as a call center sets one; never reached */
     "\n"
     "[licenses.extension]\n"
     "limit = 2000000\n"
@@ -785,22 +788,25 @@ enum impl {
     IMPL_MEMORY, IMPL_SHM, IMPL_REDIS,
     IMPL_MEMORY_HEARD, /* the memory table with an event listener, as the PBX modules run it */
     IMPL_MEMORY_ALERTS, /* the same listener, masked to LICENSE_EVENTS_ALERTS */
+    IMPL_MEMORY_THRESHOLDS, /* masked to alerts and thresholds */
     IMPL_GLOBAL_LOCK, IMPL_RWLOCK_LIST, IMPL_BARE_ATOMIC,
     IMPL_EMPTY, /* the empty timed section: the timer's own cost */
     IMPLS
 };
 
 static const char *const impl_label[IMPLS] = {
-    "memory", "shm", "redis", "mem+listener", "mem+alerts", "global lock", "rwlock list", "bare atomic", "empty",
+    "memory", "shm", "redis", "mem+listener", "mem+alerts", "mem+thresh", "global lock", "rwlock list", "bare atomic",
+    "empty",
 };
 static const char *const impl_csv[IMPLS] = {
     "seatgate-memory", "seatgate-shm", "seatgate-redis", "seatgate-memory-listener",
-    "seatgate-memory-alerts", "global-lock", "rwlock-list", "bare-atomic", "empty-timed-section",
+    "seatgate-memory-alerts", "seatgate-memory-thresholds", "global-lock", "rwlock-list", "bare-atomic",
+    "empty-timed-section",
 };
 
 static int is_seatgate(enum impl i) {
     return i == IMPL_MEMORY || i == IMPL_SHM || i == IMPL_REDIS || i == IMPL_MEMORY_HEARD ||
-           i == IMPL_MEMORY_ALERTS;
+           i == IMPL_MEMORY_ALERTS || i == IMPL_MEMORY_THRESHOLDS;
 }
 
 static enum backend backend_of(enum impl i) {
@@ -1006,14 +1012,16 @@ typedef void (*loop_fn)(worker *);
 static const loop_fn throughput_loop[IMPLS] = {
     [IMPL_MEMORY] = throughput_seatgate,        [IMPL_SHM] = throughput_seatgate,
     [IMPL_REDIS] = throughput_seatgate,         [IMPL_MEMORY_HEARD] = throughput_seatgate,
-    [IMPL_MEMORY_ALERTS] = throughput_seatgate, [IMPL_GLOBAL_LOCK] = throughput_global_lock,
+    [IMPL_MEMORY_ALERTS] = throughput_seatgate, [IMPL_MEMORY_THRESHOLDS] = throughput_seatgate,
+    [IMPL_GLOBAL_LOCK] = throughput_global_lock,
     [IMPL_RWLOCK_LIST] = throughput_rwlock_list, [IMPL_BARE_ATOMIC] = throughput_bare_atomic,
     [IMPL_EMPTY] = throughput_empty,
 };
 static const loop_fn latency_loop[IMPLS] = {
     [IMPL_MEMORY] = latency_seatgate,        [IMPL_SHM] = latency_seatgate,
     [IMPL_REDIS] = latency_seatgate,         [IMPL_MEMORY_HEARD] = latency_seatgate,
-    [IMPL_MEMORY_ALERTS] = latency_seatgate, [IMPL_GLOBAL_LOCK] = latency_global_lock,
+    [IMPL_MEMORY_ALERTS] = latency_seatgate, [IMPL_MEMORY_THRESHOLDS] = latency_seatgate,
+    [IMPL_GLOBAL_LOCK] = latency_global_lock,
     [IMPL_RWLOCK_LIST] = latency_rwlock_list, [IMPL_BARE_ATOMIC] = latency_bare_atomic,
     [IMPL_EMPTY] = latency_empty,
 };
@@ -1054,6 +1062,7 @@ static size_t produce_report(worker *w) {
     case IMPL_REDIS:
     case IMPL_MEMORY_HEARD:
     case IMPL_MEMORY_ALERTS:
+    case IMPL_MEMORY_THRESHOLDS:
         for (;;) {
             size_t needed = 0;
             int32_t rc = license_report(LICENSE_REPORT_TEXT, w->report_buf, w->report_cap, &needed);
@@ -1181,6 +1190,7 @@ static void check_counts(enum impl impl, const uint32_t expected[3]) {
     case IMPL_REDIS:
     case IMPL_MEMORY_HEARD:
     case IMPL_MEMORY_ALERTS:
+    case IMPL_MEMORY_THRESHOLDS:
         for (int k = 0; k < 3; k++) {
             uint32_t used, limit;
             int32_t rc = license_usage(type_name[k], &used, &limit);
@@ -1575,10 +1585,14 @@ static void scenario_plain(enum scenario sc, enum kind kind, const enum impl *im
             engine_start(backend_of(impls[i]));
         else
             engine_stop();
-        int32_t rc = license_set_event_mask(impls[i] == IMPL_MEMORY_ALERTS ? LICENSE_EVENTS_ALERTS : LICENSE_EVENTS_ALL);
+        uint32_t mask = impls[i] == IMPL_MEMORY_ALERTS ? LICENSE_EVENTS_ALERTS
+                        : impls[i] == IMPL_MEMORY_THRESHOLDS
+                            ? LICENSE_EVENTS_ALERTS | LICENSE_EVENTS_THRESHOLD_UP | LICENSE_EVENTS_THRESHOLD_DOWN
+                            : LICENSE_EVENTS_ALL;
+        int32_t rc = license_set_event_mask(mask);
         if (rc != LICENSE_OK)
             call_failed("license_set_event_mask", rc);
-        int listens = impls[i] == IMPL_MEMORY_HEARD || impls[i] == IMPL_MEMORY_ALERTS;
+        int listens = impls[i] == IMPL_MEMORY_HEARD || impls[i] == IMPL_MEMORY_ALERTS || impls[i] == IMPL_MEMORY_THRESHOLDS;
         rc = license_set_event_callback(listens ? heard : NULL, NULL);
         if (rc != LICENSE_OK)
             call_failed("license_set_event_callback", rc);
@@ -2152,11 +2166,12 @@ int main(int argc, char **argv) {
     printf("csv: %s\n\n", csv_path);
     fflush(stdout);
 
-    enum impl pair_impls[8];
+    enum impl pair_impls[9];
     int npair = 0;
     pair_impls[npair++] = IMPL_MEMORY;
     pair_impls[npair++] = IMPL_MEMORY_HEARD;
     pair_impls[npair++] = IMPL_MEMORY_ALERTS;
+    pair_impls[npair++] = IMPL_MEMORY_THRESHOLDS;
     pair_impls[npair++] = IMPL_SHM;
     if (redis_port > 0)
         pair_impls[npair++] = IMPL_REDIS;

@@ -1799,9 +1799,9 @@ int main(int argc, char **argv) {
         snprintf(examples_dir, sizeof examples_dir, ".");
 
     /* Only the events `interesting` can keep: no event is built for an ordinary login
-     * or logout. (The threshold bits still need every login counted exactly; a host
-     * without a wallboard would set LICENSE_EVENTS_ALERTS alone, and its logins would
-     * cost what they cost with nobody listening.) */
+     * or logout. (The threshold bits still need every seat counted on its type's
+     * shared counter; a host without a wallboard would set LICENSE_EVENTS_ALERTS
+     * alone, and its logins would cost exactly what they cost with nobody listening.) */
     if (license_set_event_mask(LICENSE_EVENTS_ALERTS | LICENSE_EVENTS_THRESHOLD_UP | LICENSE_EVENTS_THRESHOLD_DOWN) !=
         LICENSE_OK) {
         fprintf(stderr, "pbx_login: license_set_event_mask failed\n");

@@ -38,11 +38,32 @@ const SEAT_MASK: u64 = (1 << TENANT_SHIFT) - 1;
 const AUDITED: u32 = 1 << 31;
 
 /// Whether somebody among `observers` hears every login and logout: an audit log, or
-/// a listener of acquired, normal released or threshold events.
+/// a listener of acquired or normal released events.
 #[inline(always)]
 fn hears_every_login(observers: u32) -> bool {
     observers & (AUDITED | EventMask::EVERY_LOGIN.bits()) != 0
 }
+
+/// Whether somebody among `observers` needs every seat counted exactly: whoever hears
+/// every login, or a listener of threshold events.
+#[inline(always)]
+fn counts_every_seat(observers: u32) -> bool {
+    observers & (AUDITED | EventMask::EXACT_COUNTS.bits()) != 0
+}
+
+/// The threshold `change` moved its type across, going up or coming down, if any.
+#[inline]
+fn threshold_crossed(config: &Config, change: &crate::backend::CountChange) -> Option<EventKind> {
+    let threshold = config.licenses.get(change.slot)?.alert_seats()?;
+    if change.before < threshold && change.after >= threshold {
+        Some(EventKind::ThresholdUp)
+    } else if change.before >= threshold && change.after < threshold {
+        Some(EventKind::ThresholdDown)
+    } else {
+        None
+    }
+}
+
 /// Most tenants one engine can serve (the number must fit above [`TENANT_SHIFT`]).
 pub const MAX_TENANTS: usize = (1 << (64 - TENANT_SHIFT)) - 1;
 
@@ -736,7 +757,13 @@ impl Engine {
     /// [`thread_lane`] on the paths that do not go through it).
     #[inline]
     fn new_changes(&self, lane: Option<usize>) -> Changes {
-        Changes { quiet: !hears_every_login(self.observers()), lane, ..Changes::default() }
+        let observers = self.observers();
+        Changes {
+            quiet: !hears_every_login(observers),
+            exact: counts_every_seat(observers),
+            lane,
+            ..Changes::default()
+        }
     }
 
     /// The running configuration.
@@ -796,15 +823,22 @@ impl Engine {
         lane: Option<usize>,
     ) -> Result<SeatId, Error> {
         let resolved = resolve(config, req.profiles)?;
-        // The express lane: plain types, no labels, nobody listening.
+        // The express lane: plain types, no labels, nobody hearing every login (a
+        // listener of thresholds may hear the counts it moved).
         if config.express_types(resolved)
             && req.extension.is_none()
             && req.session.is_none()
             && resolved.intersect(TypeSet::from_bits(self.expired.load(Ordering::Relaxed))).is_empty()
-            && let Some(seat) =
-                backend.express_acquire(config, resolved, req.user, since_ms, &mut self.new_changes(lane))
         {
-            return Ok(seat | tag);
+            let mut express = self.new_changes(lane);
+            if let Some(seat) = backend.express_acquire(config, resolved, req.user, since_ms, &mut express) {
+                let seat = seat | tag;
+                // Counts are collected only for a listener that needs them.
+                if express.exact {
+                    self.publish(config, &express, Op::Acquired { seat, req, types: resolved });
+                }
+                return Ok(seat);
+            }
         }
         let mut types = config.normalize_pools(resolved);
         // The reservations this request may draw on (their holders are not "others").
@@ -1879,14 +1913,17 @@ impl Engine {
 
     /// Turns what an operation changed into events and audit lines, after every lock
     /// is dropped. Costs one atomic load when nobody listens, or when the listener
-    /// hears nothing a quiet login or logout says.
+    /// hears nothing a quiet login or logout says (with thresholds heard: and the
+    /// counts crossed none).
     #[inline]
     fn publish(&self, config: &Config, changes: &Changes, op: Op<'_>) {
         let observers = self.observers();
         if observers == 0
             || (!hears_every_login(observers)
                 && changes.released.is_empty()
-                && matches!(op, Op::Acquired { .. } | Op::Released))
+                && matches!(op, Op::Acquired { .. } | Op::Released)
+                && (observers & EventMask::THRESHOLDS.bits() == 0
+                    || !changes.counts.iter().any(|c| threshold_crossed(config, c).is_some())))
         {
             return;
         }
@@ -2093,17 +2130,9 @@ impl Engine {
         if hear(EventKind::ThresholdUp) || hear(EventKind::ThresholdDown) {
             for change in &changes.counts {
                 let Some(license) = config.licenses.get(change.slot) else { continue };
-                let Some(threshold) = license.alert_seats() else { continue };
-                let kind = if change.before < threshold && change.after >= threshold {
-                    EventKind::ThresholdUp
-                } else if change.before >= threshold && change.after < threshold {
-                    EventKind::ThresholdDown
-                } else {
+                let Some(kind) = threshold_crossed(config, change).filter(|&kind| hear(kind)) else {
                     continue;
                 };
-                if !hear(kind) {
-                    continue;
-                }
                 let direction = if kind == EventKind::ThresholdUp { "reached" } else { "fell under" };
                 let mut e = event(
                     kind,
@@ -2325,37 +2354,43 @@ mod tests {
             assert_eq!(super::has_control(&s), c.is_control(), "U+{:04X}", c as u32);
         }
     }
-    /// Which listeners leave the hot path quiet: nobody, or a listener of alerts only.
-    /// A listener of logins, of every release or of thresholds (and an audit log, see
-    /// `hears_every_login`) needs every call exact and described.
+    /// What each listener asks of the hot path, as (quiet, exact): nobody, or a
+    /// listener of alerts only, leaves calls quiet with lanes; a listener of
+    /// thresholds needs exact counts but no login described; a listener of logins or
+    /// of every release (and an audit log) needs both.
     #[test]
-    fn only_a_listener_of_logins_logouts_or_thresholds_makes_calls_exact() {
+    fn only_listeners_of_logins_are_described_and_of_thresholds_counted_exactly() {
         use crate::events::{EventKind, EventMask};
         let config = crate::Config::from_toml_str("[licenses.desk]\nlimit = 2\n", "t.toml").expect("valid");
         let engine = super::Engine::new(config).expect("engine");
-        let quiet = |engine: &super::Engine| engine.new_changes(Some(0)).quiet;
-        assert!(quiet(&engine), "nobody listens");
+        let flags = |engine: &super::Engine| {
+            let changes = engine.new_changes(Some(0));
+            (changes.quiet, changes.exact)
+        };
+        assert_eq!(flags(&engine), (true, false), "nobody listens");
         engine.set_event_mask(EventMask::ALERTS);
-        assert!(quiet(&engine), "a mask with no listener");
+        assert_eq!(flags(&engine), (true, false), "a mask with no listener");
         engine.set_event_sink(Some(std::sync::Arc::new(|_: &crate::Event| {})));
-        assert!(quiet(&engine), "a listener of alerts");
+        assert_eq!(flags(&engine), (true, false), "a listener of alerts");
         for kind in EventKind::ALL {
             let mask = EventMask::ALERTS.union(EventMask::of(kind));
             engine.set_event_mask(mask);
             assert_eq!(engine.event_mask(), mask);
-            let exact = matches!(
-                kind,
-                EventKind::Acquired | EventKind::Released | EventKind::ThresholdUp | EventKind::ThresholdDown
-            );
-            assert_eq!(quiet(&engine), !exact, "a listener of {kind:?}");
+            let want = match kind {
+                EventKind::Acquired | EventKind::Released => (false, true),
+                EventKind::ThresholdUp | EventKind::ThresholdDown => (true, true),
+                _ => (true, false),
+            };
+            assert_eq!(flags(&engine), want, "a listener of {kind:?}");
         }
         engine.set_event_mask(EventMask::NONE);
-        assert!(quiet(&engine), "a listener that hears nothing");
+        assert_eq!(flags(&engine), (true, false), "a listener that hears nothing");
         engine.set_event_mask(EventMask::ALL);
-        assert!(!quiet(&engine), "a listener of every event");
+        assert_eq!(flags(&engine), (false, true), "a listener of every event");
         engine.set_event_sink(None);
-        assert!(quiet(&engine), "the listener removed");
+        assert_eq!(flags(&engine), (true, false), "the listener removed");
         assert_eq!(engine.event_mask(), EventMask::ALL, "the mask stays without a listener");
+        assert!(super::counts_every_seat(super::AUDITED), "an audit log counts every seat");
         assert!(super::hears_every_login(super::AUDITED), "an audit log hears every login");
     }
 }

@@ -85,11 +85,12 @@ impl EventKind {
 /// released events can be narrowed to those the host did not ask for. The audit log
 /// always gets everything.
 ///
-/// What a set costs: a listener that hears every login (acquired, released with
-/// reason normal, or a threshold, which needs every seat counted exactly) puts
-/// every login and logout on the exact, described path. One that hears only
-/// refusals, forced releases and the policy's and admins' events leaves quiet
-/// logins as fast as with nobody listening.
+/// What a set costs: a listener that hears every login (acquired, or released with
+/// reason normal) puts every login and logout on the general path, counted exactly
+/// and described. One that hears thresholds needs every seat counted exactly on the
+/// type's shared counter (no per-thread lanes), but no login described: the express
+/// lane still serves them. One that hears only refusals, forced releases and the
+/// policy's and admins' events leaves quiet logins as fast as with nobody listening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EventMask(u32);
 
@@ -116,13 +117,15 @@ impl EventMask {
             | EventMask::of(EventKind::EmergencyEnded).0
             | EventMask::of(EventKind::LimitChanged).0,
     );
-    /// The kinds that need every login counted exactly or described.
-    pub const EVERY_LOGIN: EventMask = EventMask(
-        EventMask::of(EventKind::Acquired).0
-            | EventMask::of(EventKind::Released).0
-            | EventMask::of(EventKind::ThresholdUp).0
-            | EventMask::of(EventKind::ThresholdDown).0,
-    );
+    /// The kinds that need every login and logout described: an event for each.
+    pub const EVERY_LOGIN: EventMask =
+        EventMask(EventMask::of(EventKind::Acquired).0 | EventMask::of(EventKind::Released).0);
+    /// Both threshold kinds.
+    pub const THRESHOLDS: EventMask =
+        EventMask(EventMask::of(EventKind::ThresholdUp).0 | EventMask::of(EventKind::ThresholdDown).0);
+    /// The kinds that need every seat counted exactly (an event's `used`, and the
+    /// moment a type crosses its threshold).
+    pub const EXACT_COUNTS: EventMask = EventMask(EventMask::EVERY_LOGIN.0 | EventMask::THRESHOLDS.0);
 
     /// The set of one kind.
     pub const fn of(kind: EventKind) -> EventMask {
@@ -180,9 +183,7 @@ impl EventMask {
                 "all" => EventMask::ALL,
                 "alerts" => EventMask::ALERTS,
                 "none" => EventMask::NONE,
-                "threshold" => {
-                    EventMask::of(EventKind::ThresholdUp).union(EventMask::of(EventKind::ThresholdDown))
-                }
+                "threshold" => EventMask::THRESHOLDS,
                 "forced_releases" => EventMask::FORCED_RELEASES,
                 _ => match EventKind::ALL.iter().find(|k| k.as_str() == word) {
                     Some(&kind) => EventMask::of(kind),
@@ -200,11 +201,18 @@ impl EventMask {
         Ok(mask)
     }
 
-    /// Whether hearing these events needs every login and logout counted exactly
-    /// and described (acquired, every released, thresholds).
+    /// Whether hearing these events needs every login and logout described
+    /// (acquired, every released).
     #[inline]
     pub const fn needs_every_login(self) -> bool {
         self.0 & EventMask::EVERY_LOGIN.0 != 0
+    }
+
+    /// Whether hearing these events needs every seat counted exactly (acquired,
+    /// every released, thresholds).
+    #[inline]
+    pub const fn needs_exact_counts(self) -> bool {
+        self.0 & EventMask::EXACT_COUNTS.0 != 0
     }
 }
 
@@ -264,10 +272,11 @@ mod tests {
         let mask = EventMask::parse(" alerts , threshold").expect("valid");
         assert!(mask.hears(EventKind::ThresholdUp) && mask.hears(EventKind::ThresholdDown));
         assert!(mask.hears(EventKind::Denied) && !mask.hears(EventKind::Acquired));
-        assert!(mask.needs_every_login(), "thresholds need exact counts");
+        assert!(mask.needs_exact_counts() && !mask.needs_every_login(), "thresholds need exact counts only");
         let forced = EventMask::parse("forced_releases").expect("valid");
         assert!(forced.hears_release(ReleaseWhy::Expired) && !forced.hears_release(ReleaseWhy::Normal));
-        assert!(!forced.needs_every_login());
+        assert!(!forced.needs_every_login() && !forced.needs_exact_counts());
+        assert!(EventMask::parse("acquired").expect("valid").needs_every_login());
         assert!(EventMask::parse("released").expect("valid").hears_release(ReleaseWhy::Normal));
         for bad in ["", "al", "ALL", "acquired,", "denied;warning", "threshold_sideways"] {
             let e = EventMask::parse(bad).expect_err(bad);
@@ -280,6 +289,6 @@ mod tests {
         assert_eq!(EventMask::from_bits(EventMask::ALL.bits()), Some(EventMask::ALL));
         assert_eq!(EventMask::from_bits(1), None, "bit 0 names no kind");
         assert_eq!(EventMask::from_bits(1 << 13), None);
-        assert_eq!(EventMask::ALERTS.union(EventMask::EVERY_LOGIN), EventMask::ALL);
+        assert_eq!(EventMask::ALERTS.union(EventMask::EXACT_COUNTS), EventMask::ALL);
     }
 }

@@ -345,9 +345,11 @@ pub const LICENSE_EVENTS_ACQUIRED: u32 = 0x2;
 pub const LICENSE_EVENTS_RELEASED: u32 = 0x4;
 /// `LICENSE_EVENT_DENIED` events: refusals.
 pub const LICENSE_EVENTS_DENIED: u32 = 0x8;
-/// `LICENSE_EVENT_THRESHOLD_UP` events (needs every seat counted exactly).
+/// `LICENSE_EVENT_THRESHOLD_UP` events (needs every seat counted exactly on the
+/// type's shared counter, but no event per login).
 pub const LICENSE_EVENTS_THRESHOLD_UP: u32 = 0x10;
-/// `LICENSE_EVENT_THRESHOLD_DOWN` events (needs every seat counted exactly).
+/// `LICENSE_EVENT_THRESHOLD_DOWN` events (needs every seat counted exactly on the
+/// type's shared counter, but no event per login).
 pub const LICENSE_EVENTS_THRESHOLD_DOWN: u32 = 0x20;
 /// `LICENSE_EVENT_RELOADED` events.
 pub const LICENSE_EVENTS_RELOADED: u32 = 0x40;
@@ -1179,13 +1181,19 @@ pub unsafe extern "C" fn license_set_event_callback(
 /// (`LICENSE_EVENTS_ALL`, the default, hears every event). Events outside the mask
 /// are not built at all, and the audit log still records everything.
 ///
-/// The mask decides what a login costs. A listener of ACQUIRED, RELEASED (every
-/// release, the host's own logouts included), THRESHOLD_UP or THRESHOLD_DOWN events
-/// needs every login and logout counted exactly and described: six to eight times
-/// the cost of a login nobody listens to. With only the other bits
-/// (`LICENSE_EVENTS_ALERTS`: refusals, releases the host did not ask for, reloads,
-/// warnings, expiry, emergency windows, limit changes), a login or logout that
-/// succeeds costs what it costs with nobody listening, and those events still arrive.
+/// The mask decides what a login costs:
+/// - ACQUIRED or RELEASED (every release, the host's own logouts included): every
+///   login and logout is counted exactly and described, six to eight times the cost
+///   of a login nobody listens to;
+/// - THRESHOLD_UP or THRESHOLD_DOWN (without those two): every seat is counted on its
+///   type's shared counter, so that each crossing is seen, but no login is described;
+///   about the cost of a login nobody listens to on one thread, with the contention
+///   of a shared counter when many threads log in to the same type at once;
+/// - only the other bits (`LICENSE_EVENTS_ALERTS`: refusals, releases the host did
+///   not ask for, reloads, warnings, expiry, emergency windows, limit changes): a
+///   login or logout costs what it costs with nobody listening.
+///
+/// In every case the events the mask keeps still arrive.
 ///
 /// Like the callback, the mask stays across `license_shutdown` and `license_init`
 /// and can be set before init. Set it before `license_set_event_callback` so that no

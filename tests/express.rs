@@ -4,7 +4,9 @@
 //! never does) are driven through the same random calls, on one clock, and must give
 //! the same answer to every call and the same counts, holders and lingering seats
 //! after each. A third engine whose listener hears only alerts (`EventMask::ALERTS`)
-//! stays quiet too, and must hear exactly the alerts among the second's events.
+//! stays quiet too, and must hear exactly the alerts among the second's events; a
+//! fourth hears alerts and thresholds (express lane with exact counts) and must hear
+//! exactly those.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,12 +21,15 @@ use seatgate::{Config, Engine, Event, EventMask, Page, ReleaseWhy, Request, Seat
 const CONFIG: &str = r#"
 [licenses.desk]
 limit = 3
+alert_at = 60
 [licenses.chat]
 limit = 3
 count = "session"
+alert_at = 50
 [licenses.crm]
 limit = 2
 linger = "20s"
+alert_at = 50
 [licenses.extension]
 limit = 3
 lease = "30s"
@@ -127,15 +132,18 @@ fn recorder() -> (Arc<Mutex<Vec<Event>>>, EventSink) {
     (heard, Arc::new(move |e: &Event| keep.lock().unwrap().push(e.clone())))
 }
 
-/// Three engines go through the same random calls: one nobody listens to (it takes
+/// Four engines go through the same random calls: one nobody listens to (it takes
 /// the express lane and the lanes wherever it can), one whose listener hears every
-/// event (it never does), and one whose listener hears only
-/// [`EventMask::ALERTS`] (quiet, like the first). All three give the same answers and
-/// tables; the third hears exactly the second's events that the mask keeps.
+/// event (it never does), one whose listener hears only [`EventMask::ALERTS`] (quiet,
+/// like the first), and one that hears alerts and thresholds (the express lane with
+/// exact counts, no thread lanes). All four give the same answers and tables; each
+/// masked listener hears exactly the second's events that its mask keeps.
 #[test]
 fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
-    // What the alerts listener heard over every seed: the calls must reach each alert.
+    // What the masked listeners heard over every seed: the calls must reach each kind.
     let mut kinds_heard = std::collections::BTreeSet::new();
+    let mut thresholds_heard = std::collections::BTreeSet::new();
+    let with_thresholds = EventMask::ALERTS.union(EventMask::THRESHOLDS);
     for seed in 1..=25u64 {
         let clock = Arc::new(ManualClock::at_unix(1_790_000_000));
         let open = || {
@@ -143,16 +151,19 @@ fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
                 .expect("engine opens")
                 .with_clock(clock.clone())
         };
-        let (quiet, heard, alerted) = (open(), open(), open());
+        let (quiet, heard, alerted, counted) = (open(), open(), open(), open());
         let (every_event, sink) = recorder();
         heard.set_event_sink(Some(sink));
         let (alerts, sink) = recorder();
         alerted.set_event_mask(EventMask::ALERTS);
         alerted.set_event_sink(Some(sink));
-        let engines = [&quiet, &heard, &alerted];
+        let (alerts_and_thresholds, sink) = recorder();
+        counted.set_event_mask(with_thresholds);
+        counted.set_event_sink(Some(sink));
+        let engines = [&quiet, &heard, &alerted, &counted];
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
         // Handles of the engines, one per engine for each login, including released ones.
-        let mut handles: Vec<[SeatId; 3]> = Vec::new();
+        let mut handles: Vec<[SeatId; 4]> = Vec::new();
         for step in 0..600 {
             let at = format!("seed {seed} step {step}");
             let answers: Vec<String> = match rng.below(20) {
@@ -164,8 +175,8 @@ fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
                         if labelled { r.extension("2001") } else { r }
                     };
                     let results: Vec<_> = engines.iter().map(|e| e.try_acquire(&req())).collect();
-                    if let [Ok(x), Ok(y), Ok(z)] = results[..] {
-                        handles.push([x, y, z]);
+                    if let [Ok(w), Ok(x), Ok(y), Ok(z)] = results[..] {
+                        handles.push([w, x, y, z]);
                     }
                     results.iter().map(|r| outcome(r, None)).collect()
                 }
@@ -192,15 +203,31 @@ fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
             let table = state(&quiet);
             assert_eq!(table, state(&heard), "{at}: the tables differ (quiet, every event heard)");
             assert_eq!(table, state(&alerted), "{at}: the tables differ (quiet, alerts heard)");
-            let want: Vec<String> = std::mem::take(&mut *every_event.lock().unwrap())
-                .iter()
-                .filter(|e| EventMask::ALERTS.hears_event(e))
-                .map(summary)
-                .collect();
+            assert_eq!(
+                table,
+                state(&counted),
+                "{at}: the tables differ (quiet, alerts and thresholds heard)"
+            );
+            let every_event = std::mem::take(&mut *every_event.lock().unwrap());
+            let kept = |mask: EventMask| -> Vec<String> {
+                every_event.iter().filter(|e| mask.hears_event(e)).map(summary).collect()
+            };
             let got = std::mem::take(&mut *alerts.lock().unwrap());
             kinds_heard.extend(got.iter().map(|e| format!("{:?} {:?}", e.kind, e.why)));
             let got: Vec<String> = got.iter().map(summary).collect();
-            assert_eq!(got, want, "{at}: the alerts listener heard other events than the mask keeps");
+            assert_eq!(
+                got,
+                kept(EventMask::ALERTS),
+                "{at}: the alerts listener heard other events than the mask keeps"
+            );
+            let got = std::mem::take(&mut *alerts_and_thresholds.lock().unwrap());
+            thresholds_heard.extend(got.iter().map(|e| format!("{:?}", e.kind)));
+            let got: Vec<String> = got.iter().map(summary).collect();
+            assert_eq!(
+                got,
+                kept(with_thresholds),
+                "{at}: the alerts-and-thresholds listener heard other events than the mask keeps"
+            );
         }
     }
     for kind in [
@@ -218,4 +245,10 @@ fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
             .any(|k| k.starts_with("Acquired") || k.contains("Normal") || k.starts_with("Threshold")),
         "the alerts listener heard a login, a logout or a threshold: {kinds_heard:?}"
     );
+    for kind in ["ThresholdUp", "ThresholdDown"] {
+        assert!(
+            thresholds_heard.contains(kind),
+            "no {kind} event reached the thresholds listener: {thresholds_heard:?}"
+        );
+    }
 }

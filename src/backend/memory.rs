@@ -558,10 +558,11 @@ impl UserTable {
 type Locked<'a> = SpinMutexGuard<'a, UserState>;
 
 /// The calling thread's lane when nobody needs exact counts from this call (no
-/// listener, no audit log); `None`: count on the central word with the lanes closed.
+/// audit log, no listener of logins or thresholds); `None`: count on the central
+/// word with the lanes closed.
 #[inline]
 fn quiet_lane(changes: &Changes) -> Option<usize> {
-    if changes.quiet { changes.lane } else { None }
+    if changes.quiet && !changes.exact { changes.lane } else { None }
 }
 
 #[inline]

@@ -121,13 +121,17 @@ pub struct Changes {
     pub counts: SmallVec<[CountChange; 8]>,
     pub released: Vec<ReleasedSeat>,
     /// Set by the engine when nobody hears every login (no audit log, and no
-    /// listener of acquired, normal released or threshold events): a backend may then
-    /// leave out of `released` the handles released with [`ReleaseWhy::Normal`]
-    /// (every other release is still described: a listener may hear only those), and
-    /// leave out of `counts` the seats it moved without reading the holder count (the
-    /// memory backend's lanes). Without it, every change is in `counts` with exact
-    /// figures and every release is in `released`.
+    /// listener of acquired or normal released events): a backend may then leave out
+    /// of `released` the handles released with [`ReleaseWhy::Normal`] (every other
+    /// release is still described: a listener may hear only those). Without it, every
+    /// release is in `released`.
     pub quiet: bool,
+    /// Set by the engine when somebody needs every seat counted exactly (an audit
+    /// log, or a listener of acquired, normal released or threshold events): every
+    /// change is then in `counts` with exact figures. Without it, a quiet call may
+    /// leave out of `counts` the seats it moved without reading the holder count (the
+    /// memory backend's lanes).
+    pub exact: bool,
     /// The calling thread's number (from `next_thread_lane`, kept by the engine per
     /// thread; `None` while the thread is being torn down). On a quiet call a backend
     /// may keep per-thread state by it (the memory backend's lanes of free seats);

@@ -494,6 +494,50 @@ fn counts_and_peaks_stay_exact_across_threads_and_a_listener_attached_later() {
     assert_eq!(e.usage_of("pool").unwrap().stats.peak, 5);
 }
 
+/// A listener of thresholds only (no event per login, so the memory backend serves
+/// logins on its express lane, counted on the shared word): with 3 of 8 seats held
+/// (the threshold is 4), four threads log in and out at once, so use goes from 3 up
+/// and back. Every crossing is heard exactly once, at the exact count: as many going
+/// up (each at 4) as coming down (each at 3), at least one (the first login from 3),
+/// and no other event.
+#[test]
+fn a_listener_of_thresholds_alone_hears_every_crossing_under_contention() {
+    let (e, _clock) = engine_at("[licenses.pool]\nlimit = 8\nalert_at = 50\n");
+    let log = record(&e);
+    e.set_event_mask(seatgate::EventMask::THRESHOLDS);
+    let held: Vec<_> = (0..3).map(|i| e.try_acquire(&Request::new(&format!("base{i}"), "pool")).unwrap()).collect();
+    let start = std::sync::Barrier::new(4);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (e, start) = (&e, &start);
+            s.spawn(move || {
+                let user = format!("t{t}");
+                start.wait();
+                for _ in 0..400 {
+                    let seat = e.try_acquire(&Request::new(&user, "pool")).unwrap();
+                    e.release(seat).unwrap();
+                }
+            });
+        }
+    });
+    for seat in held {
+        e.release(seat).unwrap();
+    }
+    assert_eq!(used(&e, "pool"), 0);
+    let events = log.lock().unwrap().clone();
+    let up = events.iter().filter(|ev| ev.kind == EventKind::ThresholdUp).count();
+    let down = events.iter().filter(|ev| ev.kind == EventKind::ThresholdDown).count();
+    assert!(up > 0, "the first login from 3 of 8 crossed 4 and was not heard");
+    assert_eq!(up, down, "{up} crossings up, {down} down: one was missed or heard twice");
+    for ev in &events {
+        match ev.kind {
+            EventKind::ThresholdUp => assert_eq!((ev.used, ev.limit), (4, 8)),
+            EventKind::ThresholdDown => assert_eq!((ev.used, ev.limit), (3, 8)),
+            other => panic!("a listener of thresholds heard {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn events_carry_type_user_seat_counts_and_reasons() {
     let (e, _clock) = engine_at(
