@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::audit::{AuditLog, AuditStatus};
 use crate::backend::memory::MemoryBackend;
-use crate::backend::{Backend, Changes, ReleaseWhy, SeatRequest, TypeStats};
+use crate::backend::{Backend, Changes, CountChange, ReleaseWhy, SeatRequest, TypeStats};
 use crate::clock::{
     Clock, Now, SystemClock, from_unix_ms, from_unix_secs, mono_ns, rfc3339, short_duration, unix_secs,
 };
@@ -53,7 +53,7 @@ fn counts_every_seat(observers: u32) -> bool {
 
 /// The threshold `change` moved its type across, going up or coming down, if any.
 #[inline]
-fn threshold_crossed(config: &Config, change: &crate::backend::CountChange) -> Option<EventKind> {
+fn threshold_crossed(config: &Config, change: &CountChange) -> Option<EventKind> {
     let threshold = config.licenses.get(change.slot)?.alert_seats()?;
     if change.before < threshold && change.after >= threshold {
         Some(EventKind::ThresholdUp)

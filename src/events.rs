@@ -57,9 +57,7 @@ impl EventKind {
             EventKind::LimitChanged => "limit_changed",
         }
     }
-}
 
-impl EventKind {
     /// Every kind, in the order of their codes.
     pub const ALL: [EventKind; 11] = [
         EventKind::Acquired,
@@ -200,20 +198,6 @@ impl EventMask {
         }
         Ok(mask)
     }
-
-    /// Whether hearing these events needs every login and logout described
-    /// (acquired, every released).
-    #[inline]
-    pub const fn needs_every_login(self) -> bool {
-        self.0 & EventMask::EVERY_LOGIN.0 != 0
-    }
-
-    /// Whether hearing these events needs every seat counted exactly (acquired,
-    /// every released, thresholds).
-    #[inline]
-    pub const fn needs_exact_counts(self) -> bool {
-        self.0 & EventMask::EXACT_COUNTS.0 != 0
-    }
 }
 
 impl Default for EventMask {
@@ -272,11 +256,15 @@ mod tests {
         let mask = EventMask::parse(" alerts , threshold").expect("valid");
         assert!(mask.hears(EventKind::ThresholdUp) && mask.hears(EventKind::ThresholdDown));
         assert!(mask.hears(EventKind::Denied) && !mask.hears(EventKind::Acquired));
-        assert!(mask.needs_exact_counts() && !mask.needs_every_login(), "thresholds need exact counts only");
+        assert!(
+            mask.bits() & EventMask::EXACT_COUNTS.bits() != 0
+                && mask.bits() & EventMask::EVERY_LOGIN.bits() == 0,
+            "thresholds need exact counts only"
+        );
         let forced = EventMask::parse("forced_releases").expect("valid");
         assert!(forced.hears_release(ReleaseWhy::Expired) && !forced.hears_release(ReleaseWhy::Normal));
-        assert!(!forced.needs_every_login() && !forced.needs_exact_counts());
-        assert!(EventMask::parse("acquired").expect("valid").needs_every_login());
+        assert!(forced.bits() & EventMask::EXACT_COUNTS.bits() == 0, "forced releases need no exact count");
+        assert!(EventMask::parse("acquired").expect("valid").bits() & EventMask::EVERY_LOGIN.bits() != 0);
         assert!(EventMask::parse("released").expect("valid").hears_release(ReleaseWhy::Normal));
         for bad in ["", "al", "ALL", "acquired,", "denied;warning", "threshold_sideways"] {
             let e = EventMask::parse(bad).expect_err(bad);

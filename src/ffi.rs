@@ -855,23 +855,6 @@ fn current_mask() -> EventMask {
     EventMask::from_bits(EVENT_MASK.load(Ordering::Relaxed)).unwrap_or_default()
 }
 
-fn event_kind(kind: EventKind) -> license_event_kind {
-    use license_event_kind::*;
-    match kind {
-        EventKind::Acquired => LICENSE_EVENT_ACQUIRED,
-        EventKind::Released => LICENSE_EVENT_RELEASED,
-        EventKind::Denied => LICENSE_EVENT_DENIED,
-        EventKind::ThresholdUp => LICENSE_EVENT_THRESHOLD_UP,
-        EventKind::ThresholdDown => LICENSE_EVENT_THRESHOLD_DOWN,
-        EventKind::Reloaded => LICENSE_EVENT_RELOADED,
-        EventKind::Warning => LICENSE_EVENT_WARNING,
-        EventKind::Expired => LICENSE_EVENT_EXPIRED,
-        EventKind::EmergencyStarted => LICENSE_EVENT_EMERGENCY_STARTED,
-        EventKind::EmergencyEnded => LICENSE_EVENT_EMERGENCY_ENDED,
-        EventKind::LimitChanged => LICENSE_EVENT_LIMIT_CHANGED,
-    }
-}
-
 /// The C strings of one event, NUL-terminated one after another in a single buffer
 /// (one allocation per event, not one per string).
 struct EventTexts {
@@ -924,7 +907,8 @@ fn sink_for(host: HostCallback) -> EventSink {
         };
         let event = license_event {
             size: std::mem::size_of::<license_event>(),
-            kind: event_kind(e.kind) as u32,
+            // Equal to license_event_kind's value (asserted where the masks are).
+            kind: e.kind.code(),
             reason,
             license_type: texts.ptr(license),
             user: texts.ptr(user),
