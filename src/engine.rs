@@ -833,7 +833,8 @@ impl Engine {
             let mut express = self.new_changes(lane);
             if let Some(seat) = backend.express_acquire(config, resolved, req.user, since_ms, &mut express) {
                 let seat = seat | tag;
-                // Counts are collected only for a listener that needs them.
+                // Only an exact call can have a crossing to tell (publish would say the
+                // same; testing the flag spares the quiet pair its load: 7 instructions).
                 if express.exact {
                     self.publish(config, &express, Op::Acquired { seat, req, types: resolved });
                 }
