@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use dashmap::DashMap;
 use serde_json::json;
+use smallvec::SmallVec;
 
 use crate::audit::{AuditLog, AuditStatus};
 use crate::backend::memory::MemoryBackend;
@@ -1928,28 +1929,28 @@ impl Engine {
         {
             return;
         }
-        self.publish_observed(
-            config,
-            changes,
-            op,
-            EventMask::from_bits(observers & !AUDITED).unwrap_or_default(),
-        );
+        self.publish_observed(config, changes, op, observers);
     }
 
     #[inline(never)]
-    fn publish_observed(&self, config: &Config, changes: &Changes, op: Op<'_>, mask: EventMask) {
-        let sink = self.sink.load();
-        let mut audit = self.audit.load();
-        if sink.is_none() && audit.is_none() {
-            return;
-        }
-        if audit.as_ref().is_some_and(|log| !log.belongs_here())
+    fn publish_observed(&self, config: &Config, changes: &Changes, op: Op<'_>, observers: u32) {
+        let mask = EventMask::from_bits(observers & !AUDITED).unwrap_or_default();
+        // Each load costs two atomic read-modify-writes: only what `observers` says is
+        // there (it is kept in step with both under `observers_lock`).
+        let sink = (mask != EventMask::NONE).then(|| self.sink.load());
+        let sink = sink.as_ref().and_then(|guard| guard.as_ref());
+        let mut audit_guard = (observers & AUDITED != 0).then(|| self.audit.load());
+        if audit_guard.as_ref().and_then(|guard| guard.as_ref()).is_some_and(|log| !log.belongs_here())
             && let Some(cfg) = &config.audit
         {
             // A child forked after init: its lines get a writer of its own (O_APPEND
             // whole-line writes interleave safely with the parent's).
             self.audit.store(Some(Arc::new(AuditLog::start(&cfg.path))));
-            audit = self.audit.load();
+            audit_guard = Some(self.audit.load());
+        }
+        let audit = audit_guard.as_ref().and_then(|guard| guard.as_ref());
+        if sink.is_none() && audit.is_none() {
+            return;
         }
         let time = self.clock.now();
         // The audit log's time stamp, formatted only for an audit log.
@@ -1958,15 +1959,18 @@ impl Engine {
         let listening = sink.is_some();
         // Whether the listener hears events of `kind`.
         let hear = |kind: EventKind| listening && mask.hears(kind);
-        let mut events: Vec<Event> = if listening { Vec::with_capacity(4) } else { Vec::new() };
-        let event = |kind: EventKind, slot: Option<usize>, detail: String| Event {
+        // A login or logout makes one event a type: held in place, not allocated.
+        let mut events: SmallVec<[Event; 2]> = SmallVec::new();
+        // `used`: the count the change left, when the caller knows it; otherwise the
+        // count now (a read of the type's counter and lanes).
+        let event = |kind: EventKind, slot: Option<usize>, used: Option<u32>, detail: String| Event {
             kind,
             why: None,
             denial: None,
             license: slot.and_then(name),
             user: None,
             seat: 0,
-            used: slot.map_or(0, |s| self.backend.used(config, s)),
+            used: used.or_else(|| slot.map(|s| self.backend.used(config, s))).unwrap_or(0),
             limit: slot.and_then(|s| config.licenses.get(s)).map_or(0, |l| l.limit),
             threshold_percent: 0,
             time,
@@ -1994,15 +1998,17 @@ impl Engine {
                     if is_pool(slot) {
                         continue;
                     }
-                    let mut digits = [0u8; 20];
+                    let mut digits = itoa::Buffer::new();
                     let mut e = event(
                         EventKind::Released,
                         Some(slot),
+                        // As right after this handle went, not as now.
+                        released.used.get(i).copied(),
                         crate::text::concat(&[
                             "user '",
                             &released.user,
                             "' released seat ",
-                            crate::text::decimal(released.seat, &mut digits),
+                            digits.format(released.seat),
                             " of '",
                             config.licenses.get(slot).map_or("?", |l| &*l.name),
                             "' (",
@@ -2013,9 +2019,6 @@ impl Engine {
                     e.why = Some(released.why);
                     e.user = Some(released.user.clone());
                     e.seat = released.seat;
-                    if let Some(&used) = released.used.get(i) {
-                        e.used = used; // as right after this handle went, not as now
-                    }
                     events.push(e);
                 }
             }
@@ -2035,24 +2038,22 @@ impl Engine {
                 if hear(EventKind::Acquired) {
                     let user: Arc<str> = Arc::from(req.user);
                     for slot in types.iter().filter(|&s| !is_pool(s)) {
-                        let mut digits = [0u8; 20];
+                        let mut digits = itoa::Buffer::new();
                         let mut e = event(
                             EventKind::Acquired,
                             Some(slot),
+                            changes.counts.iter().rev().find(|c| c.slot == slot).map(|c| c.after),
                             crate::text::concat(&[
                                 "user '",
                                 req.user,
                                 "' holds '",
                                 config.licenses.get(slot).map_or("?", |l| &*l.name),
                                 "' through seat ",
-                                crate::text::decimal(seat, &mut digits),
+                                digits.format(seat),
                             ]),
                         );
                         e.user = Some(user.clone());
                         e.seat = seat;
-                        if let Some(change) = changes.counts.iter().rev().find(|c| c.slot == slot) {
-                            e.used = change.after;
-                        }
                         events.push(e);
                     }
                 }
@@ -2070,12 +2071,16 @@ impl Engine {
                 }
                 if hear(EventKind::Denied) {
                     let slot = config.license_index(&denial.license);
-                    let mut e = event(EventKind::Denied, slot, format!("user '{}': {denial}", req.user));
+                    let mut e = event(
+                        EventKind::Denied,
+                        slot,
+                        Some(denial.used),
+                        format!("user '{}': {denial}", req.user),
+                    );
                     e.license = Some(denial.license.clone());
                     e.denial = Some(denial.reason);
                     e.requires = denial.requires.clone();
                     e.user = Some(Arc::from(req.user));
-                    e.used = denial.used;
                     e.limit = denial.limit;
                     events.push(e);
                 }
@@ -2092,7 +2097,7 @@ impl Engine {
                     );
                 }
                 if hear(kind) {
-                    events.push(event(kind, slot, detail.to_string()));
+                    events.push(event(kind, slot, None, detail.to_string()));
                 }
             }
             Op::Reloaded { source, summary, crossings } => {
@@ -2103,7 +2108,12 @@ impl Engine {
                     );
                 }
                 if hear(EventKind::Reloaded) {
-                    events.push(event(EventKind::Reloaded, None, format!("reloaded {source}: {summary}")));
+                    events.push(event(
+                        EventKind::Reloaded,
+                        None,
+                        None,
+                        format!("reloaded {source}: {summary}"),
+                    ));
                 }
                 if listening {
                     // A new limit or alert_at can move a type across its threshold.
@@ -2111,15 +2121,15 @@ impl Engine {
                         let Some(license) = config.licenses.get(slot) else { continue };
                         let direction =
                             if kind == EventKind::ThresholdUp { "is now at or over" } else { "is now under" };
+                        // One reading for the sentence and the field.
+                        let used = self.backend.used(config, slot);
                         let mut e = event(
                             kind,
                             Some(slot),
+                            Some(used),
                             format!(
-                                "license type '{}' {direction} {}% of its limit after the reload ({}/{})",
-                                license.name,
-                                license.alert_at,
-                                self.backend.used(config, slot),
-                                license.limit
+                                "license type '{}' {direction} {}% of its limit after the reload ({used}/{})",
+                                license.name, license.alert_at, license.limit
                             ),
                         );
                         e.threshold_percent = license.alert_at;
@@ -2138,18 +2148,18 @@ impl Engine {
                 let mut e = event(
                     kind,
                     Some(change.slot),
+                    Some(change.after),
                     format!(
                         "license type '{}' {direction} {}% of its limit ({}/{})",
                         license.name, license.alert_at, change.after, license.limit
                     ),
                 );
-                e.used = change.after;
                 e.threshold_percent = license.alert_at;
                 events.push(e);
             }
         }
-        drop(audit);
-        if let Some(sink) = sink.as_ref() {
+        drop(audit_guard);
+        if let Some(sink) = sink {
             for e in &events {
                 // A listener that panics must not turn a done acquire into a failure.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (sink.0)(e)));

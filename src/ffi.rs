@@ -855,32 +855,41 @@ fn current_mask() -> EventMask {
     EventMask::from_bits(EVENT_MASK.load(Ordering::Relaxed)).unwrap_or_default()
 }
 
-/// The C strings of one event, NUL-terminated one after another in a single buffer
-/// (one allocation per event, not one per string).
-struct EventTexts {
-    buf: Vec<u8>,
+/// The C strings of one event, NUL-terminated one after another in a single buffer:
+/// on the stack for the usual event (a login's names and sentence), else allocated
+/// once at its final size.
+struct EventTexts<'a> {
+    buf: &'a mut [u8],
+    len: usize,
 }
 
-impl EventTexts {
+/// Bytes of event texts kept on the stack.
+const EVENT_TEXTS_ON_STACK: usize = 256;
+
+impl EventTexts<'_> {
     /// Appends `text` (cut at a NUL, which names and labels cannot hold: C strings
-    /// came in) and its terminator; returns where it starts.
-    fn push(&mut self, text: &str) -> usize {
-        let at = self.buf.len();
+    /// came in) and its terminator; returns where it starts (`None`: no room, which
+    /// a buffer sized for the event never lacks).
+    fn push(&mut self, text: &str) -> Option<usize> {
         let bytes = text.as_bytes();
         // SAFETY: `memchr` reads at most `bytes.len()` bytes of a live slice.
         let nul = unsafe { libc::memchr(bytes.as_ptr().cast(), 0, bytes.len()) };
         let end =
             if nul.is_null() { bytes.len() } else { (nul as usize).wrapping_sub(bytes.as_ptr() as usize) };
-        self.buf.extend_from_slice(bytes.get(..end).unwrap_or(bytes));
-        self.buf.push(0);
-        at
+        let bytes = bytes.get(..end).unwrap_or(bytes);
+        let at = self.len;
+        let (text, rest) = self.buf.get_mut(at..)?.split_at_mut_checked(bytes.len())?;
+        text.copy_from_slice(bytes);
+        *rest.first_mut()? = 0;
+        self.len = at + bytes.len() + 1;
+        Some(at)
     }
 
     /// The C string that starts at `at` (NULL for `None`); valid while the buffer is
     /// neither changed nor dropped.
     fn ptr(&self, at: Option<usize>) -> *const c_char {
         match at {
-            Some(at) if at < self.buf.len() => self.buf.as_ptr().wrapping_add(at).cast(),
+            Some(at) if at < self.len => self.buf.as_ptr().wrapping_add(at).cast(),
             _ => std::ptr::null(),
         }
     }
@@ -894,12 +903,19 @@ fn sink_for(host: HostCallback) -> EventSink {
                 .map(|s| s.as_deref().map_or(0, str::len))
                 .sum::<usize>()
             + 5;
-        let mut texts = EventTexts { buf: Vec::with_capacity(size) };
-        let license = e.license.as_deref().map(|s| texts.push(s));
-        let user = e.user.as_deref().map(|s| texts.push(s));
-        let detail = Some(texts.push(&e.detail));
-        let requires = e.requires.as_deref().map(|s| texts.push(s));
-        let tenant = e.tenant.as_deref().map(|s| texts.push(s));
+        let (mut stack, mut heap) = ([0u8; EVENT_TEXTS_ON_STACK], Vec::new());
+        let buf = if size <= EVENT_TEXTS_ON_STACK {
+            &mut stack[..]
+        } else {
+            heap.resize(size, 0);
+            &mut heap[..]
+        };
+        let mut texts = EventTexts { buf, len: 0 };
+        let license = e.license.as_deref().and_then(|s| texts.push(s));
+        let user = e.user.as_deref().and_then(|s| texts.push(s));
+        let detail = texts.push(&e.detail);
+        let requires = e.requires.as_deref().and_then(|s| texts.push(s));
+        let tenant = e.tenant.as_deref().and_then(|s| texts.push(s));
         let reason = match (e.why, e.denial) {
             (Some(why), _) => license_release_reason::from(why) as u32,
             (None, Some(denial)) => license_denial_reason::from(denial) as u32,
@@ -2136,6 +2152,77 @@ pub extern "C" fn license_version() -> *const c_char {
 mod tests {
     use super::*;
     use std::ffi::CString;
+
+    /// What a host callback saw: each string field read back as Rust text.
+    #[derive(Debug, Default, PartialEq)]
+    struct SeenTexts {
+        license: Option<String>,
+        user: Option<String>,
+        detail: Option<String>,
+        requires: Option<String>,
+        tenant: Option<String>,
+    }
+
+    unsafe extern "C" fn record_texts(user_data: *mut c_void, event: *const license_event) {
+        let read = |p: *const c_char| {
+            (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        };
+        let e = unsafe { &*event };
+        let seen = unsafe { &mut *user_data.cast::<SeenTexts>() };
+        *seen = SeenTexts {
+            license: read(e.license_type),
+            user: read(e.user),
+            detail: read(e.detail),
+            requires: read(e.requires),
+            tenant: read(e.tenant),
+        };
+    }
+
+    #[test]
+    fn an_events_c_strings_are_whole_on_the_stack_and_on_the_heap() {
+        let deliver = |e: &Event| {
+            let mut seen = SeenTexts::default();
+            let host = HostCallback { call: record_texts, user_data: (&raw mut seen).cast() };
+            sink_for(host)(e);
+            seen
+        };
+        let event = |detail: String, requires: Option<&str>, tenant: Option<&str>| Event {
+            kind: EventKind::Denied,
+            why: None,
+            denial: None,
+            license: Some(Arc::from("callcenter")),
+            user: Some(Arc::from("alice")),
+            seat: 0,
+            used: 0,
+            limit: 0,
+            threshold_percent: 0,
+            time: std::time::SystemTime::UNIX_EPOCH,
+            detail,
+            requires: requires.map(Arc::from),
+            tenant: tenant.map(Arc::from),
+        };
+        let want = |detail: &str, requires: Option<&str>, tenant: Option<&str>| SeenTexts {
+            license: Some("callcenter".into()),
+            user: Some("alice".into()),
+            detail: Some(detail.into()),
+            requires: requires.map(String::from),
+            tenant: tenant.map(String::from),
+        };
+        // Fits the stack buffer; absent fields stay NULL.
+        assert_eq!(deliver(&event("short".into(), None, None)), want("short", None, None));
+        // Just at and just over the stack buffer's size: every byte of every string.
+        for extra in [0, 1, 2, 400] {
+            let long = "x".repeat(EVENT_TEXTS_ON_STACK - "callcenter alice crm acme".len() - 5 + extra);
+            assert_eq!(
+                deliver(&event(long.clone(), Some("crm"), Some("acme"))),
+                want(&long, Some("crm"), Some("acme")),
+                "{} bytes of detail",
+                long.len()
+            );
+        }
+        // A NUL ends the C string where it is (C strings came in, so none should be there).
+        assert_eq!(deliver(&event("before\0after".into(), None, None)), want("before", None, None));
+    }
 
     /// Tests here share the one global engine.
     static GLOBAL: Mutex<()> = Mutex::new(());

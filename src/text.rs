@@ -106,22 +106,6 @@ pub fn concat(parts: &[&str]) -> String {
     out
 }
 
-/// `n` in decimal, written into `buf`.
-pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[at..]).unwrap_or("0")
-}
-
 #[inline]
 fn hash_of(len: usize, first: u64, last: u64) -> u64 {
     let h = (first ^ last.rotate_left(29) ^ (len as u64).rotate_left(58)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -195,13 +179,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decimal_and_concat_agree_with_formatting() {
-        let mut buf = [0u8; 20];
-        for n in [0, 1, 9, 10, 99, 100, 12_345, 16_777_217, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
-            assert_eq!(decimal(n, &mut buf), n.to_string());
-        }
-        let seat = decimal(4_294_967_296, &mut buf);
-        let joined = concat(&["user '", "alice", "' holds '", "chat", "' through seat ", seat]);
+    fn concat_agrees_with_formatting() {
+        let mut digits = itoa::Buffer::new();
+        let joined = concat(&[
+            "user '",
+            "alice",
+            "' holds '",
+            "chat",
+            "' through seat ",
+            digits.format(4_294_967_296u64),
+        ]);
         assert_eq!(
             joined,
             format!("user '{}' holds '{}' through seat {}", "alice", "chat", 4_294_967_296u64)
