@@ -190,7 +190,11 @@ static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// This thread's [`ThreadCache`].
     static THREAD_CACHE: ThreadCache = const {
-        ThreadCache { config: RefCell::new(None), lane: Cell::new(None) }
+        ThreadCache {
+            config: RefCell::new(None),
+            lane: Cell::new(None),
+            names: RefCell::new(ThreadNames { names: [const { None }; THREAD_NAMES], next: 0 }),
+        }
     };
 }
 
@@ -205,6 +209,44 @@ struct ThreadCache {
     /// This thread's number for backends that keep per-thread state ([`Changes::lane`]),
     /// given on its first call.
     lane: Cell<Option<usize>>,
+    /// This thread's own copies of the names events carry (see [`thread_copy`]).
+    names: RefCell<ThreadNames>,
+}
+
+/// Names a thread keeps copies of; the oldest goes for a new one.
+const THREAD_NAMES: usize = 16;
+
+/// Pairs of a shared name and this thread's copy of it. The shared name is held, so
+/// its address, by which it is found, cannot be reused while it is here.
+struct ThreadNames {
+    names: [Option<(Arc<str>, Arc<str>)>; THREAD_NAMES],
+    /// Where the next new name goes.
+    next: usize,
+}
+
+/// A copy of `name` (a license type's or a tenant's, from the config) that only this
+/// thread counts references to. Every event carries such a name; cloning the config's
+/// own `Arc` would make listeners on every core write its one reference count, a
+/// cache line the cores would pass around on each login.
+fn thread_copy(name: &Arc<str>) -> Arc<str> {
+    THREAD_CACHE
+        .try_with(|cache| {
+            let mut table = cache.names.try_borrow_mut().ok()?;
+            for (shared, copy) in table.names.iter().flatten() {
+                if Arc::ptr_eq(shared, name) {
+                    return Some(copy.clone());
+                }
+            }
+            let copy: Arc<str> = Arc::from(&**name);
+            let at = table.next % THREAD_NAMES;
+            table.names[at] = Some((name.clone(), copy.clone()));
+            table.next = at + 1;
+            Some(copy)
+        })
+        .ok()
+        .flatten()
+        // During thread teardown: the shared name itself.
+        .unwrap_or_else(|| name.clone())
 }
 
 impl ThreadCache {
@@ -1955,7 +1997,8 @@ impl Engine {
         let time = self.clock.now();
         // The audit log's time stamp, formatted only for an audit log.
         let stamp = if audit.is_some() { rfc3339(time) } else { String::new() };
-        let name = |slot: usize| config.licenses.get(slot).map(|l| l.name.clone());
+        let name = |slot: usize| config.licenses.get(slot).map(|l| thread_copy(&l.name));
+        let tenant_name = config.tenant.as_ref().map(thread_copy);
         let listening = sink.is_some();
         // Whether the listener hears events of `kind`.
         let hear = |kind: EventKind| listening && mask.hears(kind);
@@ -1976,7 +2019,7 @@ impl Engine {
             time,
             detail,
             requires: None,
-            tenant: config.tenant.clone(),
+            tenant: tenant_name.clone(),
         };
         let tenant = config.tenant.as_deref();
         let is_pool = |slot: usize| config.licenses.get(slot).is_some_and(|l| l.is_pool());
@@ -2358,6 +2401,35 @@ impl Drop for Engine {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn events_carry_this_threads_copy_of_each_name() {
+        use std::sync::Arc;
+        let shared: Arc<str> = Arc::from("callcenter");
+        let first = super::thread_copy(&shared);
+        assert_eq!(&*first, "callcenter");
+        assert!(!Arc::ptr_eq(&first, &shared), "a copy of its own, not the shared name");
+        assert!(Arc::ptr_eq(&super::thread_copy(&shared), &first), "found again, not made again");
+        // Another thread makes its own.
+        let theirs = std::thread::scope(|s| s.spawn(|| super::thread_copy(&shared)).join().unwrap());
+        assert_eq!(&*theirs, "callcenter");
+        assert!(!Arc::ptr_eq(&theirs, &first));
+        // More names than the table holds: each still comes back with its own text.
+        let names: Vec<Arc<str>> =
+            (0..super::THREAD_NAMES * 2 + 3).map(|i| Arc::from(format!("type{i}"))).collect();
+        for _ in 0..3 {
+            for name in &names {
+                assert_eq!(super::thread_copy(name), *name);
+            }
+        }
+        // A name that was dropped, and a new one made where it was: never mixed up,
+        // since the table holds what it keys on.
+        for round in 0..100 {
+            let text = format!("name{round}");
+            let name: Arc<str> = Arc::from(text.as_str());
+            assert_eq!(&*super::thread_copy(&name), text);
+        }
+    }
+
     #[test]
     fn control_characters_by_bytes_match_unicode() {
         for c in (0u32..0x300).filter_map(char::from_u32) {
