@@ -71,14 +71,14 @@
 #define LICENSE_EVENTS_DENIED 8
 
 /**
- * `LICENSE_EVENT_THRESHOLD_UP` events (needs every seat counted exactly on the
- * type's shared counter, but no event per login).
+ * `LICENSE_EVENT_THRESHOLD_UP` events (needs each type counted exactly near its
+ * threshold, but no event per login).
  */
 #define LICENSE_EVENTS_THRESHOLD_UP 16
 
 /**
- * `LICENSE_EVENT_THRESHOLD_DOWN` events (needs every seat counted exactly on the
- * type's shared counter, but no event per login).
+ * `LICENSE_EVENT_THRESHOLD_DOWN` events (needs each type counted exactly near its
+ * threshold, but no event per login).
  */
 #define LICENSE_EVENTS_THRESHOLD_DOWN 32
 
@@ -816,10 +816,10 @@ int32_t license_set_event_callback(license_event_callback callback,
  * - ACQUIRED or RELEASED (every release, the host's own logouts included): every
  *   login and logout is counted exactly and described, six to eight times the cost
  *   of a login nobody listens to;
- * - THRESHOLD_UP or THRESHOLD_DOWN (without those two): every seat is counted on its
- *   type's shared counter, so that each crossing is seen, but no login is described;
- *   about the cost of a login nobody listens to on one thread, with the contention
- *   of a shared counter when many threads log in to the same type at once;
+ * - THRESHOLD_UP or THRESHOLD_DOWN (without those two): no login is described,
+ *   and a type is counted exactly on its shared counter only from one seat under its
+ *   threshold up, so that each crossing is seen at its exact count; below that,
+ *   about the cost of a login nobody listens to, from any number of threads;
  * - only the other bits (`LICENSE_EVENTS_ALERTS`: refusals, releases the host did
  *   not ask for, reloads, warnings, expiry, emergency windows, limit changes): a
  *   login or logout costs what it costs with nobody listening.

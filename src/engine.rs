@@ -45,13 +45,6 @@ fn hears_every_login(observers: u32) -> bool {
     observers & (AUDITED | EventMask::EVERY_LOGIN.bits()) != 0
 }
 
-/// Whether somebody among `observers` needs every seat counted exactly: whoever hears
-/// every login, or a listener of threshold events.
-#[inline(always)]
-fn counts_every_seat(observers: u32) -> bool {
-    observers & (AUDITED | EventMask::EXACT_COUNTS.bits()) != 0
-}
-
 /// The threshold `change` moved its type across, going up or coming down, if any.
 #[inline]
 fn threshold_crossed(config: &Config, change: &CountChange) -> Option<EventKind> {
@@ -794,16 +787,18 @@ impl Engine {
     }
 
     /// What one call on the hot path collects: quiet unless somebody hears every login
-    /// (a listener of acquired, normal released or threshold events, or an audit log),
-    /// so the backend need not describe the releases it was asked for nor count every
-    /// seat exactly; with the calling thread's `lane` (from [`Engine::with_config`], or
-    /// [`thread_lane`] on the paths that do not go through it).
+    /// (a listener of acquired or normal released events, or an audit log), so the
+    /// backend need not describe the releases it was asked for nor count every seat
+    /// exactly; `thresholds` when a listener hears threshold events (changes that can
+    /// cross one are counted exactly); with the calling thread's `lane` (from
+    /// [`Engine::with_config`], or [`thread_lane`] on the paths that do not go through
+    /// it).
     #[inline]
     fn new_changes(&self, lane: Option<usize>) -> Changes {
         let observers = self.observers();
         Changes {
             quiet: !hears_every_login(observers),
-            exact: counts_every_seat(observers),
+            thresholds: observers & EventMask::THRESHOLDS.bits() != 0,
             lane,
             ..Changes::default()
         }
@@ -876,9 +871,10 @@ impl Engine {
             let mut express = self.new_changes(lane);
             if let Some(seat) = backend.express_acquire(config, resolved, req.user, since_ms, &mut express) {
                 let seat = seat | tag;
-                // Only an exact call can have a crossing to tell (publish would say the
-                // same; testing the flag spares the quiet pair its load: 7 instructions).
-                if express.exact {
+                // Only a call counted exactly near a threshold can have a crossing to
+                // tell (publish would say the same; testing the flag spares the quiet
+                // pair its load: 7 instructions).
+                if express.thresholds {
                     self.publish(config, &express, Op::Acquired { seat, req, types: resolved });
                 }
                 return Ok(seat);
@@ -2437,18 +2433,19 @@ mod tests {
             assert_eq!(super::has_control(&s), c.is_control(), "U+{:04X}", c as u32);
         }
     }
-    /// What each listener asks of the hot path, as (quiet, exact): nobody, or a
+    /// What each listener asks of the hot path, as (quiet, thresholds): nobody, or a
     /// listener of alerts only, leaves calls quiet with lanes; a listener of
-    /// thresholds needs exact counts but no login described; a listener of logins or
-    /// of every release (and an audit log) needs both.
+    /// thresholds needs the changes near a threshold counted exactly but no login
+    /// described; a listener of logins or of every release (and an audit log) needs
+    /// every login described and counted.
     #[test]
-    fn only_listeners_of_logins_are_described_and_of_thresholds_counted_exactly() {
+    fn only_listeners_of_logins_are_described_and_of_thresholds_counted_near_them() {
         use crate::events::{EventKind, EventMask};
         let config = crate::Config::from_toml_str("[licenses.desk]\nlimit = 2\n", "t.toml").expect("valid");
         let engine = super::Engine::new(config).expect("engine");
         let flags = |engine: &super::Engine| {
             let changes = engine.new_changes(Some(0));
-            (changes.quiet, changes.exact)
+            (changes.quiet, changes.thresholds)
         };
         assert_eq!(flags(&engine), (true, false), "nobody listens");
         engine.set_event_mask(EventMask::ALERTS);
@@ -2460,7 +2457,7 @@ mod tests {
             engine.set_event_mask(mask);
             assert_eq!(engine.event_mask(), mask);
             let want = match kind {
-                EventKind::Acquired | EventKind::Released => (false, true),
+                EventKind::Acquired | EventKind::Released => (false, false),
                 EventKind::ThresholdUp | EventKind::ThresholdDown => (true, true),
                 _ => (true, false),
             };
@@ -2473,7 +2470,6 @@ mod tests {
         engine.set_event_sink(None);
         assert_eq!(flags(&engine), (true, false), "the listener removed");
         assert_eq!(engine.event_mask(), EventMask::ALL, "the mask stays without a listener");
-        assert!(super::counts_every_seat(super::AUDITED), "an audit log counts every seat");
         assert!(super::hears_every_login(super::AUDITED), "an audit log hears every login");
     }
 }

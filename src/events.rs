@@ -85,9 +85,9 @@ impl EventKind {
 ///
 /// What a set costs: a listener that hears every login (acquired, or released with
 /// reason normal) puts every login and logout on the general path, counted exactly
-/// and described. One that hears thresholds needs every seat counted exactly on the
-/// type's shared counter (no per-thread lanes), but no login described: the express
-/// lane still serves them. One that hears only refusals, forced releases and the
+/// and described. One that hears thresholds needs the seats counted exactly only where
+/// a change can cross a threshold: below it logins keep the per-thread lanes, and no
+/// login is described (the express lane still serves them). One that hears only refusals, forced releases and the
 /// policy's and admins' events leaves quiet logins as fast as with nobody listening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EventMask(u32);
@@ -121,8 +121,8 @@ impl EventMask {
     /// Both threshold kinds.
     pub const THRESHOLDS: EventMask =
         EventMask(EventMask::of(EventKind::ThresholdUp).0 | EventMask::of(EventKind::ThresholdDown).0);
-    /// The kinds that need every seat counted exactly (an event's `used`, and the
-    /// moment a type crosses its threshold).
+    /// The kinds whose events carry exact counts (an event's `used`, and the moment a
+    /// type crosses its threshold).
     pub const EXACT_COUNTS: EventMask = EventMask(EventMask::EVERY_LOGIN.0 | EventMask::THRESHOLDS.0);
 
     /// The set of one kind.

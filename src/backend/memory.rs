@@ -35,7 +35,7 @@ use spin::relax::Yield;
 
 mod counter;
 
-use counter::{Counter, Hold, Taken};
+use counter::{Counter, Hold, NO_CEILING, Taken};
 
 use super::{
     Backend, Changes, HeldSeat, LingeringSeat, ReleaseWhy, ReleasedSeat, SeatRequest, TypeStats, next_seat_id,
@@ -558,12 +558,23 @@ impl UserTable {
 /// A user's slot, locked.
 type Locked<'a> = SpinMutexGuard<'a, UserState>;
 
-/// The calling thread's lane when nobody needs exact counts from this call (no
-/// audit log, no listener of logins or thresholds); `None`: count on the central
-/// word with the lanes closed.
+/// The calling thread's lane when nobody needs every seat counted exactly from this
+/// call (no audit log, no listener of logins); `None`: count on the central word with
+/// the lanes closed.
 #[inline]
 fn quiet_lane(changes: &Changes) -> Option<usize> {
-    if changes.quiet && !changes.exact { changes.lane } else { None }
+    if changes.quiet { changes.lane } else { None }
+}
+
+/// The most seats of type `slot` its lanes may be open at: one under its threshold
+/// when somebody hears thresholds (so every change that can cross it is counted
+/// exactly, with the lanes closed), else no limit.
+#[inline(always)]
+fn lane_ceiling(config: &Config, slot: usize, changes: &Changes) -> u32 {
+    if !changes.thresholds {
+        return NO_CEILING;
+    }
+    config.licenses.get(slot).and_then(|l| l.alert_seats()).map_or(NO_CEILING, |seats| seats - 1)
 }
 
 #[inline]
@@ -610,8 +621,16 @@ impl MemoryBackend {
     /// Gives back a seat of `slot`; `lane`: the caller's [`quiet_lane`]; `park`: the
     /// seat may wait there for the thread's next login (a handle of one type).
     #[inline(always)]
-    fn give_back(&self, slot: usize, lane: Option<usize>, park: bool, changes: &mut Changes) {
-        if let Some(before) = self.counters.at(slot).give_back(lane, park) {
+    fn give_back(
+        &self,
+        config: &Config,
+        slot: usize,
+        lane: Option<usize>,
+        park: bool,
+        changes: &mut Changes,
+    ) {
+        let ceiling = lane_ceiling(config, slot, changes);
+        if let Some(before) = self.counters.at(slot).give_back(lane, park, ceiling) {
             changes.count(slot, before, before - 1);
         }
     }
@@ -658,7 +677,7 @@ impl MemoryBackend {
         if !state.lingering.is_empty() {
             let lane = quiet_lane(changes);
             for slot in state.end_lingering(req.now.get()).iter() {
-                self.give_back(slot, lane, true, changes);
+                self.give_back(config, slot, lane, true, changes);
             }
             for &(slot, _) in state.lingering.iter() {
                 if user_types.contains(usize::from(slot)) {
@@ -713,7 +732,8 @@ impl MemoryBackend {
         let lane = quiet_lane(changes);
         if let Some(slot) = needed.only() {
             let counter = self.counters.at(slot);
-            match counter.try_take(config.licenses[slot].limit, Hold::Committed, lane) {
+            let ceiling = lane_ceiling(config, slot, changes);
+            match counter.try_take(config.licenses[slot].limit, Hold::Committed, lane, ceiling) {
                 Ok(Taken::Central(before)) => {
                     counter.note_taken(before + 1);
                     changes.count(slot, before, before + 1);
@@ -727,8 +747,9 @@ impl MemoryBackend {
         // A bundle: each seat tentatively, then all committed (see `counter`).
         let mut taken = TypeSet::EMPTY;
         for slot in needed.iter() {
+            let ceiling = lane_ceiling(config, slot, changes);
             if let Err(used) =
-                self.counters.at(slot).try_take(config.licenses[slot].limit, Hold::Tentative, lane)
+                self.counters.at(slot).try_take(config.licenses[slot].limit, Hold::Tentative, lane, ceiling)
             {
                 for undo in taken.iter() {
                     self.counters.at(undo).cancel();
@@ -793,7 +814,7 @@ impl MemoryBackend {
         // does not fill its lanes with seats the bundles cannot take from there.
         let (lane, park) = (quiet_lane(changes), handle.types().len() == 1);
         for slot in handle.session_types.union(freed.minus(linger)).iter() {
-            self.give_back(slot, lane, park, changes);
+            self.give_back(config, slot, lane, park, changes);
         }
         for slot in linger.iter() {
             match config.licenses.get(slot).and_then(|l| l.linger) {
@@ -802,7 +823,7 @@ impl MemoryBackend {
                     state.lingering.push((slot as u8, deadline));
                     self.linger_hint.fetch_min(deadline, Ordering::SeqCst);
                 }
-                None => self.give_back(slot, lane, park, changes),
+                None => self.give_back(config, slot, lane, park, changes),
             }
         }
         if matches!(
@@ -934,7 +955,7 @@ impl MemoryBackend {
         reclaimed
     }
 
-    fn reap_lingers(&self, now: Mono, changes: &mut Changes) -> usize {
+    fn reap_lingers(&self, config: &Config, now: Mono, changes: &mut Changes) -> usize {
         if now < self.linger_hint.load(Ordering::SeqCst) {
             return 0;
         }
@@ -946,7 +967,7 @@ impl MemoryBackend {
                 continue;
             }
             for slot in state.end_lingering(now).iter() {
-                self.give_back(slot, lane, true, changes);
+                self.give_back(config, slot, lane, true, changes);
                 freed += 1;
             }
             for &(_, deadline) in state.lingering.iter() {
@@ -1066,7 +1087,7 @@ impl Backend for MemoryBackend {
         state.counted = state.counted.minus(freed);
         let (lane, park) = (quiet_lane(changes), user_types.union(session_types).len() == 1);
         for slot in session_types.union(freed).iter() {
-            self.give_back(slot, lane, park, changes);
+            self.give_back(config, slot, lane, park, changes);
         }
         true
     }
@@ -1103,7 +1124,7 @@ impl Backend for MemoryBackend {
         if !why.lingers() {
             let lane = quiet_lane(changes);
             for (slot, _) in state.lingering.take() {
-                self.give_back(usize::from(slot), lane, true, changes);
+                self.give_back(config, usize::from(slot), lane, true, changes);
                 freed_lingering = true;
             }
         }
@@ -1149,7 +1170,7 @@ impl Backend for MemoryBackend {
 
     fn reap(&self, config: &Config, now: Mono, changes: &mut Changes) -> usize {
         let _scan = self.reap_lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.reap_leases(config, now, changes) + self.reap_lingers(now, changes)
+        self.reap_leases(config, now, changes) + self.reap_lingers(config, now, changes)
     }
 
     #[inline]

@@ -126,12 +126,12 @@ pub struct Changes {
     /// release is still described: a listener may hear only those). Without it, every
     /// release is in `released`.
     pub quiet: bool,
-    /// Set by the engine when somebody needs every seat counted exactly (an audit
-    /// log, or a listener of acquired, normal released or threshold events): every
-    /// change is then in `counts` with exact figures. Without it, a quiet call may
-    /// leave out of `counts` the seats it moved without reading the holder count (the
-    /// memory backend's lanes).
-    pub exact: bool,
+    /// Set by the engine when a listener hears threshold events: a change that moves a
+    /// type across its threshold (`alert_at`) must be in `counts` with exact figures.
+    /// A quiet call may still leave out of `counts` the seats it moved without reading
+    /// the holder count (the memory backend's lanes), but only while the type is
+    /// under its threshold.
+    pub thresholds: bool,
     /// The calling thread's number (from `next_thread_lane`, kept by the engine per
     /// thread; `None` while the thread is being torn down). On a quiet call a backend
     /// may keep per-thread state by it (the memory backend's lanes of free seats);

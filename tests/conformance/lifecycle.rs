@@ -538,6 +538,61 @@ fn a_listener_of_thresholds_alone_hears_every_crossing_under_contention() {
     }
 }
 
+/// The same with use moving well below the threshold and back over it: 4 of 16 seats
+/// held (the threshold is 8), four threads each holding one or two seats at a time.
+/// Below the threshold the memory backend's logins may use its per-thread lanes; every
+/// crossing must still be heard, at the exact count, as often up (each at 8) as down
+/// (each at 7).
+#[test]
+fn a_listener_of_thresholds_hears_every_crossing_when_use_falls_well_below_it() {
+    let (e, _clock) = engine_at("[licenses.pool]\nlimit = 16\nalert_at = 50\n");
+    let log = record(&e);
+    e.set_event_mask(seatgate::EventMask::THRESHOLDS);
+    let held: Vec<_> = (0..4).map(|i| e.try_acquire(&Request::new(&format!("base{i}"), "pool")).unwrap()).collect();
+    let start = std::sync::Barrier::new(4);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (e, start) = (&e, &start);
+            s.spawn(move || {
+                let (first, second) = (format!("t{t}a"), format!("t{t}b"));
+                start.wait();
+                for round in 0..400 {
+                    let a = e.try_acquire(&Request::new(&first, "pool")).unwrap();
+                    if (round + t) % 3 != 0 {
+                        let b = e.try_acquire(&Request::new(&second, "pool")).unwrap();
+                        e.release(b).unwrap();
+                    }
+                    e.release(a).unwrap();
+                }
+            });
+        }
+    });
+    for seat in held {
+        e.release(seat).unwrap();
+    }
+    assert_eq!(used(&e, "pool"), 0);
+    let events = log.lock().unwrap().clone();
+    let up = events.iter().filter(|ev| ev.kind == EventKind::ThresholdUp).count();
+    let down = events.iter().filter(|ev| ev.kind == EventKind::ThresholdDown).count();
+    assert_eq!(up, down, "{up} crossings up, {down} down: one was missed or heard twice");
+    for ev in &events {
+        match ev.kind {
+            EventKind::ThresholdUp => assert_eq!((ev.used, ev.limit), (8, 16)),
+            EventKind::ThresholdDown => assert_eq!((ev.used, ev.limit), (7, 16)),
+            other => panic!("a listener of thresholds heard {other:?}"),
+        }
+    }
+    // Alone, one thread takes use from 4 to 8 and back: heard both ways.
+    let before = events.len();
+    let seats: Vec<_> = (0..8).map(|i| e.try_acquire(&Request::new(&format!("solo{i}"), "pool")).unwrap()).collect();
+    for seat in seats {
+        e.release(seat).unwrap();
+    }
+    let events = log.lock().unwrap().clone();
+    let kinds: Vec<_> = events[before..].iter().map(|ev| (ev.kind, ev.used)).collect();
+    assert_eq!(kinds, [(EventKind::ThresholdUp, 8), (EventKind::ThresholdDown, 7)]);
+}
+
 #[test]
 fn events_carry_type_user_seat_counts_and_reasons() {
     let (e, _clock) = engine_at(

@@ -45,6 +45,21 @@
 //!   open; with no room they close the lanes. Only a handle of one type parks its seat
 //!   on release, so a type that bundles use does not fill with parked seats.
 //!
+//! # Thresholds
+//!
+//! A listener of threshold events must hear the moment a type's holder count reaches
+//! its threshold (`alert_at`) or falls back under it, with the count. Callers then pass
+//! a *ceiling*, one under the threshold, and the lanes are open only while committed
+//! plus tentative seats stay at or under it: a central seat taken with the lanes open
+//! must keep them there (else the lanes close first), a lane serves or parks a seat
+//! only while the central word is at or under it, and a release finding it over
+//! closes them (the lanes also open only with room under it, so that they do not open
+//! just to close again). Holders never exceed the committed count, so while the lanes are open no
+//! change can reach the threshold; every change that can cross it runs with the lanes
+//! closed, counted exactly. A ceiling lowered at run time (a reload, a limit set)
+//! closes them at the next call that finds the count over it. Below the threshold,
+//! logins keep the lanes' speed.
+//!
 //! Closing (`close`): set `BUSY` and clear `OPEN` in one compare-and-swap, mark every
 //! lane closed while taking its parked seats (one atomic OR each), then subtract them
 //! and clear `BUSY` in one atomic subtraction. Opening (`maybe_open`, after a release
@@ -59,6 +74,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub(super) const LANES: usize = 16;
 /// Most seats one lane keeps parked.
 const PARK_CAP: u64 = 8;
+/// A ceiling that never closes the lanes: nobody hears the type's threshold.
+pub(super) const NO_CEILING: u32 = u32::MAX;
 
 /// A lane's word: parked seats in the low byte (`LANE_SHUT`: closed), and above it
 /// how many logins the lane served (for the `acquired` count).
@@ -122,6 +139,13 @@ fn split(word: u64) -> (u64, u64) {
     (word & COMMITTED, (word >> 32) & TENTATIVE_FIELD)
 }
 
+/// Whether committed plus tentative seats in `word` are over `ceiling`.
+#[inline(always)]
+fn over(word: u64, ceiling: u32) -> bool {
+    let (committed, tentative) = split(word);
+    committed + tentative > u64::from(ceiling)
+}
+
 /// Waits a little for a thread that holds `BUSY` or a tentative seat.
 fn back_off(spins: &mut u32) {
     *spins += 1;
@@ -134,12 +158,19 @@ fn back_off(spins: &mut u32) {
 
 impl Counter {
     /// Takes one seat if the limit allows. `lane`: the caller's lane, or `None` when
-    /// the caller needs the exact holder count. On refusal returns the committed count,
-    /// which is then the holder count.
+    /// the caller needs the exact holder count; `ceiling`: the most seats the lanes
+    /// may be open at (see "Thresholds" in the module notes; [`NO_CEILING`]: none). On
+    /// refusal returns the committed count, which is then the holder count.
     #[inline(always)]
-    pub(super) fn try_take(&self, limit: u32, hold: Hold, lane: Option<usize>) -> Result<Taken, u32> {
+    pub(super) fn try_take(
+        &self,
+        limit: u32,
+        hold: Hold,
+        lane: Option<usize>,
+        ceiling: u32,
+    ) -> Result<Taken, u32> {
         if let (Some(lane), Hold::Committed) = (lane, hold)
-            && self.take_parked(lane, limit)
+            && self.take_parked(lane, limit, ceiling)
         {
             return Ok(Taken::Parked);
         }
@@ -153,11 +184,13 @@ impl Counter {
             }
             let (committed, tentative) = split(current);
             let open = current & OPEN != 0;
-            // With the lanes open, a central seat must keep the count under the peak,
-            // and an exact caller takes none before closing them.
+            // With the lanes open, a central seat must keep the count under the peak
+            // and the ceiling, and an exact caller takes none before closing them.
             let room = match (open, lane) {
                 (false, _) => cap,
-                (true, Some(_)) => cap.min(u64::from(self.peak_since_reset.load(Ordering::Relaxed))),
+                (true, Some(_)) => {
+                    cap.min(u64::from(self.peak_since_reset.load(Ordering::Relaxed))).min(u64::from(ceiling))
+                }
                 (true, None) => 0,
             };
             if committed + tentative < room {
@@ -173,7 +206,7 @@ impl Counter {
                 continue;
             }
             if open {
-                if lane.is_some() && hold == Hold::Committed && self.take_parked_anywhere(limit) {
+                if lane.is_some() && hold == Hold::Committed && self.take_parked_anywhere(limit, ceiling) {
                     return Ok(Taken::Parked);
                 }
                 self.close();
@@ -201,9 +234,9 @@ impl Counter {
     }
 
     /// Takes a seat parked in `lane`, if the committed count is within `limit` (a
-    /// limit lowered at run time).
+    /// limit lowered at run time) and, with the tentative seats, within `ceiling`.
     #[inline]
-    fn take_parked(&self, lane: usize, limit: u32) -> bool {
+    fn take_parked(&self, lane: usize, limit: u32, ceiling: u32) -> bool {
         let Some(lanes) = self.lanes.get() else { return false };
         let lane = &lanes[lane % LANES].0;
         let mut word = lane.load(Ordering::Relaxed);
@@ -212,7 +245,8 @@ impl Counter {
             if parked == 0 || parked == LANE_SHUT {
                 return false;
             }
-            if self.seats.load(Ordering::Relaxed) & COMMITTED > u64::from(limit) {
+            let central = self.seats.load(Ordering::Relaxed);
+            if central & COMMITTED > u64::from(limit) || (ceiling != NO_CEILING && over(central, ceiling)) {
                 return false;
             }
             match lane.compare_exchange_weak(
@@ -228,8 +262,8 @@ impl Counter {
     }
 
     /// Takes a seat parked in any lane (the caller's own had none).
-    fn take_parked_anywhere(&self, limit: u32) -> bool {
-        (0..LANES).any(|lane| self.take_parked(lane, limit))
+    fn take_parked_anywhere(&self, limit: u32, ceiling: u32) -> bool {
+        (0..LANES).any(|lane| self.take_parked(lane, limit, ceiling))
     }
 
     /// Turns a tentative seat into a committed one; returns the committed count before.
@@ -246,18 +280,26 @@ impl Counter {
 
     /// Gives back a committed seat: parks it in `lane` if there is one, `park` allows
     /// it and the lanes are open, else on the central word. Returns the committed
-    /// count before, exact when the caller passed no lane; `None` when the seat was
-    /// parked.
+    /// count before, exact when the caller passed no lane or the count was over
+    /// `ceiling` (the lanes are closed first then); `None` when the seat was parked.
     #[inline(always)]
-    pub(super) fn give_back(&self, lane: Option<usize>, park: bool) -> Option<u32> {
+    pub(super) fn give_back(&self, lane: Option<usize>, park: bool, ceiling: u32) -> Option<u32> {
         let Some(lane) = lane else { return Some(self.give_back_exact()) };
-        if park && self.seats.load(Ordering::Relaxed) & (OPEN | BUSY) == OPEN && self.park(lane) {
-            return None;
+        let word = self.seats.load(Ordering::Relaxed);
+        if word & OPEN != 0 {
+            // Over the ceiling (lowered while the lanes were open): this release may
+            // cross the threshold, so it is counted exactly.
+            if ceiling != NO_CEILING && over(word, ceiling) {
+                return Some(self.give_back_exact());
+            }
+            if park && word & BUSY == 0 && self.park(lane) {
+                return None;
+            }
         }
         let before = self.seats.fetch_sub(1, Ordering::AcqRel);
         debug_assert!(before & COMMITTED > 0, "seat counter underflow");
         if before & (OPEN | BUSY) == 0 {
-            self.maybe_open(before - 1);
+            self.maybe_open(before - 1, ceiling);
         }
         Some(before as u32)
     }
@@ -315,16 +357,17 @@ impl Counter {
     }
 
     /// Opens the lanes after a release on the closed central word left `after`, if an
-    /// eighth of the peak (at least one seat) is free under it.
-    fn maybe_open(&self, after: u64) {
+    /// eighth of the peak (at least one seat) is free under the peak and the ceiling.
+    fn maybe_open(&self, after: u64, ceiling: u32) {
         let peak = u64::from(self.peak_since_reset.load(Ordering::Relaxed));
+        let top = peak.min(u64::from(ceiling));
         let mut current = after;
         loop {
             if current & (OPEN | BUSY) != 0 {
                 return;
             }
             let (committed, tentative) = split(current);
-            if committed + tentative + (peak / 8).max(1) > peak {
+            if committed + tentative + (peak / 8).max(1) > top {
                 return;
             }
             match self.seats.compare_exchange_weak(
@@ -461,7 +504,7 @@ mod tests {
 
     /// A login of one type, booked as the memory backend books it.
     fn take(c: &Counter, limit: u32, lane: Option<usize>) -> Result<Taken, u32> {
-        let taken = c.try_take(limit, Hold::Committed, lane);
+        let taken = c.try_take(limit, Hold::Committed, lane, NO_CEILING);
         if let Ok(Taken::Central(before)) = taken {
             c.note_taken(before + 1);
         }
@@ -476,9 +519,9 @@ mod tests {
         for lane in 0..taken {
             assert!(take(&c, limit, Some(lane)).is_ok());
         }
-        c.give_back(Some(0), true);
+        c.give_back(Some(0), true, NO_CEILING);
         for lane in 1..=parked {
-            assert_eq!(c.give_back(Some(lane), true), None, "parked in lane {lane}");
+            assert_eq!(c.give_back(Some(lane), true, NO_CEILING), None, "parked in lane {lane}");
         }
         c
     }
@@ -489,8 +532,8 @@ mod tests {
         assert_eq!(take(&c, 5, Some(0)), Ok(Taken::Central(0)));
         assert_eq!(take(&c, 5, Some(1)), Ok(Taken::Central(1)));
         // Room under the peak of 2: the lanes open, then the next release parks.
-        assert_eq!(c.give_back(Some(0), true), Some(2));
-        assert_eq!(c.give_back(Some(1), true), None);
+        assert_eq!(c.give_back(Some(0), true, NO_CEILING), Some(2));
+        assert_eq!(c.give_back(Some(1), true, NO_CEILING), None);
         assert_eq!(c.held(), 0);
         assert!(taken_from_lane(take(&c, 5, Some(1))));
         assert_eq!(c.held(), 1);
@@ -515,7 +558,7 @@ mod tests {
         let c = with_parked(10, 4, 2);
         assert_eq!(c.held(), 1);
         // One holder left (lane 3's): the exact release says 1 before, not 3.
-        assert_eq!(c.give_back(None, true), Some(1));
+        assert_eq!(c.give_back(None, true, NO_CEILING), Some(1));
         assert_eq!(c.held(), 0);
         assert_eq!(take(&c, 10, None), Ok(Taken::Central(0)));
     }
@@ -558,7 +601,7 @@ mod tests {
                 match rng.below(12) {
                     0..=4 => {
                         let lane = rng.lane();
-                        let taken = c.try_take(limit, Hold::Committed, lane);
+                        let taken = c.try_take(limit, Hold::Committed, lane, NO_CEILING);
                         if holders < limit {
                             let taken = taken.unwrap_or_else(|e| panic!("{at}: refused at {e}/{limit}"));
                             if let Taken::Central(before) = taken {
@@ -578,7 +621,7 @@ mod tests {
                     5 => {
                         // A bundle's seat: tentative, then committed or given back.
                         let lane = rng.lane();
-                        match c.try_take(limit, Hold::Tentative, lane) {
+                        match c.try_take(limit, Hold::Tentative, lane, NO_CEILING) {
                             Ok(_) => {
                                 assert!(holders < limit, "{at}: tentative seat past the limit");
                                 if rng.below(2) == 0 {
@@ -598,7 +641,7 @@ mod tests {
                     }
                     6..=9 if holders > 0 => {
                         let lane = rng.lane();
-                        let before = c.give_back(lane, rng.below(4) != 0);
+                        let before = c.give_back(lane, rng.below(4) != 0, NO_CEILING);
                         if lane.is_none() {
                             assert_eq!(before, Some(holders), "{at}: exact release count");
                         }
@@ -619,6 +662,75 @@ mod tests {
                 assert_eq!(c.totals(), (peak, since_reset, acquired), "{at}: peaks and seats taken");
             }
             assert!(served_by_lane > 0, "seed {seed}: no login was served by a lane");
+        }
+    }
+
+    /// With a ceiling (one under a threshold someone listens to), random calls from
+    /// one thread: every change that can reach the threshold or leave it (the holders
+    /// before or after at or over it) reports the exact holder count, as a listener
+    /// must hear it; below it the lanes still serve. The threshold moves now and then,
+    /// as a reload or a new limit moves it.
+    #[test]
+    fn with_a_ceiling_every_change_at_the_threshold_is_counted_exactly() {
+        for seed in 1..=40u64 {
+            let mut rng = Rng(0x51ED_2701_F00D ^ seed);
+            let c = Counter::default();
+            let (limit, mut holders, mut ceiling) = (12u32, 0u32, 5u32);
+            let (mut from_lanes, mut at_threshold) = (0u32, 0u32);
+            for step in 0..4000 {
+                let at = format!("seed {seed} step {step} ceiling {ceiling}");
+                let lane = Some(rng.below(4) as usize);
+                match rng.below(12) {
+                    0..=4 => {
+                        let taken = c.try_take(limit, Hold::Committed, lane, ceiling);
+                        if holders >= limit {
+                            assert_eq!(taken, Err(holders), "{at}: refusal");
+                            continue;
+                        }
+                        let reaches = holders + 1 > ceiling;
+                        match taken.unwrap_or_else(|e| panic!("{at}: refused at {e}")) {
+                            Taken::Central(before) => {
+                                c.note_taken(before + 1);
+                                if reaches {
+                                    assert_eq!(before, holders, "{at}: a login reaching the threshold");
+                                    at_threshold += 1;
+                                }
+                            }
+                            Taken::Parked => {
+                                assert!(!reaches, "{at}: a lane served a login at the threshold");
+                                from_lanes += 1;
+                            }
+                        }
+                        holders += 1;
+                    }
+                    5 => {
+                        // A bundle's seat: tentative, then committed.
+                        if c.try_take(limit, Hold::Tentative, lane, ceiling).is_err() {
+                            assert!(holders >= limit, "{at}: bundle refused at {holders}");
+                            continue;
+                        }
+                        let before = c.commit();
+                        c.note_taken(before + 1);
+                        if holders + 1 > ceiling {
+                            assert_eq!(before, holders, "{at}: a bundle reaching the threshold");
+                        }
+                        holders += 1;
+                    }
+                    6..=10 if holders > 0 => {
+                        let before = c.give_back(lane, rng.below(4) != 0, ceiling);
+                        if holders > ceiling {
+                            assert_eq!(before, Some(holders), "{at}: a logout from the threshold");
+                            at_threshold += 1;
+                        }
+                        holders -= 1;
+                    }
+                    11 => ceiling = rng.below(10) as u32,
+                    _ => {}
+                }
+                assert_eq!(c.held(), holders, "{at}: holders");
+            }
+            assert!(from_lanes > 0, "seed {seed}: no login was served by a lane");
+            assert!(at_threshold > 0, "seed {seed}: the threshold was never reached");
         }
     }
 
@@ -643,7 +755,7 @@ mod tests {
                         // Lanes shared by two threads each, and now and then an exact caller.
                         let lane = if rng.below(16) == 0 { None } else { Some(t % 3) };
                         let hold = if rng.below(8) == 0 { Hold::Tentative } else { Hold::Committed };
-                        match c.try_take(THREADS as u32, hold, lane) {
+                        match c.try_take(THREADS as u32, hold, lane, NO_CEILING) {
                             Ok(taken) => {
                                 if hold == Hold::Tentative {
                                     let before = c.commit();
@@ -657,7 +769,7 @@ mod tests {
                                     over.store(true, Ordering::SeqCst);
                                 }
                                 inside.fetch_sub(1, Ordering::SeqCst);
-                                c.give_back(lane, rng.below(4) != 0);
+                                c.give_back(lane, rng.below(4) != 0, NO_CEILING);
                             }
                             Err(_) => refused += 1,
                         }
@@ -677,9 +789,9 @@ mod tests {
         assert_eq!(acquired, THREADS as u64 * 40_000);
         // No seat was lost in a lane: one caller gets every seat, and then no more.
         for _ in 0..THREADS {
-            assert!(c.try_take(THREADS as u32, Hold::Committed, Some(0)).is_ok());
+            assert!(c.try_take(THREADS as u32, Hold::Committed, Some(0), NO_CEILING).is_ok());
         }
-        assert_eq!(c.try_take(THREADS as u32, Hold::Committed, None), Err(THREADS as u32));
+        assert_eq!(c.try_take(THREADS as u32, Hold::Committed, None, NO_CEILING), Err(THREADS as u32));
     }
 
     /// Many threads on a small limit: never more holders than the limit, and every
@@ -698,7 +810,7 @@ mod tests {
                     let mut rng = Rng(0xC0FFEE ^ (t as u64 + 1));
                     for _ in 0..40_000 {
                         let lane = if rng.below(10) == 0 { None } else { Some(t) };
-                        match c.try_take(LIMIT, Hold::Committed, lane) {
+                        match c.try_take(LIMIT, Hold::Committed, lane, NO_CEILING) {
                             Err(used) => {
                                 assert!(used <= LIMIT);
                                 continue;
@@ -710,7 +822,7 @@ mod tests {
                             over.store(true, Ordering::SeqCst);
                         }
                         inside.fetch_sub(1, Ordering::SeqCst);
-                        c.give_back(lane, true);
+                        c.give_back(lane, true, NO_CEILING);
                     }
                 })
             })
@@ -722,8 +834,8 @@ mod tests {
         assert_eq!(c.held(), 0);
         assert!(c.totals().0 <= LIMIT);
         for _ in 0..LIMIT {
-            assert!(c.try_take(LIMIT, Hold::Committed, Some(5)).is_ok());
+            assert!(c.try_take(LIMIT, Hold::Committed, Some(5), NO_CEILING).is_ok());
         }
-        assert_eq!(c.try_take(LIMIT, Hold::Committed, Some(5)), Err(LIMIT));
+        assert_eq!(c.try_take(LIMIT, Hold::Committed, Some(5), NO_CEILING), Err(LIMIT));
     }
 }
