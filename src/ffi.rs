@@ -1149,7 +1149,7 @@ pub unsafe extern "C" fn license_reload(config_path: *const c_char) -> i32 {
 /// `license_shutdown` has returned.
 ///
 /// A listener has a cost of its own. By default it hears every event, so every login
-/// and logout is counted exactly and described, which takes six to eight times as
+/// and logout is counted exactly and described, which takes four to eight times as
 /// long as a login nobody listens to (hundreds of nanoseconds instead of about one
 /// hundred; BENCHMARKS.md has the figures). A listener that needs only what a host
 /// must act on sets `license_set_event_mask(LICENSE_EVENTS_ALERTS)` first, and
@@ -1183,7 +1183,7 @@ pub unsafe extern "C" fn license_set_event_callback(
 ///
 /// The mask decides what a login costs:
 /// - ACQUIRED or RELEASED (every release, the host's own logouts included): every
-///   login and logout is counted exactly and described, six to eight times the cost
+///   login and logout is counted exactly and described, four to eight times the cost
 ///   of a login nobody listens to;
 /// - THRESHOLD_UP or THRESHOLD_DOWN (without those two): no login is described,
 ///   and a type is counted exactly on its shared counter only from one seat under its
