@@ -494,28 +494,29 @@ fn counts_and_peaks_stay_exact_across_threads_and_a_listener_attached_later() {
     assert_eq!(e.usage_of("pool").unwrap().stats.peak, 5);
 }
 
-/// A listener of thresholds only (no event per login, so the memory backend serves
-/// logins on its express lane, counted on the shared word): with 3 of 8 seats held
-/// (the threshold is 4), four threads log in and out at once, so use goes from 3 up
-/// and back. Every crossing is heard exactly once, at the exact count: as many going
-/// up (each at 4) as coming down (each at 3), at least one (the first login from 3),
-/// and no other event.
-#[test]
-fn a_listener_of_thresholds_alone_hears_every_crossing_under_contention() {
-    let (e, _clock) = engine_at("[licenses.pool]\nlimit = 8\nalert_at = 50\n");
+/// With a listener of thresholds only on a type of `limit` seats (threshold at half),
+/// `base` seats held, four threads each run `round(engine, thread, round)` 400 times
+/// at once; then the base seats go. Checks that every crossing was heard once at the
+/// exact count (as many up, each at the threshold, as down, each one under) and no
+/// other event; returns the engine, its log and how many crossings went up.
+fn churn_across_threshold(
+    limit: u32,
+    base: usize,
+    round: impl Fn(&Engine, usize, usize) + Sync,
+) -> (Engine, Arc<Mutex<Vec<Event>>>, usize) {
+    let (e, _clock) = engine_at(&format!("[licenses.pool]\nlimit = {limit}\nalert_at = 50\n"));
     let log = record(&e);
     e.set_event_mask(seatgate::EventMask::THRESHOLDS);
-    let held: Vec<_> = (0..3).map(|i| e.try_acquire(&Request::new(&format!("base{i}"), "pool")).unwrap()).collect();
+    let held: Vec<_> =
+        (0..base).map(|i| e.try_acquire(&Request::new(&format!("base{i}"), "pool")).unwrap()).collect();
     let start = std::sync::Barrier::new(4);
     std::thread::scope(|s| {
         for t in 0..4 {
-            let (e, start) = (&e, &start);
+            let (e, start, round) = (&e, &start, &round);
             s.spawn(move || {
-                let user = format!("t{t}");
                 start.wait();
-                for _ in 0..400 {
-                    let seat = e.try_acquire(&Request::new(&user, "pool")).unwrap();
-                    e.release(seat).unwrap();
+                for n in 0..400 {
+                    round(e, t, n);
                 }
             });
         }
@@ -527,63 +528,47 @@ fn a_listener_of_thresholds_alone_hears_every_crossing_under_contention() {
     let events = log.lock().unwrap().clone();
     let up = events.iter().filter(|ev| ev.kind == EventKind::ThresholdUp).count();
     let down = events.iter().filter(|ev| ev.kind == EventKind::ThresholdDown).count();
-    assert!(up > 0, "the first login from 3 of 8 crossed 4 and was not heard");
     assert_eq!(up, down, "{up} crossings up, {down} down: one was missed or heard twice");
+    let threshold = limit / 2;
     for ev in &events {
         match ev.kind {
-            EventKind::ThresholdUp => assert_eq!((ev.used, ev.limit), (4, 8)),
-            EventKind::ThresholdDown => assert_eq!((ev.used, ev.limit), (3, 8)),
+            EventKind::ThresholdUp => assert_eq!((ev.used, ev.limit), (threshold, limit)),
+            EventKind::ThresholdDown => assert_eq!((ev.used, ev.limit), (threshold - 1, limit)),
             other => panic!("a listener of thresholds heard {other:?}"),
         }
     }
+    (e, log, up)
+}
+
+/// A listener of thresholds only (no event per login, so the memory backend serves
+/// logins on its express lane): with 3 of 8 seats held (the threshold is 4), four
+/// threads log in and out at once, so use goes from 3 up and back. Every crossing is
+/// heard exactly once, at the exact count, at least one (the first login from 3).
+#[test]
+fn a_listener_of_thresholds_alone_hears_every_crossing_under_contention() {
+    let (_e, _log, up) = churn_across_threshold(8, 3, |e, t, _| {
+        let seat = e.try_acquire(&Request::new(&format!("t{t}"), "pool")).unwrap();
+        e.release(seat).unwrap();
+    });
+    assert!(up > 0, "the first login from 3 of 8 crossed 4 and was not heard");
 }
 
 /// The same with use moving well below the threshold and back over it: 4 of 16 seats
 /// held (the threshold is 8), four threads each holding one or two seats at a time.
 /// Below the threshold the memory backend's logins may use its per-thread lanes; every
-/// crossing must still be heard, at the exact count, as often up (each at 8) as down
-/// (each at 7).
+/// crossing must still be heard, at the exact count.
 #[test]
 fn a_listener_of_thresholds_hears_every_crossing_when_use_falls_well_below_it() {
-    let (e, _clock) = engine_at("[licenses.pool]\nlimit = 16\nalert_at = 50\n");
-    let log = record(&e);
-    e.set_event_mask(seatgate::EventMask::THRESHOLDS);
-    let held: Vec<_> = (0..4).map(|i| e.try_acquire(&Request::new(&format!("base{i}"), "pool")).unwrap()).collect();
-    let start = std::sync::Barrier::new(4);
-    std::thread::scope(|s| {
-        for t in 0..4 {
-            let (e, start) = (&e, &start);
-            s.spawn(move || {
-                let (first, second) = (format!("t{t}a"), format!("t{t}b"));
-                start.wait();
-                for round in 0..400 {
-                    let a = e.try_acquire(&Request::new(&first, "pool")).unwrap();
-                    if (round + t) % 3 != 0 {
-                        let b = e.try_acquire(&Request::new(&second, "pool")).unwrap();
-                        e.release(b).unwrap();
-                    }
-                    e.release(a).unwrap();
-                }
-            });
+    let (e, log, _) = churn_across_threshold(16, 4, |e, t, n| {
+        let a = e.try_acquire(&Request::new(&format!("t{t}a"), "pool")).unwrap();
+        if (n + t) % 3 != 0 {
+            let b = e.try_acquire(&Request::new(&format!("t{t}b"), "pool")).unwrap();
+            e.release(b).unwrap();
         }
+        e.release(a).unwrap();
     });
-    for seat in held {
-        e.release(seat).unwrap();
-    }
-    assert_eq!(used(&e, "pool"), 0);
-    let events = log.lock().unwrap().clone();
-    let up = events.iter().filter(|ev| ev.kind == EventKind::ThresholdUp).count();
-    let down = events.iter().filter(|ev| ev.kind == EventKind::ThresholdDown).count();
-    assert_eq!(up, down, "{up} crossings up, {down} down: one was missed or heard twice");
-    for ev in &events {
-        match ev.kind {
-            EventKind::ThresholdUp => assert_eq!((ev.used, ev.limit), (8, 16)),
-            EventKind::ThresholdDown => assert_eq!((ev.used, ev.limit), (7, 16)),
-            other => panic!("a listener of thresholds heard {other:?}"),
-        }
-    }
-    // Alone, one thread takes use from 4 to 8 and back: heard both ways.
-    let before = events.len();
+    // Alone, one thread takes use from 0 to 8 and back: heard once each way.
+    let before = log.lock().unwrap().len();
     let seats: Vec<_> = (0..8).map(|i| e.try_acquire(&Request::new(&format!("solo{i}"), "pool")).unwrap()).collect();
     for seat in seats {
         e.release(seat).unwrap();
