@@ -753,7 +753,8 @@ impl Table<'_> {
         let user = (self.handles[i].user - 1) as usize;
         let (user_types, session_types) = (self.handles[i].user_types, self.handles[i].session_types);
         let h = &self.handles[i];
-        let mut released = ReleasedSeat {
+        // A quiet call leaves out the logouts it was asked for (see `Changes::quiet`).
+        let described = (!changes.quiet || why != ReleaseWhy::Normal).then(|| ReleasedSeat {
             seat,
             user: label(&self.users[user].name, self.users[user].name_len),
             types: map.config_set(user_types | session_types),
@@ -761,7 +762,7 @@ impl Table<'_> {
             extension: (h.flags & 1 != 0).then(|| label(&h.extension, h.ext_len)),
             session: (h.flags & 2 != 0).then(|| label(&h.session, h.session_len)),
             used: SmallVec::new(),
-        };
+        });
         let owner = h.owner;
 
         // The release's commit point, then the derived fields.
@@ -818,15 +819,17 @@ impl Table<'_> {
             self.meta.gone[k].why = why_byte(why);
             self.meta.gone_head = ((k + 1) % GONE) as u32;
         }
-        released.used = released
-            .types
-            .iter()
-            .map(|slot| match map.to_shared[slot] {
-                NO_SLOT => 0,
-                s => self.used(usize::from(s)),
-            })
-            .collect();
-        changes.released.push(released);
+        if let Some(mut released) = described {
+            released.used = released
+                .types
+                .iter()
+                .map(|slot| match map.to_shared[slot] {
+                    NO_SLOT => 0,
+                    s => self.used(usize::from(s)),
+                })
+                .collect();
+            changes.released.push(released);
+        }
     }
 
     /// Releases the user's handles whose `requires` the user no longer holds.

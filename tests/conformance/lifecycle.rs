@@ -578,6 +578,40 @@ fn a_listener_of_thresholds_hears_every_crossing_when_use_falls_well_below_it() 
     assert_eq!(kinds, [(EventKind::ThresholdUp, 8), (EventKind::ThresholdDown, 7)]);
 }
 
+/// A listener of alerts only: the host's own logins and logouts say nothing (a backend
+/// may leave them undescribed), and every release the host did not ask for still
+/// arrives, with its reason, user, seat and the count right after it.
+#[test]
+fn a_listener_of_alerts_hears_forced_releases_and_not_the_hosts_own_logouts() {
+    let (e, clock) = engine_at(LEASED);
+    let log = record(&e);
+    e.set_event_mask(seatgate::EventMask::ALERTS);
+    let alice = e.try_acquire(&Request::new("alice", "phone")).unwrap();
+    e.release(alice).unwrap();
+    let bob = e.try_acquire(&Request::new("bob", "phone")).unwrap();
+    let carol = e.try_acquire(&Request::new("carol", "agent")).unwrap();
+    e.release_as(bob, ReleaseWhy::Admin).unwrap();
+    clock.advance(secs(31));
+    assert_eq!(e.reap(), 1, "carol's 30 s lease ran out");
+    let dave = e.try_acquire(&Request::new("dave", "crm")).unwrap();
+    e.release(dave).unwrap();
+    let heard: Vec<_> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|ev| (ev.kind, ev.why, ev.user.as_deref().unwrap_or("").to_string(), ev.seat, ev.license.as_deref().unwrap_or("").to_string(), ev.used))
+        .collect();
+    assert_eq!(
+        heard,
+        [
+            (EventKind::Released, Some(ReleaseWhy::Admin), "bob".into(), bob, "extension".into(), 1),
+            (EventKind::Released, Some(ReleaseWhy::Expired), "carol".into(), carol, "extension".into(), 0),
+            (EventKind::Released, Some(ReleaseWhy::Expired), "carol".into(), carol, "callcenter".into(), 0),
+        ]
+    );
+    assert_eq!((used(&e, "extension"), used(&e, "callcenter"), used(&e, "crm")), (0, 0, 0));
+}
+
 #[test]
 fn events_carry_type_user_seat_counts_and_reasons() {
     let (e, _clock) = engine_at(
