@@ -861,8 +861,8 @@ impl Engine {
         lane: Option<usize>,
     ) -> Result<SeatId, Error> {
         let resolved = resolve(config, req.profiles)?;
-        // The express lane: plain types, no labels, nobody hearing every login (a
-        // listener of thresholds may hear the counts it moved).
+        // The express lane: plain types, no labels. A call somebody hears is counted
+        // and described there as the general path would (a test compares them).
         if config.express_types(resolved)
             && req.extension.is_none()
             && req.session.is_none()
@@ -871,10 +871,10 @@ impl Engine {
             let mut express = self.new_changes(lane);
             if let Some(seat) = backend.express_acquire(config, resolved, req.user, since_ms, &mut express) {
                 let seat = seat | tag;
-                // Only a call counted exactly near a threshold can have a crossing to
-                // tell (publish would say the same; testing the flag spares the quiet
-                // pair its load: 7 instructions).
-                if express.thresholds {
+                // Only a call somebody hears, or one counted exactly near a threshold,
+                // can have something to tell (publish would say the same; testing the
+                // flags spares the quiet pair its load: 7 instructions).
+                if !express.quiet || express.thresholds {
                     self.publish(config, &express, Op::Acquired { seat, req, types: resolved });
                 }
                 return Ok(seat);

@@ -1,19 +1,96 @@
-//! The express lane (a quiet login or logout of one plain type, served by the memory
-//! backend without the general path's machinery) must be invisible: an engine nobody
-//! listens to (which takes the lane wherever it can) and one with a listener (which
-//! never does) are driven through the same random calls, on one clock, and must give
-//! the same answer to every call and the same counts, holders and lingering seats
-//! after each. A third engine whose listener hears only alerts (`EventMask::ALERTS`)
-//! stays quiet too, and must hear exactly the alerts among the second's events; a
-//! fourth hears alerts and thresholds (express lane with exact counts) and must hear
-//! exactly those.
+//! The express lane (a login or logout of plain types, served by the memory backend
+//! without the general path's machinery) must be invisible. Five engines are driven
+//! through the same random calls, on one clock, and must give the same answer to every
+//! call and the same counts, holders and lingering seats after each: one on a memory
+//! table without the lane (`GeneralPath`, which declines every express call), whose
+//! listener hears every event, and four that take the lane wherever they can: nobody
+//! listening, a listener of every login and alert (which must hear exactly those
+//! of the general path's events), of alerts only (`EventMask::ALERTS`) and of alerts and
+//! thresholds (each must hear exactly those of the general path's events).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use seatgate::clock::ManualClock;
+use seatgate::backend::memory::MemoryBackend;
+use seatgate::backend::{Backend, Changes, HeldSeat, LingeringSeat, SeatRequest, TypeStats};
+use seatgate::clock::{ManualClock, Mono, Now};
 use seatgate::events::EventSink;
-use seatgate::{Config, Engine, Event, EventMask, Page, ReleaseWhy, Request, SeatId};
+use seatgate::{Config, Engine, Error, Event, EventMask, Page, ReleaseWhy, Request, SeatId};
+
+/// The memory table with no express lane: every call takes the general path (the
+/// trait's express methods decline by default).
+struct GeneralPath(MemoryBackend);
+
+impl Backend for GeneralPath {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn try_acquire(
+        &self,
+        config: &Config,
+        req: &SeatRequest<'_>,
+        changes: &mut Changes,
+    ) -> Result<SeatId, Error> {
+        self.0.try_acquire(config, req, changes)
+    }
+    fn release(
+        &self,
+        config: &Config,
+        seat: SeatId,
+        why: ReleaseWhy,
+        now: &Now<'_>,
+        changes: &mut Changes,
+    ) -> Result<(), Error> {
+        self.0.release(config, seat, why, now, changes)
+    }
+    fn release_user(
+        &self,
+        config: &Config,
+        user: &str,
+        why: ReleaseWhy,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<usize, Error> {
+        self.0.release_user(config, user, why, now, changes)
+    }
+    fn touch(&self, config: &Config, seat: SeatId, now: Mono, changes: &mut Changes) -> Result<(), Error> {
+        self.0.touch(config, seat, now, changes)
+    }
+    fn touch_user(
+        &self,
+        config: &Config,
+        user: &str,
+        now: Mono,
+        changes: &mut Changes,
+    ) -> Result<usize, Error> {
+        self.0.touch_user(config, user, now, changes)
+    }
+    fn reap(&self, config: &Config, now: Mono, changes: &mut Changes) -> usize {
+        self.0.reap(config, now, changes)
+    }
+    fn used(&self, config: &Config, slot: usize) -> u32 {
+        self.0.used(config, slot)
+    }
+    fn stats(&self, config: &Config, slot: usize) -> TypeStats {
+        self.0.stats(config, slot)
+    }
+    fn count_denial(&self, config: &Config, slot: usize) {
+        self.0.count_denial(config, slot)
+    }
+    fn reset_peaks(&self, config: &Config) {
+        self.0.reset_peaks(config)
+    }
+    fn holders(&self, config: &Config) -> Vec<HeldSeat> {
+        self.0.holders(config)
+    }
+    fn lingering(&self, config: &Config) -> Vec<LingeringSeat> {
+        self.0.lingering(config)
+    }
+    fn open_tenant(&self, tenant: &str) -> Result<Box<dyn Backend>, Error> {
+        seatgate::backend::check_tenant_name(tenant)?;
+        Ok(Box::new(GeneralPath(MemoryBackend::new())))
+    }
+}
 
 /// Plain types (`desk` per user, `chat` per session) next to every feature the lane
 /// leaves to the general path: a linger window, a lease, `requires`, a bundle, a
@@ -132,18 +209,18 @@ fn recorder() -> (Arc<Mutex<Vec<Event>>>, EventSink) {
     (heard, Arc::new(move |e: &Event| keep.lock().unwrap().push(e.clone())))
 }
 
-/// Four engines go through the same random calls: one nobody listens to (it takes
-/// the express lane and the lanes wherever it can), one whose listener hears every
-/// event (it never does), one whose listener hears only [`EventMask::ALERTS`] (quiet,
-/// like the first), and one that hears alerts and thresholds (the express lane with
-/// exact counts, no thread lanes). All four give the same answers and tables; each
-/// masked listener hears exactly the second's events that its mask keeps.
+/// Five engines go through the same random calls: one on the memory table without
+/// the express lane, whose listener hears every event (the reference), and four that
+/// take the lane wherever they can: nobody listening, a listener of every login and
+/// alert, of [`EventMask::ALERTS`], and of alerts and thresholds. All five give the same answers
+/// and tables; each listener hears exactly the reference's events that its mask keeps.
 #[test]
-fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
+fn calls_on_the_express_lane_match_the_general_path_call_for_call() {
     // What the masked listeners heard over every seed: the calls must reach each kind.
     let mut kinds_heard = std::collections::BTreeSet::new();
     let mut thresholds_heard = std::collections::BTreeSet::new();
     let with_thresholds = EventMask::ALERTS.union(EventMask::THRESHOLDS);
+    let logins_and_alerts = EventMask::ALERTS.union(EventMask::EVERY_LOGIN);
     for seed in 1..=25u64 {
         let clock = Arc::new(ManualClock::at_unix(1_790_000_000));
         let open = || {
@@ -151,8 +228,19 @@ fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
                 .expect("engine opens")
                 .with_clock(clock.clone())
         };
-        let (quiet, heard, alerted, counted) = (open(), open(), open(), open());
+        let general = Engine::with_backend(
+            Config::from_toml_str(CONFIG, "express.toml").expect("valid config"),
+            Box::new(GeneralPath(MemoryBackend::new())),
+        )
+        .expect("engine opens")
+        .with_clock(clock.clone());
         let (every_event, sink) = recorder();
+        general.set_event_sink(Some(sink));
+        let (quiet, heard, alerted, counted) = (open(), open(), open(), open());
+        // Every login and every alert, but no threshold (that is the fourth's): the
+        // lane must publish what it did because logins are heard, not for thresholds.
+        let (heard_on_the_lane, sink) = recorder();
+        heard.set_event_mask(logins_and_alerts);
         heard.set_event_sink(Some(sink));
         let (alerts, sink) = recorder();
         alerted.set_event_mask(EventMask::ALERTS);
@@ -160,10 +248,10 @@ fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
         let (alerts_and_thresholds, sink) = recorder();
         counted.set_event_mask(with_thresholds);
         counted.set_event_sink(Some(sink));
-        let engines = [&quiet, &heard, &alerted, &counted];
+        let engines = [&general, &quiet, &heard, &alerted, &counted];
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
         // Handles of the engines, one per engine for each login, including released ones.
-        let mut handles: Vec<[SeatId; 4]> = Vec::new();
+        let mut handles: Vec<[SeatId; 5]> = Vec::new();
         for step in 0..600 {
             let at = format!("seed {seed} step {step}");
             let answers: Vec<String> = match rng.below(20) {
@@ -175,8 +263,8 @@ fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
                         if labelled { r.extension("2001") } else { r }
                     };
                     let results: Vec<_> = engines.iter().map(|e| e.try_acquire(&req())).collect();
-                    if let [Ok(w), Ok(x), Ok(y), Ok(z)] = results[..] {
-                        handles.push([w, x, y, z]);
+                    if let [Ok(v), Ok(w), Ok(x), Ok(y), Ok(z)] = results[..] {
+                        handles.push([v, w, x, y, z]);
                     }
                     results.iter().map(|r| outcome(r, None)).collect()
                 }
@@ -200,18 +288,22 @@ fn quiet_calls_on_the_express_lane_match_the_general_path_call_for_call() {
                 }
             };
             assert!(answers.iter().all(|a| *a == answers[0]), "{at}: the answers differ: {answers:?}");
-            let table = state(&quiet);
-            assert_eq!(table, state(&heard), "{at}: the tables differ (quiet, every event heard)");
-            assert_eq!(table, state(&alerted), "{at}: the tables differ (quiet, alerts heard)");
+            let table = state(&general);
+            assert_eq!(table, state(&quiet), "{at}: the tables differ (general path, quiet)");
+            assert_eq!(table, state(&heard), "{at}: the tables differ (general path, logins heard)");
+            assert_eq!(table, state(&alerted), "{at}: the tables differ (general path, alerts heard)");
             assert_eq!(
                 table,
                 state(&counted),
-                "{at}: the tables differ (quiet, alerts and thresholds heard)"
+                "{at}: the tables differ (general path, alerts and thresholds heard)"
             );
             let every_event = std::mem::take(&mut *every_event.lock().unwrap());
             let kept = |mask: EventMask| -> Vec<String> {
                 every_event.iter().filter(|e| mask.hears_event(e)).map(summary).collect()
             };
+            let got: Vec<String> =
+                std::mem::take(&mut *heard_on_the_lane.lock().unwrap()).iter().map(summary).collect();
+            assert_eq!(got, kept(logins_and_alerts), "{at}: the listener of logins heard other events");
             let got = std::mem::take(&mut *alerts.lock().unwrap());
             kinds_heard.extend(got.iter().map(|e| format!("{:?} {:?}", e.kind, e.why)));
             let got: Vec<String> = got.iter().map(summary).collect();

@@ -1046,10 +1046,6 @@ impl Backend for MemoryBackend {
         since_ms: i64,
         changes: &mut Changes,
     ) -> Option<SeatId> {
-        // A call somebody hears about is described by the general path.
-        if !changes.quiet {
-            return None;
-        }
         let (index, mut state) = self.users.lock_user(user).ok()?;
         // A seat lingering for the user is handed back by the general path.
         if !state.lingering.is_empty() {
@@ -1063,9 +1059,6 @@ impl Backend for MemoryBackend {
     }
 
     fn express_release(&self, config: &Config, seat: SeatId, changes: &mut Changes) -> bool {
-        if !changes.quiet {
-            return false;
-        }
         let Some((slot, serial)) = self.users.slot_of(seat) else { return false };
         let mut state = slot.0.lock();
         let Some(pos) = state.position(serial) else { return false };
@@ -1080,14 +1073,27 @@ impl Backend for MemoryBackend {
         {
             return false;
         }
+        let handle = state.take_handle(pos);
         let (user_types, session_types) = (handle.user_types, handle.session_types);
-        drop(state.take_handle(pos));
         let kept = state.handles.iter().fold(TypeSet::EMPTY, |set, h| set.union(h.user_types));
         let freed = user_types.minus(kept);
         state.counted = state.counted.minus(freed);
-        let (lane, park) = (quiet_lane(changes), user_types.union(session_types).len() == 1);
+        let types = user_types.union(session_types);
+        let (lane, park) = (quiet_lane(changes), types.len() == 1);
         for slot in session_types.union(freed).iter() {
             self.give_back(config, slot, lane, park, changes);
+        }
+        // Somebody hears every logout: described as the general path describes it.
+        if !changes.quiet {
+            changes.released.push(ReleasedSeat {
+                seat,
+                user: state.user.clone().unwrap_or_else(|| Arc::from("")),
+                types,
+                why: ReleaseWhy::Normal,
+                extension: handle.extension(),
+                session: handle.session(),
+                used: types.iter().map(|slot| self.used(config, slot)).collect(),
+            });
         }
         true
     }
@@ -1329,7 +1335,7 @@ mod tests {
     }
 
     #[test]
-    fn the_express_lane_serves_plain_quiet_calls_and_declines_the_rest_untouched() {
+    fn the_express_lane_serves_plain_calls_and_declines_the_rest_untouched() {
         let config = Config::from_toml_str(
             "[licenses.desk]\nlimit = 2\n[licenses.chat]\nlimit = 5\ncount = \"session\"\n\
              [licenses.crm]\nlimit = 5\nlinger = \"1m\"\n[licenses.mail]\nlimit = 5\nrequires = [\"chat\"]\n",
@@ -1357,11 +1363,20 @@ mod tests {
         let bundle = TypeSet::single(desk).union(TypeSet::single(chat));
         assert_eq!(table.express_acquire(&config, bundle, "carol", 9, &mut quiet()), None);
         assert_eq!((table.used(&config, chat), table.holders(&config).len()), (0, 3));
-        // Somebody listening: declined, nothing taken.
-        assert_eq!(
-            table.express_acquire(&config, TypeSet::single(chat), "alice", 9, &mut Changes::default()),
-            None
-        );
+        // Somebody hears every login: served too, counted exactly (the change is in
+        // `counts`), and the logout described as the general path describes it.
+        let mut heard = Changes::default();
+        let h =
+            table.express_acquire(&config, TypeSet::single(chat), "alice", 9, &mut heard).expect("served");
+        let counted: Vec<_> = heard.counts.iter().map(|c| (c.slot, c.before, c.after)).collect();
+        assert_eq!(counted, [(chat, 0, 1)]);
+        let mut heard = Changes::default();
+        assert!(table.express_release(&config, h, &mut heard));
+        let counted: Vec<_> = heard.counts.iter().map(|c| (c.slot, c.before, c.after)).collect();
+        assert_eq!(counted, [(chat, 1, 0)]);
+        let described: Vec<_> =
+            heard.released.iter().map(|r| (r.seat, &*r.user, r.types, r.why, r.used.to_vec())).collect();
+        assert_eq!(described, [(h, "alice", TypeSet::single(chat), ReleaseWhy::Normal, vec![0])]);
         assert_eq!(table.used(&config, chat), 0);
 
         // Release: the per-user seat goes with the user's last handle.
@@ -1378,7 +1393,7 @@ mod tests {
         assert_eq!(table.used(&config, chat), 2);
 
         // What the lane leaves to the general path, untouched: a handle with a lingering
-        // type, another handle that may require what is freed, a listener.
+        // type, another handle that may require what is freed (heard or not).
         let now = Now::fixed(AT);
         let mut changes = quiet();
         let req = |user, slot| SeatRequest { types: TypeSet::single(slot), ..request(user, &now) };

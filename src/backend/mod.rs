@@ -219,9 +219,10 @@ pub trait Backend: Send + Sync {
     ) -> Result<SeatId, Error>;
 
     /// The express lane for the commonest login: plain types only (see
-    /// [`Config::express_types`]), no extension or session label, nobody listening
-    /// (`changes.quiet`). Takes the seats and returns the new handle exactly as
-    /// [`Backend::try_acquire`] would, or returns `None` having changed nothing, and
+    /// [`Config::express_types`]), no extension or session label. Takes the seats and
+    /// returns the new handle exactly as [`Backend::try_acquire`] would (with what it
+    /// changed in `changes`, counted as `changes` asks), or returns `None` having
+    /// changed nothing, and
     /// the engine takes the general path: for a refusal (which the general path
     /// explains, counts and may cure by reaping), for anything the lane does not
     /// handle (a seat lingering for the user), and by default (a backend without
@@ -239,8 +240,8 @@ pub trait Backend: Send + Sync {
 
     /// The express lane for the commonest logout: a [`ReleaseWhy::Normal`] release of
     /// a handle with no lease, no lingering type, and no other handle of its user that
-    /// may depend on it, nobody listening (`changes.quiet`). Gives back its seats
-    /// exactly as [`Backend::release`] would and returns `true`, or returns `false`
+    /// may depend on it. Gives back its seats exactly as [`Backend::release`] would
+    /// (describing the release unless `changes.quiet`) and returns `true`, or returns `false`
     /// having changed nothing (an unknown handle included: the general path says why),
     /// and the engine takes the general path.
     fn express_release(&self, _config: &Config, _seat: SeatId, _changes: &mut Changes) -> bool {
