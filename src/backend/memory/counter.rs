@@ -50,15 +50,20 @@
 //! A listener of threshold events must hear the moment a type's holder count reaches
 //! its threshold (`alert_at`) or falls back under it, with the count. Callers then pass
 //! a *ceiling*, one under the threshold, and the lanes are open only while committed
-//! plus tentative seats stay at or under it: a central seat taken with the lanes open
-//! must keep them there (else the lanes close first), a lane serves or parks a seat
-//! only while the central word is at or under it, and a release finding it over
-//! closes them (the lanes also open only with room under it, so that they do not open
-//! just to close again). Holders never exceed the committed count, so while the lanes are open no
-//! change can reach the threshold; every change that can cross it runs with the lanes
-//! closed, counted exactly. A ceiling lowered at run time (a reload, a limit set)
-//! closes them at the next call that finds the count over it. Below the threshold,
-//! logins keep the lanes' speed.
+//! plus tentative seats stay at or under it:
+//!
+//! - a central seat taken with the lanes open must keep them there (else the lanes
+//!   close first);
+//! - a lane serves or parks a seat only while the central word is at or under it;
+//! - a release that finds the word over it, or a close under way, counts exactly;
+//! - the lanes open only with room under it (so that they do not open just to close).
+//!
+//! Holders never exceed the committed count, so while the lanes are open no change can
+//! reach the threshold: every change that can cross it runs with the lanes closed,
+//! counted exactly. A ceiling lowered at run time (a reload, a limit set) closes them
+//! at the next call that finds the count over it; a release that races that very
+//! close (it read the word just before the close began) may still be counted with the
+//! seats parked then, once. Below the threshold, logins keep the lanes' speed.
 //!
 //! Closing (`close`): set `BUSY` and clear `OPEN` in one compare-and-swap, mark every
 //! lane closed while taking its parked seats (one atomic OR each), then subtract them
@@ -286,10 +291,11 @@ impl Counter {
     pub(super) fn give_back(&self, lane: Option<usize>, park: bool, ceiling: u32) -> Option<u32> {
         let Some(lane) = lane else { return Some(self.give_back_exact()) };
         let word = self.seats.load(Ordering::Relaxed);
-        if word & OPEN != 0 {
-            // Over the ceiling (lowered while the lanes were open): this release may
-            // cross the threshold, so it is counted exactly.
-            if ceiling != NO_CEILING && over(word, ceiling) {
+        if word & (OPEN | BUSY) != 0 {
+            // Someone hears the threshold, and the count is over the ceiling (lowered
+            // while the lanes were open) or is being changed by a close (its parked
+            // seats not yet taken out): this release is counted exactly.
+            if ceiling != NO_CEILING && (word & BUSY != 0 || over(word, ceiling)) {
                 return Some(self.give_back_exact());
             }
             if park && word & BUSY == 0 && self.park(lane) {
