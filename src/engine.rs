@@ -1994,8 +1994,9 @@ impl Engine {
         // The audit log's time stamp, formatted only for an audit log.
         let stamp = if audit.is_some() { rfc3339(time) } else { String::new() };
         let name = |slot: usize| config.licenses.get(slot).map(|l| thread_copy(&l.name));
-        let tenant_name = config.tenant.as_ref().map(thread_copy);
         let listening = sink.is_some();
+        // Events carry it; the audit log's lines borrow the config's.
+        let tenant_name = if listening { config.tenant.as_ref().map(thread_copy) } else { None };
         // Whether the listener hears events of `kind`.
         let hear = |kind: EventKind| listening && mask.hears(kind);
         // A login or logout makes one event a type: held in place, not allocated.
@@ -2130,7 +2131,7 @@ impl Engine {
                     audit.log(
                         json!({
                             "time": stamp, "event": kind.as_str().to_uppercase(), "tenant": tenant,
-                            "license": slot.and_then(name).as_deref(), "detail": detail,
+                            "license": slot.and_then(|s| config.licenses.get(s)).map(|l| &*l.name), "detail": detail,
                         })
                         .to_string(),
                     );

@@ -571,7 +571,8 @@ fn quiet_lane(changes: &Changes) -> Option<usize> {
 /// exactly, with the lanes closed), else no limit.
 #[inline(always)]
 fn lane_ceiling(config: &Config, slot: usize, changes: &Changes) -> u32 {
-    if !changes.thresholds {
+    // A call with no lane (`quiet_lane`) counts exactly anyway.
+    if !changes.thresholds || !changes.quiet {
         return NO_CEILING;
     }
     config.licenses.get(slot).and_then(|l| l.alert_seats()).map_or(NO_CEILING, |seats| seats - 1)
@@ -840,20 +841,36 @@ impl MemoryBackend {
             }
             gone.push_back((seat, why));
         }
-        // A quiet call still describes a release nobody asked for (the listener may
-        // hear only those: the host must log such a user out).
-        if !changes.quiet || why != ReleaseWhy::Normal {
-            let types = handle.types();
-            changes.released.push(ReleasedSeat {
-                seat,
-                user: state.user.clone().unwrap_or_else(|| Arc::from("")),
-                types,
-                why,
-                extension: handle.extension(),
-                session: handle.session(),
-                used: types.iter().map(|slot| self.used(config, slot)).collect(),
-            });
+        self.describe_release(config, &state.user, seat, &handle, why, changes);
+    }
+
+    /// Puts a released handle in `changes.released` (with each type's count right
+    /// after it), unless the call is quiet and the release is one the caller asked
+    /// for. A quiet call still describes a release nobody asked for (the listener may
+    /// hear only those: the host must log such a user out).
+    #[inline(always)]
+    fn describe_release(
+        &self,
+        config: &Config,
+        user: &Option<Arc<str>>,
+        seat: SeatId,
+        handle: &Handle,
+        why: ReleaseWhy,
+        changes: &mut Changes,
+    ) {
+        if changes.quiet && why == ReleaseWhy::Normal {
+            return;
         }
+        let types = handle.types();
+        changes.released.push(ReleasedSeat {
+            seat,
+            user: user.clone().unwrap_or_else(|| Arc::from("")),
+            types,
+            why,
+            extension: handle.extension(),
+            session: handle.session(),
+            used: types.iter().map(|slot| self.used(config, slot)).collect(),
+        });
     }
 
     /// Releases, with the user's slot locked, every handle that holds a type whose
@@ -1084,17 +1101,7 @@ impl Backend for MemoryBackend {
             self.give_back(config, slot, lane, park, changes);
         }
         // Somebody hears every logout: described as the general path describes it.
-        if !changes.quiet {
-            changes.released.push(ReleasedSeat {
-                seat,
-                user: state.user.clone().unwrap_or_else(|| Arc::from("")),
-                types,
-                why: ReleaseWhy::Normal,
-                extension: handle.extension(),
-                session: handle.session(),
-                used: types.iter().map(|slot| self.used(config, slot)).collect(),
-            });
-        }
+        self.describe_release(config, &state.user, seat, &handle, ReleaseWhy::Normal, changes);
         true
     }
 
