@@ -121,9 +121,6 @@ impl EventMask {
     /// Both threshold kinds.
     pub const THRESHOLDS: EventMask =
         EventMask(EventMask::of(EventKind::ThresholdUp).0 | EventMask::of(EventKind::ThresholdDown).0);
-    /// The kinds whose events carry exact counts (an event's `used`, and the moment a
-    /// type crosses its threshold).
-    pub const EXACT_COUNTS: EventMask = EventMask(EventMask::EVERY_LOGIN.0 | EventMask::THRESHOLDS.0);
 
     /// The set of one kind.
     pub const fn of(kind: EventKind) -> EventMask {
@@ -257,13 +254,16 @@ mod tests {
         assert!(mask.hears(EventKind::ThresholdUp) && mask.hears(EventKind::ThresholdDown));
         assert!(mask.hears(EventKind::Denied) && !mask.hears(EventKind::Acquired));
         assert!(
-            mask.bits() & EventMask::EXACT_COUNTS.bits() != 0
+            mask.bits() & EventMask::THRESHOLDS.bits() != 0
                 && mask.bits() & EventMask::EVERY_LOGIN.bits() == 0,
             "thresholds need exact counts only"
         );
         let forced = EventMask::parse("forced_releases").expect("valid");
         assert!(forced.hears_release(ReleaseWhy::Expired) && !forced.hears_release(ReleaseWhy::Normal));
-        assert!(forced.bits() & EventMask::EXACT_COUNTS.bits() == 0, "forced releases need no exact count");
+        assert!(
+            forced.bits() & EventMask::EVERY_LOGIN.union(EventMask::THRESHOLDS).bits() == 0,
+            "forced releases need no exact count"
+        );
         assert!(EventMask::parse("acquired").expect("valid").bits() & EventMask::EVERY_LOGIN.bits() != 0);
         assert!(EventMask::parse("released").expect("valid").hears_release(ReleaseWhy::Normal));
         for bad in ["", "al", "ALL", "acquired,", "denied;warning", "threshold_sideways"] {
@@ -277,6 +277,9 @@ mod tests {
         assert_eq!(EventMask::from_bits(EventMask::ALL.bits()), Some(EventMask::ALL));
         assert_eq!(EventMask::from_bits(1), None, "bit 0 names no kind");
         assert_eq!(EventMask::from_bits(1 << 13), None);
-        assert_eq!(EventMask::ALERTS.union(EventMask::EXACT_COUNTS), EventMask::ALL);
+        assert_eq!(
+            EventMask::ALERTS.union(EventMask::EVERY_LOGIN).union(EventMask::THRESHOLDS),
+            EventMask::ALL
+        );
     }
 }
