@@ -1,12 +1,14 @@
 //! The express lane (a login or logout of plain types, served by the memory backend
-//! without the general path's machinery) must be invisible. Five engines are driven
+//! without the general path's machinery) must be invisible. Six engines are driven
 //! through the same random calls, on one clock, and must give the same answer to every
 //! call and the same counts, holders and lingering seats after each: one on a memory
 //! table without the lane (`GeneralPath`, which declines every express call), whose
-//! listener hears every event, and four that take the lane wherever they can: nobody
+//! listener hears every event and which writes an audit log, and four that take the lane wherever they can: nobody
 //! listening, a listener of every login and alert (which must hear exactly those
 //! of the general path's events), of alerts only (`EventMask::ALERTS`) and of alerts and
-//! thresholds (each must hear exactly those of the general path's events).
+//! thresholds (each must hear exactly those of the general path's events). A sixth
+//! takes the lane with an audit log and nobody listening: its log must hold the
+//! reference's audit lines, line for line.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -202,6 +204,33 @@ fn summary(e: &Event) -> String {
     )
 }
 
+/// A fresh directory for one seed's audit logs.
+fn audit_dir(seed: u64) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("seatgate-{}-express-audit-{seed}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// An audit log's lines, with each seat id (numbered by the engine at `column` of
+/// `handles`) written as "login <n>": the number of the login that took it.
+fn audit_lines(path: &std::path::Path, handles: &[[SeatId; 6]], column: usize) -> Vec<String> {
+    let login: std::collections::HashMap<SeatId, usize> =
+        handles.iter().enumerate().map(|(n, h)| (h[column], n)).collect();
+    std::fs::read_to_string(path)
+        .expect("audit log written")
+        .lines()
+        .map(|line| {
+            let mut v: serde_json::Value = serde_json::from_str(line).expect("one JSON object a line");
+            if let Some(seat) = v.get("seat").and_then(serde_json::Value::as_u64) {
+                let n = login.get(&seat).unwrap_or_else(|| panic!("seat {seat} was no login's: {line}"));
+                v["seat"] = format!("login {n}").into();
+            }
+            v.to_string()
+        })
+        .collect()
+}
+
 /// A listener that keeps every event it hears.
 fn recorder() -> (Arc<Mutex<Vec<Event>>>, EventSink) {
     let heard = Arc::new(Mutex::new(Vec::new()));
@@ -209,11 +238,13 @@ fn recorder() -> (Arc<Mutex<Vec<Event>>>, EventSink) {
     (heard, Arc::new(move |e: &Event| keep.lock().unwrap().push(e.clone())))
 }
 
-/// Five engines go through the same random calls: one on the memory table without
-/// the express lane, whose listener hears every event (the reference), and four that
-/// take the lane wherever they can: nobody listening, a listener of every login and
-/// alert, of [`EventMask::ALERTS`], and of alerts and thresholds. All five give the same answers
-/// and tables; each listener hears exactly the reference's events that its mask keeps.
+/// Six engines go through the same random calls: one on the memory table without
+/// the express lane, whose listener hears every event and which writes an audit log
+/// (the reference), and five that take the lane wherever they can: nobody listening, a
+/// listener of every login and alert, of [`EventMask::ALERTS`], of alerts and
+/// thresholds, and an audit log with nobody listening. All six give the same answers
+/// and tables; each listener hears exactly the reference's events that its mask keeps,
+/// and the two audit logs hold the same lines (seat ids aside).
 #[test]
 fn calls_on_the_express_lane_match_the_general_path_call_for_call() {
     // What the masked listeners heard over every seed: the calls must reach each kind.
@@ -228,12 +259,20 @@ fn calls_on_the_express_lane_match_the_general_path_call_for_call() {
                 .expect("engine opens")
                 .with_clock(clock.clone())
         };
-        let general = Engine::with_backend(
-            Config::from_toml_str(CONFIG, "express.toml").expect("valid config"),
-            Box::new(GeneralPath(MemoryBackend::new())),
-        )
-        .expect("engine opens")
-        .with_clock(clock.clone());
+        // The reference and the sixth engine write audit logs, to be compared.
+        let logs = audit_dir(seed);
+        let with_audit = |log: &str| {
+            let path = logs.join(log);
+            Config::from_toml_str(
+                &format!("{CONFIG}\n[audit]\npath = {:?}\n", path.display().to_string()),
+                "express.toml",
+            )
+            .expect("valid config")
+        };
+        let general =
+            Engine::with_backend(with_audit("general.jsonl"), Box::new(GeneralPath(MemoryBackend::new())))
+                .expect("engine opens")
+                .with_clock(clock.clone());
         let (every_event, sink) = recorder();
         general.set_event_sink(Some(sink));
         let (quiet, heard, alerted, counted) = (open(), open(), open(), open());
@@ -248,10 +287,11 @@ fn calls_on_the_express_lane_match_the_general_path_call_for_call() {
         let (alerts_and_thresholds, sink) = recorder();
         counted.set_event_mask(with_thresholds);
         counted.set_event_sink(Some(sink));
-        let engines = [&general, &quiet, &heard, &alerted, &counted];
+        let audited = Engine::new(with_audit("lane.jsonl")).expect("engine opens").with_clock(clock.clone());
+        let engines = [&general, &quiet, &heard, &alerted, &counted, &audited];
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
         // Handles of the engines, one per engine for each login, including released ones.
-        let mut handles: Vec<[SeatId; 5]> = Vec::new();
+        let mut handles: Vec<[SeatId; 6]> = Vec::new();
         for step in 0..600 {
             let at = format!("seed {seed} step {step}");
             let answers: Vec<String> = match rng.below(20) {
@@ -263,8 +303,8 @@ fn calls_on_the_express_lane_match_the_general_path_call_for_call() {
                         if labelled { r.extension("2001") } else { r }
                     };
                     let results: Vec<_> = engines.iter().map(|e| e.try_acquire(&req())).collect();
-                    if let [Ok(v), Ok(w), Ok(x), Ok(y), Ok(z)] = results[..] {
-                        handles.push([v, w, x, y, z]);
+                    if let [Ok(u), Ok(v), Ok(w), Ok(x), Ok(y), Ok(z)] = results[..] {
+                        handles.push([u, v, w, x, y, z]);
                     }
                     results.iter().map(|r| outcome(r, None)).collect()
                 }
@@ -297,6 +337,7 @@ fn calls_on_the_express_lane_match_the_general_path_call_for_call() {
                 state(&counted),
                 "{at}: the tables differ (general path, alerts and thresholds heard)"
             );
+            assert_eq!(table, state(&audited), "{at}: the tables differ (general path, audited)");
             let every_event = std::mem::take(&mut *every_event.lock().unwrap());
             let kept = |mask: EventMask| -> Vec<String> {
                 every_event.iter().filter(|e| mask.hears_event(e)).map(summary).collect()
@@ -321,6 +362,22 @@ fn calls_on_the_express_lane_match_the_general_path_call_for_call() {
                 "{at}: the alerts-and-thresholds listener heard other events than the mask keeps"
             );
         }
+        // The audit logs, each engine's seat ids written as the login's number.
+        general.flush_audit();
+        audited.flush_audit();
+        let reference = audit_lines(&logs.join("general.jsonl"), &handles, 0);
+        let lane = audit_lines(&logs.join("lane.jsonl"), &handles, 5);
+        for event in ["\"OUT\"", "\"IN\"", "\"DENY\""] {
+            assert!(
+                reference.iter().any(|l| l.contains(&format!("\"event\":{event}"))),
+                "seed {seed}: no {event} line in the reference's audit log"
+            );
+        }
+        assert_eq!(lane.len(), reference.len(), "seed {seed}: the audit logs differ in length");
+        for (i, (got, want)) in lane.iter().zip(&reference).enumerate() {
+            assert_eq!(got, want, "seed {seed}: audit line {i} differs (lane, general path)");
+        }
+        let _ = std::fs::remove_dir_all(&logs);
     }
     for kind in [
         "Denied None",
