@@ -7,6 +7,9 @@
 #                plot in docs/bench-threads.png (installs gnuplot-nox through setup.sh bench)
 #   make bench-quick  the same scenarios and checks in a few seconds with tiny sizes (a
 #                smoke test that keeps the bench building and running; no figures)
+#   make bench-device-pack  the bench and the library in build/device, for a lent
+#                many-core machine with no Rust toolchain (bench/device.sh runs them there;
+#                `make test-bench-device`, part of `make test`, runs it here in QUICK mode)
 #   make test-cli  the seatgate command's check/report exit codes (tests/cli_admin.rs) and
 #                LICENSE_REPORT_PROMETHEUS parsed by prometheus_client, in a host and from
 #                `seatgate report` (tests/prometheus_parse.py)
@@ -44,7 +47,7 @@ WITH_REDIS := scripts/with-redis.sh
 export SEATGATE_FROZEN_HEADER := 1
 
 .PHONY: all deps deps-bench lib header demo test-demo test test-rust test-c test-install test-cli bench \
-         bench-quick clean install uninstall test-php test-freeswitch freeswitch-module \
+         bench-quick bench-device-pack test-bench-device clean install uninstall test-php test-freeswitch freeswitch-module \
          test-python test-kamailio test-asterisk asterisk-module asterisk-checks
 
 all: lib
@@ -94,7 +97,7 @@ test-demo: deps $(BUILD)/pbx_login
 	@echo "test-demo: make demo ran and every one of its checks passed"
 
 test: deps test-rust test-c test-demo test-install test-cli test-php test-python test-kamailio test-freeswitch \
-      test-asterisk bench-quick
+      test-asterisk bench-quick test-bench-device
 	@echo "make test: all tests passed"
 
 test-rust:
@@ -259,6 +262,31 @@ bench-quick: deps $(BUILD)/bench/bench
 	@if command -v gnuplot >/dev/null 2>&1; then \
 	  bench/plot.sh $(BUILD)/bench/results-quick.csv $(BUILD)/bench/bench-threads-quick.png; \
 	else echo "bench-quick: no gnuplot, plot skipped (scripts/setup.sh bench installs it)"; fi
+
+# The bench and the library (debug info stripped, under its soname) for a lent machine
+# that has no Rust toolchain: carry build/device there and run `bash bench/device.sh`.
+DEVICE_DIR := $(BUILD)/device
+
+bench-device-pack: $(BUILD)/bench/bench
+	rm -rf $(DEVICE_DIR)
+	mkdir -p $(DEVICE_DIR)
+	cp $(BUILD)/bench/bench $(DEVICE_DIR)/bench
+	soname=$$(readelf -d $(RELEASE)/libseatgate.so | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p'); \
+	  test -n "$$soname" && objcopy --strip-debug $(RELEASE)/libseatgate.so $(DEVICE_DIR)/$$soname
+	@du -sh $(DEVICE_DIR) | sed 's/^/bench-device-pack: /'
+
+# bench/device.sh as a lent machine runs it, from the packed build/device, in QUICK mode:
+# it must load the packed library and write rows for its scenarios and no others.
+test-bench-device: deps bench-device-pack
+	rm -rf $(DEVICE_DIR)/out-quick
+	SEATGATE_BENCH_QUICK=1 OUT=$(DEVICE_DIR)/out-quick bash bench/device.sh >/dev/null
+	@grep -q '^library: $(DEVICE_DIR)/libseatgate.so' $(DEVICE_DIR)/out-quick/machine.txt
+	@for s in 1-one-type 2-bundle 3-reacquire 4-distinct-users 6-report-running; do \
+	  grep -q "^$$s,seatgate-memory," $(DEVICE_DIR)/out-quick/results.csv || \
+	    { echo "test-bench-device: no $$s rows in the device run's CSV" >&2; exit 1; }; done
+	@if grep -qE '^(5-holders|7-memory),' $(DEVICE_DIR)/out-quick/results.csv; then \
+	  echo "test-bench-device: scenario 5 or 7 ran, which the device run leaves out" >&2; exit 1; fi
+	@echo "test-bench-device: bench/device.sh ran the packed bench on the packed library"
 
 # ---- examples/asterisk: res_seatgate, the Asterisk module ----
 # ASTERISK_INCLUDE: the include/ folder of a configured Asterisk source tree (with

@@ -13,6 +13,8 @@
  *                                    online core count, then every core)
  *   SEATGATE_BENCH_CSV=path         the CSV (default build/bench/results.csv)
  *   SEATGATE_BENCH_QUICK=1          tiny sizes, short runs
+ *   SEATGATE_BENCH_SCENARIOS="1,2"  only these scenarios (default: all, 1 to 7), e.g.
+ *                                    to fit a lent machine's time (bench/device.sh)
  *   SEATGATE_BENCH_REDIS_PORT=n     a redis-server on 127.0.0.1 for the redis rows
  *                                    (scripts/with-redis.sh sets it)
  *
@@ -2019,6 +2021,32 @@ static double redis_ping_ns(int count) {
 
 /* ---- main ---- */
 
+/* Bit n set: scenario n runs (SEATGATE_BENCH_SCENARIOS; default every one). */
+static unsigned scenarios = 0xFE;
+
+static void parse_scenarios(void) {
+    const char *env = getenv("SEATGATE_BENCH_SCENARIOS");
+    if (!env || !*env)
+        return;
+    scenarios = 0;
+    for (const char *p = env; *p;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 1 || v > 7 || (*end && *end != ',')) {
+            fprintf(stderr,
+                    "bench: SEATGATE_BENCH_SCENARIOS=\"%s\": expected comma-separated scenario "
+                    "numbers from 1 to 7\n",
+                    env);
+            exit(2);
+        }
+        scenarios |= 1u << v;
+        p = *end ? end + 1 : end;
+    }
+}
+
+static int wanted(int scenario) { return (scenarios >> scenario) & 1; }
+
 static void parse_threads(int cores) {
     const char *env = getenv("SEATGATE_BENCH_THREADS");
     nthread_counts = 0;
@@ -2068,6 +2096,7 @@ int main(int argc, char **argv) {
     }
     const char *quick = getenv("SEATGATE_BENCH_QUICK");
     set_params(quick && *quick && strcmp(quick, "0") != 0);
+    parse_scenarios();
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int cores = online < 1 ? 1 : online > MAX_THREADS ? MAX_THREADS : (int)online;
     parse_threads(cores);
@@ -2108,6 +2137,15 @@ int main(int argc, char **argv) {
            getenv("SEATGATE_BENCH_THREADS") && *getenv("SEATGATE_BENCH_THREADS")
                ? "from SEATGATE_BENCH_THREADS"
                : "1, 2, 4 ... below the core count, then every core");
+    if (scenarios != 0xFE) {
+        printf("scenarios (SEATGATE_BENCH_SCENARIOS):");
+        for (int n = 1, first = 1; n <= 7; n++)
+            if (wanted(n)) {
+                printf("%s%d", first ? " " : ",", n);
+                first = 0;
+            }
+        printf("; the others were not run\n");
+    }
     printf("method:\n");
     printf("  pairs/s   all threads' pairs / wall time; threads start on a barrier and stop on a "
            "flag after %.2f s; no clock read in the loop;\n"
@@ -2145,7 +2183,7 @@ int main(int argc, char **argv) {
         r.ops = r.ops_min = r.ops_max = r.ns_per_pair = NAN;
         char a[32], b[32], c[32];
         double step = timer_step_ns();
-        extra_add(&r, "timer_step_ns=%.2f;quick=%d", step, P.quick);
+        extra_add(&r, "timer_step_ns=%.2f;quick=%d;cores=%d", step, P.quick, cores);
         add_result(&r);
         printf("timer overhead: an empty timed section, 1 thread: p50 %s, p99 %s, p99.9 %s "
                "(%" PRIu64 " samples); every latency figure includes it\n"
@@ -2179,65 +2217,79 @@ int main(int argc, char **argv) {
     pair_impls[npair++] = IMPL_RWLOCK_LIST;
     pair_impls[npair++] = IMPL_BARE_ATOMIC;
 
-    printf("== 1: one contended type: license_try_acquire(user, \"callcenter\") + release; each "
-           "thread logs its own %d users in and out\n",
-           USERS_PER_THREAD);
-    scenario_plain(S_ONE_TYPE, KIND_ONE, pair_impls, npair, assign_agents);
-    print_scenario(S_ONE_TYPE, 0);
-    if (redis_port > 0) {
-        const result *r = find_result(S_ONE_TYPE, IMPL_REDIS, 1, 0);
-        printf("  redis, 1 thread: %.1f us per pair = %.2f PING round trips per call (two calls "
-               "per pair)\n\n",
-               r->ns_per_pair / 1000.0, r->ns_per_pair / 2.0 / ping_ns);
+    if (wanted(1)) {
+        printf("== 1: one contended type: license_try_acquire(user, \"callcenter\") + release; each "
+               "thread logs its own %d users in and out\n",
+               USERS_PER_THREAD);
+        scenario_plain(S_ONE_TYPE, KIND_ONE, pair_impls, npair, assign_agents);
+        print_scenario(S_ONE_TYPE, 0);
+        if (redis_port > 0) {
+            const result *r = find_result(S_ONE_TYPE, IMPL_REDIS, 1, 0);
+            printf("  redis, 1 thread: %.1f us per pair = %.2f PING round trips per call (two calls "
+                   "per pair)\n\n",
+                   r->ns_per_pair / 1000.0, r->ns_per_pair / 2.0 / ping_ns);
+        }
     }
 
-    printf("== 2: a 3-type bundle: profile \"operator\" = user + callcenter + extension; each "
-           "thread its own %d users\n",
-           USERS_PER_THREAD);
-    scenario_plain(S_BUNDLE, KIND_BUNDLE, pair_impls, npair, assign_agents);
-    print_scenario(S_BUNDLE, 0);
-
-    printf("== 3: re-acquire by users who already hold: each thread's %d users hold one "
-           "\"operator\" handle (taken before timing);\n"
-           "   the timed pair takes a second handle for the same user (no new seat) and releases "
-           "it. Bare atomic: a counter of the thread's own.\n"
-           "   rwlock list: Asterisk counts channels, so the second handle counts again.\n",
-           USERS_PER_THREAD);
-    scenario_reacquire();
-    print_scenario(S_REACQUIRE, 0);
-
-    printf("== 4: %ld distinct users split among the threads, each thread cycling through its "
-           "share; type \"callcenter\"\n",
-           P.distinct_users);
-    {
-        enum impl impls[5] = {IMPL_MEMORY, IMPL_SHM, IMPL_GLOBAL_LOCK, IMPL_RWLOCK_LIST,
-                              IMPL_BARE_ATOMIC};
-        scenario_plain(S_DISTINCT, KIND_ONE, impls, 5, assign_distinct);
+    if (wanted(2)) {
+        printf("== 2: a 3-type bundle: profile \"operator\" = user + callcenter + extension; each "
+               "thread its own %d users\n",
+               USERS_PER_THREAD);
+        scenario_plain(S_BUNDLE, KIND_BUNDLE, pair_impls, npair, assign_agents);
+        print_scenario(S_BUNDLE, 0);
     }
-    print_scenario(S_DISTINCT, 0);
 
-    printf("== 5: scenario 1's pair while distinct background users hold");
-    for (int h = 0; h < P.nholders; h++)
-        printf("%s%ld", h ? ", " : " ", P.holders[h]);
-    printf(" seats of \"callcenter\"\n   (taken before timing by one thread, given back after; "
-           "rwlock list: appended without the walk)\n");
-    scenario_holders();
+    if (wanted(3)) {
+        printf("== 3: re-acquire by users who already hold: each thread's %d users hold one "
+               "\"operator\" handle (taken before timing);\n"
+               "   the timed pair takes a second handle for the same user (no new seat) and releases "
+               "it. Bare atomic: a counter of the thread's own.\n"
+               "   rwlock list: Asterisk counts channels, so the second handle counts again.\n",
+               USERS_PER_THREAD);
+        scenario_reacquire();
+        print_scenario(S_REACQUIRE, 0);
+    }
 
-    printf("== 6: license_report (text, every holder) in a loop on one thread over %ld holders, "
-           "while the other threads time scenario 1's pair\n"
-           "   (size query with a NULL buffer first; after each report the reporter counts its "
-           "lines, which checks every holder is listed;\n"
-           "   baselines: one line per seat walked under the read lock). 'none': the same acquirer "
-           "threads with no report running.\n",
-           P.report_holders);
-    scenario_report();
+    if (wanted(4)) {
+        printf("== 4: %ld distinct users split among the threads, each thread cycling through its "
+               "share; type \"callcenter\"\n",
+               P.distinct_users);
+        {
+            enum impl impls[5] = {IMPL_MEMORY, IMPL_SHM, IMPL_GLOBAL_LOCK, IMPL_RWLOCK_LIST,
+                                  IMPL_BARE_ATOMIC};
+            scenario_plain(S_DISTINCT, KIND_ONE, impls, 5, assign_distinct);
+        }
+        print_scenario(S_DISTINCT, 0);
+    }
 
-    printf("== 7: memory per held seat: RSS growth while %ld distinct users take one seat of "
-           "\"callcenter\" each, / %ld;\n"
-           "   each in a fresh process (the bench runs itself with --rss-probe), after one "
-           "warm-up login\n",
-           P.memory_holders, P.memory_holders);
-    scenario_memory();
+    if (wanted(5)) {
+        printf("== 5: scenario 1's pair while distinct background users hold");
+        for (int h = 0; h < P.nholders; h++)
+            printf("%s%ld", h ? ", " : " ", P.holders[h]);
+        printf(" seats of \"callcenter\"\n   (taken before timing by one thread, given back after; "
+               "rwlock list: appended without the walk)\n");
+        scenario_holders();
+    }
+
+    if (wanted(6)) {
+        printf("== 6: license_report (text, every holder) in a loop on one thread over %ld holders, "
+               "while the other threads time scenario 1's pair\n"
+               "   (size query with a NULL buffer first; after each report the reporter counts its "
+               "lines, which checks every holder is listed;\n"
+               "   baselines: one line per seat walked under the read lock). 'none': the same acquirer "
+               "threads with no report running.\n",
+               P.report_holders);
+        scenario_report();
+    }
+
+    if (wanted(7)) {
+        printf("== 7: memory per held seat: RSS growth while %ld distinct users take one seat of "
+               "\"callcenter\" each, / %ld;\n"
+               "   each in a fresh process (the bench runs itself with --rss-probe), after one "
+               "warm-up login\n",
+               P.memory_holders, P.memory_holders);
+        scenario_memory();
+    }
 
     if (fclose(csv) != 0)
         die("cannot close the CSV");

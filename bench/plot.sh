@@ -47,6 +47,9 @@ read -r ymin ymax < <(cat "$tmp"/*.dat | awk '
   NR == 1 { lo = $3; hi = $4 }
   { if ($3 < lo) lo = $3; if ($4 > hi) hi = $4 }
   END { printf "%g %g\n", 10 ^ int(log(lo) / log(10) - (lo < 1 ? 1 : 0)), 10 ^ (int(log(hi) / log(10)) + 1) }')
+# The cores of the machine that ran the bench (the CSV may come from another one).
+cores=$(grep -o '^0-timer,.*cores=[0-9]*' "$csv" | sed 's/.*cores=//' || true)
+cores=${cores:-$(nproc)}
 quick=""
 if grep -q '^0-timer,.*quick=1' "$csv"; then quick=" (QUICK run: a smoke test, not figures)"; fi
 
@@ -54,7 +57,7 @@ mkdir -p "$(dirname "$out")"
 gnuplot <<EOF
 set terminal pngcairo size 1400,600 font "DejaVu Sans,11" noenhanced
 set output "$out"
-set multiplot layout 1,2 title "seatgate bench$quick: acquire+release pairs per second, all threads together (median of the runs, bars: their range)\\n$(nproc) cores, $(date -u +%Y-%m-%d), from $(basename "$csv")"
+set multiplot layout 1,2 title "seatgate bench$quick: acquire+release pairs per second, all threads together (median of the runs, bars: their range)\\n$cores cores, $(date -u +%Y-%m-%d), from $(basename "$csv")"
 set logscale y 10
 set logscale x 2
 set xrange [0.8:$max_threads * 1.25]
