@@ -15,6 +15,13 @@ The C API (include/seatgate.h) mapped one to one, with Python's manners:
     print(seatgate.report())                        # or report("json") for a dict
     seatgate.shutdown()
 
+Events (a type full, a threshold crossed, a seat taken back) come to a Python
+callable, on the thread whose call caused them (the reaper's for expired leases):
+
+    seatgate.set_event_mask("alerts, threshold")    # what a CRM acts on; logins stay fast
+    seatgate.on_event(lambda e: log.warning("%s %s %s/%s: %s", e.kind, e.license_type,
+                                            e.used, e.limit, e.detail))
+
 Every failure raises `SeatgateError` (or its subclass `LicenseDenied` for a refusal)
 carrying the status code, its name (`license_strerror`) and the library's sentence
 (`license_last_error`). Nothing here keeps state of its own: handles are plain integers
@@ -30,6 +37,9 @@ import ctypes
 import ctypes.util
 import json
 import os
+import sys
+import threading
+import traceback
 
 __all__ = [
     "SeatgateError", "LicenseDenied", "Seat",
@@ -39,6 +49,7 @@ __all__ = [
     "OK", "ERR_LIMIT_REACHED", "ERR_UNKNOWN_SEAT", "ERR_REQUIREMENT_MISSING",
     "ERR_EXPIRED", "ERR_UNKNOWN_USER", "ERR_NOT_INITIALIZED",
     "REPORT_TEXT", "REPORT_JSON", "REPORT_PROMETHEUS", "RELEASE_NORMAL", "RELEASE_ADMIN", "DENIAL_REASONS",
+    "Event", "on_event", "set_event_mask", "event_mask", "EVENT_KINDS", "RELEASE_REASONS", "EVENTS",
 ]
 
 # enum license_status (the numbers are ABI: never changed, never reused)
@@ -78,6 +89,52 @@ DENIAL_REASONS = {
     4: "reserved",
     5: "capped",
     6: "expired",
+}
+
+# enum license_release_reason, by number (an event's reason for RELEASED)
+RELEASE_REASONS = {
+    0: "normal",
+    1: "expired",
+    2: "admin",
+    3: "dependency",
+    4: "shutdown",
+    5: "owner_gone",
+    6: "reconciled",
+    7: "emergency_expired",
+    8: "license_expired",
+}
+
+# enum license_event_kind, by number
+EVENT_KINDS = {
+    1: "acquired",
+    2: "released",
+    3: "denied",
+    4: "threshold_up",
+    5: "threshold_down",
+    6: "reloaded",
+    7: "warning",
+    8: "expired",
+    9: "emergency_started",
+    10: "emergency_ended",
+    11: "limit_changed",
+}
+
+# The LICENSE_EVENTS_* mask bits, by the header's name less the prefix.
+EVENTS = {
+    "ACQUIRED": 2,
+    "RELEASED": 4,
+    "DENIED": 8,
+    "THRESHOLD_UP": 16,
+    "THRESHOLD_DOWN": 32,
+    "RELOADED": 64,
+    "WARNING": 128,
+    "EXPIRED": 256,
+    "EMERGENCY_STARTED": 512,
+    "EMERGENCY_ENDED": 1024,
+    "LIMIT_CHANGED": 2048,
+    "RELEASED_FORCED": 4096,
+    "ALL": 8190,
+    "ALERTS": 8136,
 }
 
 _LABEL_MAX = 255  # LICENSE_MAX_LABEL_LEN
@@ -121,12 +178,35 @@ class license_type_stats(ctypes.Structure):
     ]
 
 
+class license_event(ctypes.Structure):
+    """struct license_event, as the callback receives it (valid during the call only)."""
+    _fields_ = [
+        ("size", ctypes.c_size_t),
+        ("kind", ctypes.c_uint32),
+        ("reason", ctypes.c_uint32),
+        ("license_type", ctypes.c_char_p),
+        ("user", ctypes.c_char_p),
+        ("seat", ctypes.c_uint64),
+        ("used", ctypes.c_uint32),
+        ("limit", ctypes.c_uint32),
+        ("threshold_percent", ctypes.c_uint32),
+        ("time_unix_ms", ctypes.c_int64),
+        ("detail", ctypes.c_char_p),
+        ("requires", ctypes.c_char_p),
+        ("tenant", ctypes.c_char_p),
+    ]
+
+
 # The structs as the test compares them with the C compiler's sizeof/offsetof.
 STRUCTS = {
     "license_request": license_request,
     "license_denial": license_denial,
     "license_type_stats": license_type_stats,
+    "license_event": license_event,
 }
+
+# license_event_callback
+_EVENT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(license_event))
 
 _seat_t = ctypes.c_uint64
 _size_p = ctypes.POINTER(ctypes.c_size_t)
@@ -153,6 +233,9 @@ _SIGNATURES = {
     "license_report_page": (ctypes.c_int32, [ctypes.c_uint32, ctypes.c_size_t, ctypes.c_size_t,
                                              ctypes.c_char_p, ctypes.c_size_t, _size_p]),
     "license_last_error": (ctypes.c_int32, [ctypes.c_char_p, ctypes.c_size_t, _size_p]),
+    "license_set_event_callback": (ctypes.c_int32, [_EVENT_CALLBACK, ctypes.c_void_p]),
+    "license_set_event_mask": (ctypes.c_int32, [ctypes.c_uint32]),
+    "license_event_mask_parse": (ctypes.c_int32, [ctypes.c_char_p, _u32_p]),
     "license_strerror": (ctypes.c_char_p, [ctypes.c_int32]),
     "license_version": (ctypes.c_char_p, []),
 }
@@ -301,8 +384,12 @@ def init(config_path):
 
 
 def shutdown():
-    """license_shutdown: releases this process's seats and forgets the table."""
+    """license_shutdown: releases this process's seats and forgets the table. The
+    event callback stays registered (as in C), and hears the SHUTDOWN releases."""
     _c().license_shutdown()
+    with _callback_lock:
+        # Replaced callbacks may have been running until now: they can go.
+        del _retired[:]
 
 
 def reload(config_path=None):
@@ -413,3 +500,93 @@ def strerror(code):
 def version():
     """license_version: the library's version, e.g. "0.1.0"."""
     return _c().license_version().decode("utf-8")
+
+
+def _text_or_none(value):
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+class Event:
+    """One event, copied out of the library's struct (keep it as long as you like).
+
+    `kind`: "acquired", "released", "denied", "threshold_up", "threshold_down",
+    "reloaded", "warning", "expired", "emergency_started", "emergency_ended" or
+    "limit_changed" (`kind_code`: the number). `reason`: for "released" the release
+    reason ("normal", "admin", "expired", "dependency", "shutdown", ...), for "denied"
+    the refusal ("full", "no_seats", "reserved", ...), else None (`reason_code`: the
+    number). `license_type`, `user`, `requires`, `tenant`: str or None. `seat`, `used`,
+    `limit`, `threshold_percent`, `time_unix_ms`: ints. `detail`: one sentence."""
+
+    __slots__ = ("kind", "kind_code", "reason", "reason_code", "license_type", "user", "seat", "used",
+                 "limit", "threshold_percent", "time_unix_ms", "detail", "requires", "tenant")
+
+    def __init__(self, e):
+        self.kind_code = e.kind
+        self.kind = EVENT_KINDS.get(e.kind, f"kind {e.kind}")
+        self.reason_code = e.reason
+        names = {"released": RELEASE_REASONS, "denied": DENIAL_REASONS}.get(self.kind)
+        self.reason = None if names is None else names.get(e.reason, f"reason {e.reason}")
+        self.license_type = _text_or_none(e.license_type)
+        self.user = _text_or_none(e.user)
+        self.seat = e.seat
+        self.used = e.used
+        self.limit = e.limit
+        self.threshold_percent = e.threshold_percent
+        self.time_unix_ms = e.time_unix_ms
+        self.detail = _text_or_none(e.detail) or ""
+        self.requires = _text_or_none(e.requires)
+        self.tenant = _text_or_none(e.tenant)
+
+    def __repr__(self):
+        return f"Event({self.kind}, {self.license_type!r}, {self.used}/{self.limit}: {self.detail!r})"
+
+
+# The registered trampoline (ctypes frees a callback's C entry point with the object),
+# and the ones replaced since the last shutdown: the header says a call already
+# running on another thread may still finish with the old one.
+_callback_lock = threading.Lock()
+_current = None
+_retired = []
+
+
+def on_event(callback):
+    """license_set_event_callback: `callback(event)` is called with an `Event` for
+    every event the mask keeps (set_event_mask: by default every event), on the
+    thread whose call caused it, before that call returns; the reaper's thread for
+    expired leases. It must be quick and may run on several threads at once. An
+    exception it raises is printed to stderr and goes no further. None removes it.
+    Like the C callback it stays across shutdown() and init(), and can be set first."""
+    global _current
+    if callback is None:
+        trampoline = None
+    elif not callable(callback):
+        raise TypeError(f"callback must be callable or None, not {type(callback).__name__}")
+    else:
+        def deliver(_user_data, event):
+            try:
+                callback(Event(event.contents))
+            except Exception:  # never into C: the login that caused it goes on
+                traceback.print_exc(file=sys.stderr)
+        trampoline = _EVENT_CALLBACK(deliver)
+    with _callback_lock:
+        _check(_c().license_set_event_callback(trampoline or _EVENT_CALLBACK(), None))
+        if _current is not None:
+            _retired.append(_current)
+        _current = trampoline
+
+
+def event_mask(text):
+    """license_event_mask_parse: the mask a host's config names, e.g. "alerts",
+    "all", "alerts, threshold" or "denied,threshold_up"."""
+    mask = ctypes.c_uint32(0)
+    _check(_c().license_event_mask_parse(_bytes(text, "mask"), ctypes.byref(mask)))
+    return mask.value
+
+
+def set_event_mask(mask):
+    """license_set_event_mask: which events the callback hears, as text ("alerts",
+    "alerts, threshold": see event_mask) or as an OR of EVENTS values. A mask with
+    no login or logout in it ("alerts") keeps logins as fast as with no callback."""
+    if isinstance(mask, str):
+        mask = event_mask(mask)
+    _check(_c().license_set_event_mask(int(mask)))

@@ -35,6 +35,21 @@ int main(void) {
     FIELD(license_type_stats, acquired);
     FIELD(license_type_stats, denied);
 
+    SIZE(license_event);
+    FIELD(license_event, size);
+    FIELD(license_event, kind);
+    FIELD(license_event, reason);
+    FIELD(license_event, license_type);
+    FIELD(license_event, user);
+    FIELD(license_event, seat);
+    FIELD(license_event, used);
+    FIELD(license_event, limit);
+    FIELD(license_event, threshold_percent);
+    FIELD(license_event, time_unix_ms);
+    FIELD(license_event, detail);
+    FIELD(license_event, requires);
+    FIELD(license_event, tenant);
+
     printf("license_seat size %zu\n", sizeof(license_seat));
     printf("SEATGATE_VERSION %s\n", SEATGATE_VERSION);
     return 0;

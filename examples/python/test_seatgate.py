@@ -7,6 +7,9 @@
   with their reasons, errors with their codes and sentences, leases, reports.
 - Two processes on one `shm` table share the count, and a handle taken in one can be
   released in the other (what the Kamailio example relies on).
+- Events reach a Python callback as the mask chooses, from the caller's thread and
+  the reaper's, with the fields of struct license_event; a callback that raises
+  changes nothing for the login; the wrapper's numbers are the header's.
 - crm_login.py runs and prints the story it promises.
 
 Run: python3 examples/python/test_seatgate.py   (needs target/release/libseatgate.so
@@ -22,6 +25,8 @@ import textwrap
 import time
 import unittest
 import ctypes
+import io
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -113,11 +118,125 @@ class StructLayout(unittest.TestCase):
                         names.extend(re.findall(r"(\w+)\s*(?:\[\d+\])?\s*$", part)[0]
                                      for part in decl.split(","))
                 self.assertEqual([f for f, _ in cls._fields_], names)
-        self.assertEqual(set(seatgate.STRUCTS), {"license_request", "license_denial", "license_type_stats"})
+        self.assertEqual(set(seatgate.STRUCTS),
+                         {"license_request", "license_denial", "license_type_stats", "license_event"})
 
     def test_version_matches_the_header(self):
         self.assertEqual(seatgate.version(), self.version)
         self.assertRegex(seatgate.version(), r"^\d+\.\d+\.\d+")
+
+
+class Events(unittest.TestCase):
+    """license_set_event_callback and the mask, through the wrapper."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.config = write_config(self.tmp.name, BASIC)
+        self.heard = []
+        self.lock = threading.Lock()
+        seatgate.init(self.config)
+
+    def tearDown(self):
+        seatgate.on_event(None)
+        seatgate.set_event_mask("all")
+        seatgate.shutdown()
+        self.tmp.cleanup()
+
+    def listen(self, mask):
+        def keep(event):
+            with self.lock:
+                self.heard.append((event, threading.get_ident()))
+        seatgate.set_event_mask(mask)
+        seatgate.on_event(keep)
+
+    def take(self):
+        with self.lock:
+            heard, self.heard = self.heard, []
+        return [e for e, _ in heard]
+
+    def test_every_login_and_logout_with_the_mask_all(self):
+        self.listen("all")
+        seat = seatgate.try_acquire("alice", "agent")
+        got = self.take()
+        self.assertEqual([(e.kind, e.license_type, e.user, e.used, e.limit, e.reason) for e in got],
+                         [("acquired", "user", "alice", 1, 3, None),
+                          ("acquired", "callcenter", "alice", 1, 2, None)])
+        self.assertTrue(all(e.seat == int(seat) and e.tenant is None and e.requires is None for e in got))
+        self.assertTrue(all(abs(e.time_unix_ms / 1000 - time.time()) < 60 for e in got), got)
+        self.assertIn("alice", got[0].detail)
+        seat.release()
+        self.assertEqual([(e.kind, e.license_type, e.reason, e.reason_code, e.used) for e in self.take()],
+                         [("released", "user", "normal", seatgate.RELEASE_NORMAL, 0),
+                          ("released", "callcenter", "normal", seatgate.RELEASE_NORMAL, 0)])
+
+    def test_alerts_hear_refusals_and_admin_releases_not_logins(self):
+        self.listen("alerts")
+        a = seatgate.try_acquire("a", "agent")
+        b = seatgate.try_acquire("b", "agent")
+        self.assertEqual(self.take(), [], "a login is no alert")
+        with self.assertRaises(seatgate.LicenseDenied):
+            seatgate.try_acquire("c", "agent")
+        (denied,) = self.take()
+        self.assertEqual((denied.kind, denied.license_type, denied.user, denied.reason, denied.used, denied.limit),
+                         ("denied", "callcenter", "c", "full", 2, 2))
+        a.release(admin=True)
+        self.assertEqual({(e.kind, e.user, e.reason) for e in self.take()}, {("released", "a", "admin")})
+        b.release()
+        self.assertEqual(self.take(), [], "the host's own logout is no alert")
+
+    def test_an_expired_lease_is_heard_from_the_reaper_thread(self):
+        self.listen("forced_releases")
+        seatgate.try_acquire("connector", "connector")
+        deadline = time.time() + 5
+        while time.time() < deadline and not self.heard:
+            time.sleep(0.05)
+        with self.lock:
+            heard = list(self.heard)
+        self.assertEqual([(e.kind, e.license_type, e.user, e.reason) for e, _ in heard],
+                         [("released", "api", "connector", "expired")])
+        self.assertNotEqual(heard[0][1], threading.get_ident(), "the reaper's thread, not this one")
+
+    def test_a_callback_that_raises_changes_nothing_for_the_login(self):
+        def fail(event):
+            raise RuntimeError(f"listener bug on {event.kind}")
+        seatgate.set_event_mask("all")
+        seatgate.on_event(fail)
+        err, sys.stderr = sys.stderr, io.StringIO()
+        try:
+            seat = seatgate.try_acquire("alice", "agent")
+            seat.release()
+            printed = sys.stderr.getvalue()
+        finally:
+            sys.stderr = err
+        self.assertEqual(seatgate.usage("callcenter"), (0, 2))
+        self.assertIn("RuntimeError: listener bug on acquired", printed)
+        self.assertIn("RuntimeError: listener bug on released", printed)
+
+    def test_masks_read_from_text_and_bad_input(self):
+        self.assertEqual(seatgate.event_mask("all"), seatgate.EVENTS["ALL"])
+        self.assertEqual(seatgate.event_mask("alerts, threshold"),
+                         seatgate.EVENTS["ALERTS"] | seatgate.EVENTS["THRESHOLD_UP"] | seatgate.EVENTS["THRESHOLD_DOWN"])
+        with self.assertRaises(seatgate.SeatgateError) as caught:
+            seatgate.set_event_mask("alerts, nonsense")
+        self.assertEqual(caught.exception.code, seatgate.ERR_INVALID_ARGUMENT)
+        self.assertIn("nonsense", caught.exception.detail)
+        with self.assertRaises(seatgate.SeatgateError) as caught:
+            seatgate.set_event_mask(1 << 20)
+        self.assertEqual(caught.exception.code, seatgate.ERR_INVALID_ARGUMENT)
+        with self.assertRaises(TypeError):
+            seatgate.on_event(42)
+
+    def test_the_numbers_are_the_headers(self):
+        header = open(HEADER).read()
+        defines = dict(re.findall(r"#define LICENSE_EVENTS_(\w+) (\d+)", header))
+        self.assertEqual({k: int(v) for k, v in defines.items()}, seatgate.EVENTS)
+
+        def enum(name, prefix):
+            body = re.search(r"enum %s\b[^{]*\{(.*?)\};" % name, header, re.S).group(1)
+            return {int(v): k.lower() for k, v in re.findall(r"%s(\w+) = (\d+)" % prefix, body)}
+        self.assertEqual(enum("license_event_kind", "LICENSE_EVENT_"), seatgate.EVENT_KINDS)
+        self.assertEqual(enum("license_release_reason", "LICENSE_RELEASE_"), seatgate.RELEASE_REASONS)
+        self.assertEqual(enum("license_denial_reason", "LICENSE_DENIAL_"), seatgate.DENIAL_REASONS)
 
 
 class Api(unittest.TestCase):
