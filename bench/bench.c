@@ -1560,6 +1560,45 @@ static void print_row(const result *r, int with_holders) {
 }
 
 /* Every row of scenario `sc`, thread count by thread count. */
+/* Scenario 1 against the issue's targets for one contended type, from this run:
+   1 thread <= 60 ns and <= 0.7x the global lock's time; at the most threads run,
+   >= 4x the global lock's pairs/s at 2 threads (>= 14x at 16) and >= 0.55x the bare
+   atomic's. Printed, not enforced (timings are not test results). */
+static void print_one_type_targets(void) {
+    const result *mem1 = find_result(S_ONE_TYPE, IMPL_MEMORY, 1, 0);
+    const result *lock1 = find_result(S_ONE_TYPE, IMPL_GLOBAL_LOCK, 1, 0);
+    const result *memn = find_result(S_ONE_TYPE, IMPL_MEMORY, max_threads, 0);
+    const result *lockn = find_result(S_ONE_TYPE, IMPL_GLOBAL_LOCK, max_threads, 0);
+    const result *atomn = find_result(S_ONE_TYPE, IMPL_BARE_ATOMIC, max_threads, 0);
+    char what[96], label[24];
+    printf("  targets for one contended type (memory; printed, not enforced)%s:\n",
+           P.quick ? " (QUICK run: not figures)" : "");
+    if (mem1 && lock1) {
+        double ratio = mem1->ns_per_pair / lock1->ns_per_pair;
+        snprintf(what, sizeof what, "%.1f ns a pair, %.3fx the global lock's time",
+                 mem1->ns_per_pair, ratio);
+        printf("    %-11s %-52s %-29s check: %s\n", "1 thread:", what, "target <= 60 ns and <= 0.7x",
+               mem1->ns_per_pair <= 60 && ratio <= 0.7 ? "met" : "MISSED");
+    }
+    if (memn && lockn && atomn && max_threads > 1) {
+        double vs_lock = memn->ops / lockn->ops, vs_atomic = memn->ops / atomn->ops;
+        double want = max_threads >= 16 ? 14 : max_threads == 2 ? 4 : 0;
+        snprintf(label, sizeof label, "%d threads:", max_threads);
+        snprintf(what, sizeof what, "%.2fx the global lock's pairs/s", vs_lock);
+        char target[32];
+        snprintf(target, sizeof target, "target >= %.0fx", want);
+        if (want > 0)
+            printf("    %-11s %-52s %-29s check: %s\n", label, what, target,
+                   vs_lock >= want ? "met" : "MISSED");
+        else
+            printf("    %-11s %-52s (targets are set at 2 and 16 threads)\n", label, what);
+        snprintf(what, sizeof what, "%.3fx the bare atomic's pairs/s", vs_atomic);
+        printf("    %-11s %-52s %-29s check: %s\n", label, what, "target >= 0.55x",
+               vs_atomic >= 0.55 ? "met" : "MISSED");
+    }
+    printf("\n");
+}
+
 static void print_scenario(enum scenario sc, int with_holders) {
     print_table_head(with_holders);
     for (int c = 0; c < nthread_counts; c++)
@@ -2223,6 +2262,7 @@ int main(int argc, char **argv) {
                USERS_PER_THREAD);
         scenario_plain(S_ONE_TYPE, KIND_ONE, pair_impls, npair, assign_agents);
         print_scenario(S_ONE_TYPE, 0);
+        print_one_type_targets();
         if (redis_port > 0) {
             const result *r = find_result(S_ONE_TYPE, IMPL_REDIS, 1, 0);
             printf("  redis, 1 thread: %.1f us per pair = %.2f PING round trips per call (two calls "
