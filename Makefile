@@ -47,8 +47,8 @@ WITH_REDIS := scripts/with-redis.sh
 export SEATGATE_FROZEN_HEADER := 1
 
 .PHONY: all deps deps-bench lib header demo test-demo test test-rust test-c test-install test-cli bench \
-         bench-quick bench-device-pack test-bench-device clean install uninstall test-php test-freeswitch freeswitch-module \
-         test-python test-kamailio test-asterisk asterisk-module asterisk-checks
+         bench-quick bench-device-pack test-bench-device clean install uninstall test-php test-freeswitch \
+         freeswitch-module test-python test-kamailio test-asterisk asterisk-module asterisk-checks
 
 all: lib
 
@@ -280,7 +280,8 @@ bench-device-pack: $(BUILD)/bench/bench
 test-bench-device: deps bench-device-pack
 	rm -rf $(DEVICE_DIR)/out-quick
 	SEATGATE_BENCH_QUICK=1 OUT=$(DEVICE_DIR)/out-quick bash bench/device.sh >/dev/null
-	@grep -q '^library: $(DEVICE_DIR)/libseatgate.so' $(DEVICE_DIR)/out-quick/machine.txt
+	@grep -q '^library: $(DEVICE_DIR)/libseatgate.so' $(DEVICE_DIR)/out-quick/machine.txt || \
+	  { echo "test-bench-device: the device run did not load $(DEVICE_DIR)'s library" >&2; exit 1; }
 	@for s in 1-one-type 2-bundle 3-reacquire 4-distinct-users 6-report-running; do \
 	  grep -q "^$$s,seatgate-memory," $(DEVICE_DIR)/out-quick/results.csv || \
 	    { echo "test-bench-device: no $$s rows in the device run's CSV" >&2; exit 1; }; done
