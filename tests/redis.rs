@@ -163,13 +163,13 @@ fn an_acquire_is_one_round_trip() {
          [profiles.all]\nconsumes = [\"a\", \"b\", \"c\"]\n",
         &node_settings(&proxy.url(), &unique_prefix("trips"), "pbx-1"),
     );
-    // The first call loads the script and fills the pool.
+    // The first call loads the script (a Redis 7 function) and fills the pool.
     let warm = e.try_acquire(&Request::new("warm", "all")).unwrap();
-    let evalsha_before = commandstat(&server, "evalsha");
+    let fcall_before = commandstat(&server, "fcall");
     let before = proxy.round_trips();
     let seat = e.try_acquire(&Request::new("alice", "all").extension("2001")).unwrap();
     assert_eq!(proxy.round_trips() - before, 1, "a three-type bundle with a requirement is one round trip");
-    assert_eq!(commandstat(&server, "evalsha") - evalsha_before, 1, "as one EVALSHA");
+    assert_eq!(commandstat(&server, "fcall") - fcall_before, 1, "as one FCALL");
     let before = proxy.round_trips();
     e.release(seat).unwrap();
     assert_eq!(proxy.round_trips() - before, 1, "and so is a release");
@@ -188,6 +188,60 @@ fn commandstat(server: &RedisServer, command: &str) -> u64 {
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// The script runs as a Redis 7 function where it may, and with EVALSHA where the
+/// server or its ACL does not allow functions; both give the same answers, and a
+/// server that lost its functions gets them again.
+#[test]
+fn the_script_runs_as_a_function_or_with_evalsha_where_functions_are_not_allowed() {
+    const TYPES: &str = "[licenses.a]\nlimit = 2\n[licenses.b]\nlimit = 5\nrequires = [\"a\"]\n\
+                         [profiles.both]\nconsumes = [\"a\", \"b\"]\n";
+    let server = RedisServer::start();
+    // A user whose ACL allows everything but functions, as some installations set it.
+    server.command(&[
+        "ACL",
+        "SETUSER",
+        "nofunctions",
+        "on",
+        ">pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-fcall",
+        "-function",
+    ]);
+    let prefix = unique_prefix("modes");
+    let by_function = engine(TYPES, &node_settings(&server.url(), &prefix, "pbx-f"));
+    let url = format!("redis://nofunctions:pw@127.0.0.1:{}/", server.port);
+    let by_eval = engine(TYPES, &node_settings(&url, &prefix, "pbx-e"));
+    let (fcall, evalsha) = (commandstat(&server, "fcall"), commandstat(&server, "evalsha"));
+
+    // The same table through both: the limit of `a` holds across them.
+    let f1 = by_function.try_acquire(&Request::new("alice", "both")).unwrap();
+    let e1 = by_eval.try_acquire(&Request::new("bob", "both")).unwrap();
+    let refused = by_eval.try_acquire(&Request::new("carol", "both")).unwrap_err();
+    assert!(refused.to_string().contains("'a' is full (2/2)"), "{refused}");
+    let refused = by_function.try_acquire(&Request::new("carol", "both")).unwrap_err();
+    assert!(refused.to_string().contains("'a' is full (2/2)"), "{refused}");
+    let missing = by_eval.try_acquire(&Request::new("dave", "b")).unwrap_err();
+    assert!(missing.to_string().contains("requires"), "{missing}");
+    assert!(commandstat(&server, "fcall") >= fcall + 3, "the default user's calls are FCALLs");
+    assert!(commandstat(&server, "evalsha") >= evalsha + 2, "the restricted user's calls are EVALSHAs");
+    for (e, how) in [(&by_function, "FCALL"), (&by_eval, "EVALSHA")] {
+        let detail = e.report(Page::ALL).backend_detail;
+        assert!(detail.ends_with(&format!("script by {how}")), "{detail}");
+    }
+
+    // A server that loses its functions (FUNCTION FLUSH, or a restart without
+    // persistence) gets them back on the next call.
+    server.command(&["FUNCTION", "FLUSH"]);
+    by_function.release(f1).unwrap();
+    by_eval.release(e1).unwrap();
+    assert_eq!((used(&by_function, "a"), used(&by_eval, "b")), (0, 0));
+    let again = by_function.try_acquire(&Request::new("erin", "both")).unwrap();
+    assert_eq!(used(&by_eval, "a"), 1);
+    by_function.release(again).unwrap();
 }
 
 const LEASED: &str = r#"
@@ -251,7 +305,7 @@ fn the_report_shows_the_holders_of_every_node() {
     );
     assert_eq!(report.backend, "redis");
     let expected = format!(
-        "redis://127.0.0.1:{} db 0 prefix '{prefix}', node 'pbx-a pid {}'",
+        "redis://127.0.0.1:{} db 0 prefix '{prefix}', node 'pbx-a pid {}', script by FCALL",
         server.port,
         std::process::id()
     );

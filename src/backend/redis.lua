@@ -1,6 +1,7 @@
 -- seatgate's seat table in Redis: every operation that reads and changes seats, as one
--- atomic script (EVALSHA), so a bundle is checked and taken in one round trip and no
--- count can drift from the holder records it is kept with.
+-- atomic script (`main` at the end: FCALL of this file loaded as a Redis 7 function,
+-- or EVALSHA), so a bundle is checked and taken in one round trip and no count can
+-- drift from the holder records it is kept with.
 --
 -- Keys (P = "{prefix}", or "{prefix}:tenant:<name>" for a tenant's pool: the braces make
 -- every key of an installation, tenants included, one hash slot):
@@ -26,68 +27,19 @@
 -- requirement); limits come from the caller's configuration.
 -- Reply: { status, changes {type, before, after, ...}, released {{...}, ...}, detail {...} }
 
-local OP, P, EPOCH, NODE = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local NOW = tonumber(ARGV[5]) or 0
-local K_EPOCH, K_SEQ, K_HANDLES, K_LINGER = P .. ':epoch', P .. ':seq', P .. ':handles', P .. ':linger'
+-- Per-call values, set by `main` at the start of every call: under EVAL they are
+-- this run's, and in a Redis 7 function library (loaded once, see the end of the
+-- file) the same locals are reused by every FCALL, so `main` sets each one anew.
+local OP, P, EPOCH, NODE, NOW
+local K_EPOCH, K_SEQ, K_HANDLES, K_LINGER
+local T, ORDER, DEPENDENT
+local CHANGES, RELEASED, USED, BILLING
 -- The highest id P:seq may hand out: 2^47 - 1 (exact in Lua's doubles).
 local MAX_SEQ = 140737488355327
 
 -- Lua 5.1 prints large numbers as 1.8e+15: every number sent to Redis goes through here.
 local function num(x)
   return string.format('%.0f', x)
-end
-
-if OP == 'hello' then
-  local t = redis.call('TIME')
-  if redis.call('SET', K_EPOCH, EPOCH, 'NX') then
-    -- A new data set: ids start above anything an earlier one could have issued
-    -- (64 per millisecond of its life, counted from 2024), so no handle a host still
-    -- holds is reissued; and below 2^47 until the year 2093.
-    local ms = (tonumber(t[1]) - 1704067200) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    local base = math.max(ms, 0) * 64
-    local seq = tonumber(redis.call('GET', K_SEQ) or '0') or 0
-    if seq < base then
-      redis.call('SET', K_SEQ, num(base))
-    end
-  end
-  return { redis.call('GET', K_EPOCH), t[1], t[2] }
-end
-
-if OP == 'holders' then
-  local out = {}
-  local all = redis.call('ZRANGE', K_HANDLES, 0, -1, 'WITHSCORES')
-  for i = 1, #all, 2 do
-    local seat = all[i]
-    local f = redis.call('HMGET', P .. ':h:' .. seat, 'user', 'ut', 'st', 'ext', 'ses', 'since', 'node')
-    if f[1] then
-      out[#out + 1] = { seat, all[i + 1], f[1], f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '0', f[7] or '' }
-    end
-  end
-  return out
-end
-
-if redis.call('GET', K_EPOCH) ~= EPOCH then
-  return { 'epoch', {}, {}, {} }
-end
-
--- ---- the caller's license types ----
-
-local T, ORDER, DEPENDENT = {}, {}, false
-for entry in string.gmatch(ARGV[6], '[^;]+') do
-  local name, mode, limit, linger, req = string.match(entry, '^(%S+) (%a) (%d+) (%d+) (%S+)$')
-  if name then
-    local reqs = {}
-    if req ~= '-' then
-      for r in string.gmatch(req, '[^,]+') do
-        reqs[#reqs + 1] = r
-      end
-    end
-    ORDER[#ORDER + 1] = name
-    T[name] = { mode = mode, limit = tonumber(limit), linger = tonumber(linger), req = reqs, pos = #ORDER }
-    if #reqs > 0 then
-      DEPENDENT = true
-    end
-  end
 end
 
 local function pos(t)
@@ -122,10 +74,8 @@ end
 
 -- ---- counts ----
 
-local CHANGES, RELEASED = {}, {}
 -- What this call read or wrote of each type's counters: every write goes through
 -- give_back and take, so the cache stays exact for the whole script.
-local USED, BILLING = {}, {}
 
 local function load_stat(t)
   local f = redis.call('HMGET', P .. ':t:' .. t, 'used', 'peak', 'psr', 'acq')
@@ -550,150 +500,216 @@ end
 
 -- ---- operations ----
 
-local detail
-if OP == 'acquire' and (tonumber(redis.call('GET', K_SEQ) or '0') or 0) >= MAX_SEQ then
-  -- Checked before anything is written: the id space is spent, nothing is taken.
-  detail = { 'idspace', redis.call('GET', K_SEQ) }
-elseif OP == 'acquire' then
-  -- user, ut, st, lease (us), since (unix ms), ext, ses
-  local a = {
-    user = ARGV[7], ut = split(ARGV[8]), st = split(ARGV[9]), lease = tonumber(ARGV[10]) or 0,
-    since = ARGV[11], ext = ARGV[12], ses = ARGV[13], node = NODE,
-  }
-  a.deadline = 0
-  if a.lease > 0 then
-    a.deadline = NOW + a.lease
+-- ---- one call ----
+
+-- ARGV: op, P, epoch, node, now, type table, op arguments (see the top).
+local function main(ARGV)
+  OP, P, EPOCH, NODE = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+  NOW = tonumber(ARGV[5]) or 0
+  K_EPOCH, K_SEQ, K_HANDLES, K_LINGER = P .. ':epoch', P .. ':seq', P .. ':handles', P .. ':linger'
+  CHANGES, RELEASED, USED, BILLING = {}, {}, {}, {}
+
+  if OP == 'hello' then
+    local t = redis.call('TIME')
+    if redis.call('SET', K_EPOCH, EPOCH, 'NX') then
+      -- A new data set: ids start above anything an earlier one could have issued
+      -- (64 per millisecond of its life, counted from 2024), so no handle a host still
+      -- holds is reissued; and below 2^47 until the year 2093.
+      local ms = (tonumber(t[1]) - 1704067200) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      local base = math.max(ms, 0) * 64
+      local seq = tonumber(redis.call('GET', K_SEQ) or '0') or 0
+      if seq < base then
+        redis.call('SET', K_SEQ, num(base))
+      end
+    end
+    return { redis.call('GET', K_EPOCH), t[1], t[2] }
   end
-  detail = take_handle(a)
-  -- A full type first reclaims expired leases and ended linger windows.
-  if detail[1] == 'full' and reap_all() > 0 then
-    detail = take_handle(a)
+
+  if OP == 'holders' then
+    local out = {}
+    local all = redis.call('ZRANGE', K_HANDLES, 0, -1, 'WITHSCORES')
+    for i = 1, #all, 2 do
+      local seat = all[i]
+      local f = redis.call('HMGET', P .. ':h:' .. seat, 'user', 'ut', 'st', 'ext', 'ses', 'since', 'node')
+      if f[1] then
+        out[#out + 1] = { seat, all[i + 1], f[1], f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '0', f[7] or '' }
+      end
+    end
+    return out
   end
-elseif OP == 'retake' then
-  -- Handles taken while Redis was unreachable (or lost with its data), keeping their
-  -- ids. Per handle: seat, user, ut, st, lease, deadline, since, ext, ses.
-  detail = {}
-  local i = 7
-  while ARGV[i + 8] do
+
+  if redis.call('GET', K_EPOCH) ~= EPOCH then
+    return { 'epoch', {}, {}, {} }
+  end
+
+  -- ---- the caller's license types ----
+
+  T, ORDER, DEPENDENT = {}, {}, false
+  for entry in string.gmatch(ARGV[6], '[^;]+') do
+    local name, mode, limit, linger, req = string.match(entry, '^(%S+) (%a) (%d+) (%d+) (%S+)$')
+    if name then
+      local reqs = {}
+      if req ~= '-' then
+        for r in string.gmatch(req, '[^,]+') do
+          reqs[#reqs + 1] = r
+        end
+      end
+      ORDER[#ORDER + 1] = name
+      T[name] = { mode = mode, limit = tonumber(limit), linger = tonumber(linger), req = reqs, pos = #ORDER }
+      if #reqs > 0 then
+        DEPENDENT = true
+      end
+    end
+  end
+
+  local detail
+  if OP == 'acquire' and (tonumber(redis.call('GET', K_SEQ) or '0') or 0) >= MAX_SEQ then
+    -- Checked before anything is written: the id space is spent, nothing is taken.
+    detail = { 'idspace', redis.call('GET', K_SEQ) }
+  elseif OP == 'acquire' then
+    -- user, ut, st, lease (us), since (unix ms), ext, ses
     local a = {
-      seat = ARGV[i], user = ARGV[i + 1], ut = split(ARGV[i + 2]), st = split(ARGV[i + 3]),
-      lease = tonumber(ARGV[i + 4]) or 0, deadline = tonumber(ARGV[i + 5]) or 0,
-      since = ARGV[i + 6], ext = ARGV[i + 7], ses = ARGV[i + 8], node = NODE,
+      user = ARGV[7], ut = split(ARGV[8]), st = split(ARGV[9]), lease = tonumber(ARGV[10]) or 0,
+      since = ARGV[11], ext = ARGV[12], ses = ARGV[13], node = NODE,
     }
-    local outcome
-    if deadline_of(a.seat) then
-      outcome = { 'present' }
-    elseif a.deadline > 0 and a.deadline <= NOW then
-      redis.call('SET', P .. ':gone:' .. a.seat, 'expired', 'EX', 86400)
-      outcome = { 'expired' }
-    else
-      outcome = take_handle(a)
-      if outcome[1] ~= 'ok' then
-        redis.call('SET', P .. ':gone:' .. a.seat, 'reconciled', 'EX', 86400)
-        local types = {}
-        for _, t in ipairs(a.ut) do
-          types[#types + 1] = t
-        end
-        for _, t in ipairs(a.st) do
-          types[#types + 1] = t
-        end
-        outcome = { 'refused' }
-        for _, t in ipairs(types) do
-          outcome[#outcome + 1] = t
-          outcome[#outcome + 1] = used_of(t)
+    a.deadline = 0
+    if a.lease > 0 then
+      a.deadline = NOW + a.lease
+    end
+    detail = take_handle(a)
+    -- A full type first reclaims expired leases and ended linger windows.
+    if detail[1] == 'full' and reap_all() > 0 then
+      detail = take_handle(a)
+    end
+  elseif OP == 'retake' then
+    -- Handles taken while Redis was unreachable (or lost with its data), keeping their
+    -- ids. Per handle: seat, user, ut, st, lease, deadline, since, ext, ses.
+    detail = {}
+    local i = 7
+    while ARGV[i + 8] do
+      local a = {
+        seat = ARGV[i], user = ARGV[i + 1], ut = split(ARGV[i + 2]), st = split(ARGV[i + 3]),
+        lease = tonumber(ARGV[i + 4]) or 0, deadline = tonumber(ARGV[i + 5]) or 0,
+        since = ARGV[i + 6], ext = ARGV[i + 7], ses = ARGV[i + 8], node = NODE,
+      }
+      local outcome
+      if deadline_of(a.seat) then
+        outcome = { 'present' }
+      elseif a.deadline > 0 and a.deadline <= NOW then
+        redis.call('SET', P .. ':gone:' .. a.seat, 'expired', 'EX', 86400)
+        outcome = { 'expired' }
+      else
+        outcome = take_handle(a)
+        if outcome[1] ~= 'ok' then
+          redis.call('SET', P .. ':gone:' .. a.seat, 'reconciled', 'EX', 86400)
+          local types = {}
+          for _, t in ipairs(a.ut) do
+            types[#types + 1] = t
+          end
+          for _, t in ipairs(a.st) do
+            types[#types + 1] = t
+          end
+          outcome = { 'refused' }
+          for _, t in ipairs(types) do
+            outcome[#outcome + 1] = t
+            outcome[#outcome + 1] = used_of(t)
+          end
         end
       end
+      detail[#detail + 1] = outcome
+      i = i + 9
     end
-    detail[#detail + 1] = outcome
-    i = i + 9
-  end
-  detail = { 'ok', detail }
-elseif OP == 'release' then
-  -- seat, why
-  local seat, why = ARGV[7], ARGV[8]
-  local deadline = deadline_of(seat)
-  local rec = deadline and load_handle(seat)
-  if not rec then
-    if deadline then
-      redis.call('ZREM', K_HANDLES, seat)
-    end
-    detail = gone(seat)
-  elseif why == 'shutdown' and (rec.node or '') ~= NODE then
-    -- A node that shuts down gives back its own seats, never another node's.
-    detail = { 'othernode', rec.node or '' }
-  elseif expired(deadline) then
-    settle(rec, 'expired')
-    detail = { 'expired' }
-  else
-    settle(rec, why)
-    detail = { 'ok' }
-  end
-elseif OP == 'release_user' then
-  -- user, why
-  local user, why = ARGV[7], ARGV[8]
-  local uk = P .. ':u:' .. user
-  local handles, raw = user_handles(user)
-  local freed = false
-  if not LINGERS[why] then
-    local ended = {}
-    for i = 1, #raw, 2 do
-      if string.sub(raw[i], 1, 2) == 'l:' then
-        ended[#ended + 1] = string.sub(raw[i], 3)
-      end
-    end
-    table.sort(ended, by_slot)
-    for _, t in ipairs(ended) do
-      redis.call('HDEL', uk, 'l:' .. t)
-      redis.call('ZREM', K_LINGER, t .. '\n' .. user)
-      give_back(t)
-      freed = true
-    end
-  end
-  local n = 0
-  for _, seat in ipairs(handles) do
+    detail = { 'ok', detail }
+  elseif OP == 'release' then
+    -- seat, why
+    local seat, why = ARGV[7], ARGV[8]
     local deadline = deadline_of(seat)
     local rec = deadline and load_handle(seat)
-    if rec then
-      local w = why
-      if expired(deadline) then
-        w = 'expired'
+    if not rec then
+      if deadline then
+        redis.call('ZREM', K_HANDLES, seat)
       end
-      drop_handle(rec, w, LINGERS[w])
-      n = n + 1
+      detail = gone(seat)
+    elseif why == 'shutdown' and (rec.node or '') ~= NODE then
+      -- A node that shuts down gives back its own seats, never another node's.
+      detail = { 'othernode', rec.node or '' }
+    elseif expired(deadline) then
+      settle(rec, 'expired')
+      detail = { 'expired' }
     else
-      redis.call('HDEL', uk, 'h:' .. seat)
+      settle(rec, why)
+      detail = { 'ok' }
     end
-  end
-  if n > 0 or freed then
-    detail = { 'count', n }
+  elseif OP == 'release_user' then
+    -- user, why
+    local user, why = ARGV[7], ARGV[8]
+    local uk = P .. ':u:' .. user
+    local handles, raw = user_handles(user)
+    local freed = false
+    if not LINGERS[why] then
+      local ended = {}
+      for i = 1, #raw, 2 do
+        if string.sub(raw[i], 1, 2) == 'l:' then
+          ended[#ended + 1] = string.sub(raw[i], 3)
+        end
+      end
+      table.sort(ended, by_slot)
+      for _, t in ipairs(ended) do
+        redis.call('HDEL', uk, 'l:' .. t)
+        redis.call('ZREM', K_LINGER, t .. '\n' .. user)
+        give_back(t)
+        freed = true
+      end
+    end
+    local n = 0
+    for _, seat in ipairs(handles) do
+      local deadline = deadline_of(seat)
+      local rec = deadline and load_handle(seat)
+      if rec then
+        local w = why
+        if expired(deadline) then
+          w = 'expired'
+        end
+        drop_handle(rec, w, LINGERS[w])
+        n = n + 1
+      else
+        redis.call('HDEL', uk, 'h:' .. seat)
+      end
+    end
+    if n > 0 or freed then
+      detail = { 'count', n }
+    else
+      detail = { 'nouser' }
+    end
+  elseif OP == 'touch' then
+    detail = touch_one(ARGV[7])
+  elseif OP == 'touch_user' then
+    -- user; detail: count, then seat and new deadline of each renewed handle
+    local handles = user_handles(ARGV[7])
+    detail = { 'count', 0 }
+    for _, seat in ipairs(handles) do
+      local r = touch_one(seat)
+      if r[1] == 'ok' then
+        detail[2] = detail[2] + 1
+        detail[#detail + 1] = seat
+        detail[#detail + 1] = r[2]
+      end
+    end
+  elseif OP == 'reap' then
+    local n = reap_all()
+    local dropped = redis.call('SPOP', P .. ':dropped:' .. NODE, 1000)
+    detail = { 'count', n, dropped }
+  elseif OP == 'reset_peaks' then
+    for _, t in ipairs(ORDER) do
+      redis.call('HSET', P .. ':t:' .. t, 'psr', num(used_of(t)))
+    end
+    detail = { 'ok' }
   else
-    detail = { 'nouser' }
+    return redis.error_reply('seatgate: unknown op ' .. tostring(OP))
   end
-elseif OP == 'touch' then
-  detail = touch_one(ARGV[7])
-elseif OP == 'touch_user' then
-  -- user; detail: count, then seat and new deadline of each renewed handle
-  local handles = user_handles(ARGV[7])
-  detail = { 'count', 0 }
-  for _, seat in ipairs(handles) do
-    local r = touch_one(seat)
-    if r[1] == 'ok' then
-      detail[2] = detail[2] + 1
-      detail[#detail + 1] = seat
-      detail[#detail + 1] = r[2]
-    end
-  end
-elseif OP == 'reap' then
-  local n = reap_all()
-  local dropped = redis.call('SPOP', P .. ':dropped:' .. NODE, 1000)
-  detail = { 'count', n, dropped }
-elseif OP == 'reset_peaks' then
-  for _, t in ipairs(ORDER) do
-    redis.call('HSET', P .. ':t:' .. t, 'psr', num(used_of(t)))
-  end
-  detail = { 'ok' }
-else
-  return redis.error_reply('seatgate: unknown op ' .. tostring(OP))
+
+  return { detail[1], CHANGES, RELEASED, detail }
 end
 
-return { detail[1], CHANGES, RELEASED, detail }
+-- The caller (src/backend/redis.rs) appends `return main(ARGV)` to run this file
+-- with EVALSHA, or registers `main` as a Redis 7 function.

@@ -1,11 +1,15 @@
 //! The `redis` backend: one seat table for every node of a cluster.
 //!
-//! Every operation that reads and changes seats is one Lua script run with EVALSHA
-//! (`redis.lua`, beside this file, documents the key layout), so an acquire is one
-//! round trip that checks and takes the whole bundle atomically, and the seat counts
-//! live in the same atomic step as the holder records they count: nothing a crashed
-//! node leaves half done. Types are keyed by *name* (slots differ between nodes), and
-//! limits come from the caller's configuration on every call.
+//! Every operation that reads and changes seats is one Lua script (`redis.lua`, beside
+//! this file, documents the key layout), so an acquire is one round trip that checks
+//! and takes the whole bundle atomically, and the seat counts live in the same atomic
+//! step as the holder records they count: nothing a crashed node leaves half done. On
+//! Redis 7 and later the script is a function library, loaded once and called with
+//! FCALL; elsewhere (an older server, or an ACL that forbids functions) it runs with
+//! EVALSHA, which makes every one of its definitions again on each call (about 5 us
+//! of the server's time a call, measured: see BENCHMARKS.md). Types are keyed by
+//! *name* (slots differ between nodes), and limits come from the caller's
+//! configuration on every call.
 //!
 //! Time: deadlines in Redis are "cluster" microseconds, the caller's monotonic `now`
 //! plus an offset calibrated once from the server's `TIME`, so nodes agree through
@@ -28,7 +32,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,8 +49,13 @@ use crate::config::{Config, CountMode, OnBackendError, RedisConfig, SlotState};
 use crate::error::{Denial, DenialReason, Error};
 use crate::types::{SEAT_ID_MASK, SeatId, TypeSet};
 
-/// The script behind every operation.
-const SCRIPT: &str = include_str!("redis.lua");
+/// The script behind every operation: `redis.lua` defines `main`, and EVAL runs it.
+const SCRIPT: &str = concat!(include_str!("redis.lua"), "return main(ARGV)\n");
+
+/// How a link runs the script (`Link::mode`).
+const MODE_UNKNOWN: u8 = 0;
+const MODE_FUNCTION: u8 = 1;
+const MODE_EVAL: u8 = 2;
 
 /// The installation's tenant registry: `KEYS[1]` maps a tenant's name to its number,
 /// `KEYS[2]` the number back to the name. `ARGV[1]` is the most tenants, `ARGV[2]` a
@@ -302,9 +311,77 @@ struct Link {
     location: String,
     node: Arc<str>,
     script: redis::Script,
+    /// The script as a Redis 7 function library: its function's name (from the
+    /// script's hash, so nodes of different versions each call their own), and the
+    /// library's code for FUNCTION LOAD.
+    function: String,
+    library: String,
+    /// `MODE_*`: learnt from the server's first answer to FCALL.
+    mode: AtomicU8,
     /// [`TENANT_SCRIPT`], hashed once.
     tenant_script: redis::Script,
     pool: Mutex<Vec<Connection>>,
+}
+
+impl Link {
+    /// Runs the script's `main` on `conn` with one key and `args`: as the Redis 7
+    /// function (loaded on first use, and again if the server lost it), or with
+    /// EVALSHA where the server has no functions or the ACL forbids them.
+    fn run(&self, conn: &mut Connection, key: &str, args: &[&str]) -> redis::RedisResult<Value> {
+        if self.mode.load(Ordering::Relaxed) != MODE_EVAL {
+            match self.fcall(conn, key, args) {
+                Ok(value) => {
+                    self.mode.store(MODE_FUNCTION, Ordering::Relaxed);
+                    return Ok(value);
+                }
+                Err(e) if no_functions(&e) => self.mode.store(MODE_EVAL, Ordering::Relaxed),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut inv = self.script.prepare_invoke();
+        inv.key(key);
+        for a in args {
+            inv.arg(*a);
+        }
+        inv.invoke(conn)
+    }
+
+    fn fcall(&self, conn: &mut Connection, key: &str, args: &[&str]) -> redis::RedisResult<Value> {
+        let call = |conn: &mut Connection| {
+            redis::cmd("FCALL").arg(&self.function).arg(1).arg(key).arg(args).query(conn)
+        };
+        match call(conn) {
+            Err(e)
+                if e.code() == Some("ERR")
+                    && e.detail().is_some_and(|d| d.contains("Function not found")) =>
+            {
+                // Not loaded yet, or lost (a restart without persistence, FUNCTION FLUSH).
+                redis::cmd("FUNCTION").arg("LOAD").arg("REPLACE").arg(&self.library).query::<Value>(conn)?;
+                call(conn)
+            }
+            result => result,
+        }
+    }
+
+    /// Which way the script runs: "function", "eval", or "unknown" before the first call.
+    fn mode(&self) -> &'static str {
+        match self.mode.load(Ordering::Relaxed) {
+            MODE_FUNCTION => "function",
+            MODE_EVAL => "eval",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Whether an error to FCALL or FUNCTION LOAD means this server will not run
+/// functions for us: a server before Redis 7 (unknown command), or an ACL that does
+/// not let this user (NOPERM).
+fn no_functions(e: &redis::RedisError) -> bool {
+    match e.code() {
+        Some("NOPERM") => true,
+        Some("ERR") => e.detail().is_some_and(|d| d.contains("unknown command")),
+        _ => false,
+    }
 }
 
 /// The seat table in Redis. See the module docs.
@@ -381,6 +458,8 @@ impl RedisBackend {
         let location = format!("{scheme}://{} db {db}", info.addr());
         let client = redis::Client::open(info)
             .map_err(|e| Error::Backend(format!("redis at {location}: cannot use this address: {e}")))?;
+        let script = redis::Script::new(SCRIPT);
+        let function = format!("seatgate_{}", &script.get_hash()[..16]);
         let link = Arc::new(Link {
             settings: settings.clone(),
             client,
@@ -393,7 +472,13 @@ impl RedisBackend {
                 settings.node.clone().unwrap_or_else(host_name),
                 crate::backend::shm::own_pid()
             )),
-            script: redis::Script::new(SCRIPT),
+            script,
+            library: format!(
+                "#!lua name={function}\n{}\nredis.register_function('{function}', function(keys, args) return main(args) end)\n",
+                include_str!("redis.lua")
+            ),
+            function,
+            mode: AtomicU8::new(MODE_UNKNOWN),
             tenant_script: redis::Script::new(TENANT_SCRIPT),
             pool: Mutex::new(Vec::new()),
         });
@@ -551,14 +636,7 @@ impl RedisBackend {
     fn hello(&self) -> Result<Arc<str>, String> {
         let candidate = format!("{:016x}", random_u64());
         let value = self.exec(|conn| {
-            let mut inv = self.link.script.prepare_invoke();
-            inv.key(&self.epoch_key)
-                .arg("hello")
-                .arg(&self.prefix)
-                .arg(&candidate)
-                .arg(&*self.link.node)
-                .arg("0");
-            inv.invoke::<Value>(conn)
+            self.link.run(conn, &self.epoch_key, &["hello", &self.prefix, &candidate, &self.link.node, "0"])
         })?;
         let parts = items(&value);
         let epoch = at(parts, 0);
@@ -623,20 +701,10 @@ impl RedisBackend {
         let epoch = lock(&self.epoch).clone().unwrap_or_else(|| Arc::from(""));
         let now_us = self.cluster_us(now).to_string();
         let table = type_table(config);
-        let value = self.exec(|conn| {
-            let mut inv = self.link.script.prepare_invoke();
-            inv.key(&self.epoch_key)
-                .arg(op)
-                .arg(&self.prefix)
-                .arg(&*epoch)
-                .arg(&*self.link.node)
-                .arg(&now_us)
-                .arg(&table);
-            for a in args {
-                inv.arg(*a);
-            }
-            inv.invoke::<Value>(conn)
-        })?;
+        let mut all: SmallVec<[&str; 16]> = SmallVec::new();
+        all.extend_from_slice(&[op, &self.prefix, &epoch, &self.link.node, &now_us, &table]);
+        all.extend_from_slice(args);
+        let value = self.exec(|conn| self.link.run(conn, &self.epoch_key, &all))?;
         let parts = items(&value);
         let status = at(parts, 0);
         if status.is_empty() {
@@ -1527,14 +1595,7 @@ impl Backend for RedisBackend {
         if !self.down.load(Ordering::Acquire) {
             let value = self
                 .exec(|conn| {
-                    let mut inv = self.link.script.prepare_invoke();
-                    inv.key(&self.epoch_key)
-                        .arg("holders")
-                        .arg(&self.prefix)
-                        .arg("")
-                        .arg(&*self.link.node)
-                        .arg("0");
-                    inv.invoke::<Value>(conn)
+                    self.link.run(conn, &self.epoch_key, &["holders", &self.prefix, "", &self.link.node, "0"])
                 })
                 .inspect_err(|e| self.mark_down(e));
             if let Ok(value) = value {
@@ -1691,8 +1752,13 @@ impl Backend for RedisBackend {
 
     fn status(&self, _config: &Config) -> BackendStatus {
         let tenant = self.tenant.as_ref().map(|t| format!(" tenant '{t}'")).unwrap_or_default();
+        let script = match self.link.mode() {
+            "function" => ", script by FCALL",
+            "eval" => ", script by EVALSHA",
+            _ => "",
+        };
         let detail = format!(
-            "{} prefix '{}'{tenant}, node '{}'",
+            "{} prefix '{}'{tenant}, node '{}'{script}",
             self.link.location, self.link.settings.prefix, self.link.node
         );
         let degraded = lock(&self.health).as_ref().map(|d| {
