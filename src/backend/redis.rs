@@ -363,12 +363,13 @@ impl Link {
         }
     }
 
-    /// Which way the script runs: "function", "eval", or "unknown" before the first call.
-    fn mode(&self) -> &'static str {
+    /// Which way the script runs, for the report's backend line (nothing before the
+    /// first call).
+    fn script_note(&self) -> &'static str {
         match self.mode.load(Ordering::Relaxed) {
-            MODE_FUNCTION => "function",
-            MODE_EVAL => "eval",
-            _ => "unknown",
+            MODE_FUNCTION => ", script by FCALL",
+            MODE_EVAL => ", script by EVALSHA",
+            _ => "",
         }
     }
 }
@@ -1752,11 +1753,7 @@ impl Backend for RedisBackend {
 
     fn status(&self, _config: &Config) -> BackendStatus {
         let tenant = self.tenant.as_ref().map(|t| format!(" tenant '{t}'")).unwrap_or_default();
-        let script = match self.link.mode() {
-            "function" => ", script by FCALL",
-            "eval" => ", script by EVALSHA",
-            _ => "",
-        };
+        let script = self.link.script_note();
         let detail = format!(
             "{} prefix '{}'{tenant}, node '{}'{script}",
             self.link.location, self.link.settings.prefix, self.link.node
