@@ -174,6 +174,7 @@ impl UserState {
         self.handles.is_empty() && self.lingering.is_empty()
     }
 
+    #[inline(always)]
     fn is(&self, user: &str) -> bool {
         self.user.as_deref().is_some_and(|u| crate::text::same_bytes(u.as_bytes(), user.as_bytes()))
     }
