@@ -262,6 +262,44 @@ fn the_script_runs_as_a_function_or_with_evalsha_where_functions_are_not_allowed
     by_function.release(again).unwrap();
 }
 
+/// Under FCALL the script keeps the type table it parsed from one call to the next
+/// (the same function serves every node): calls that alternate between nodes whose
+/// configurations differ must each be judged by their own node's limits and
+/// requirements, never by the table the previous call left behind.
+#[test]
+fn calls_alternating_between_nodes_with_different_types_each_use_their_own() {
+    const STRICT: &str = "[licenses.agent]\nlimit = 1\n[licenses.chat]\nlimit = 4\nrequires = [\"agent\"]\n";
+    const LOOSE: &str = "[licenses.agent]\nlimit = 3\n[licenses.chat]\nlimit = 4\n";
+    let server = RedisServer::start();
+    let command = script_command(&server);
+    let prefix = unique_prefix("types");
+    let strict = engine(STRICT, &node_settings(&server.url(), &prefix, "pbx-strict"));
+    let loose = engine(LOOSE, &node_settings(&server.url(), &prefix, "pbx-loose"));
+    let calls = commandstat(&server, command);
+
+    let a1 = loose.try_acquire(&Request::new("u1", "agent")).unwrap();
+    // The previous call parsed `agent` with 3 seats; this node has 1, held.
+    let refused = strict.try_acquire(&Request::new("u2", "agent")).unwrap_err();
+    assert!(refused.to_string().contains("'agent' is full (1/1)"), "{refused}");
+    // And back: the loose node's 3 seats, after a call that parsed 1.
+    let a2 = loose.try_acquire(&Request::new("u2", "agent")).unwrap();
+    // Only the strict node has chat require agent.
+    let missing = strict.try_acquire(&Request::new("u3", "chat")).unwrap_err();
+    assert!(missing.to_string().contains("requires"), "{missing}");
+    let chat = loose.try_acquire(&Request::new("u3", "chat")).unwrap();
+    let refused = strict.try_acquire(&Request::new("u4", "agent")).unwrap_err();
+    assert!(refused.to_string().contains("'agent' is full (2/1)"), "{refused}");
+    let a3 = loose.try_acquire(&Request::new("u4", "agent")).unwrap();
+    assert!(loose.try_acquire(&Request::new("u5", "agent")).is_err(), "3 of 3");
+    assert_eq!((used(&strict, "agent"), used(&loose, "chat")), (3, 1));
+    assert!(commandstat(&server, command) >= calls + 8, "every call went through the script");
+
+    for seat in [a1, a2, a3, chat] {
+        loose.release(seat).unwrap();
+    }
+    assert_eq!((used(&strict, "agent"), used(&strict, "chat")), (0, 0));
+}
+
 const LEASED: &str = r#"
 [licenses.extension]
 limit = 2
