@@ -657,7 +657,7 @@ unsafe fn c_bytes<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a 
 #[inline(always)]
 unsafe fn c_str<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a str, i32> {
     let bytes = unsafe { c_bytes(ptr, what, max)? };
-    if bytes.is_ascii() {
+    if crate::text::is_ascii(bytes) {
         // SAFETY: ASCII is valid UTF-8 (the common case, checked a word at a time).
         return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
     }

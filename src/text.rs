@@ -54,6 +54,18 @@ fn pad_above(n: usize, pad: u8) -> u64 {
     (ONES * u64::from(pad)) << (8 * n)
 }
 
+/// Whether every byte of `b` is ASCII. Up to 16 bytes (most names) it is two word
+/// tests, inline; the standard test goes a byte at a time below a word.
+#[inline(always)]
+pub fn is_ascii(b: &[u8]) -> bool {
+    if b.len() <= 16 {
+        let (first, last) = ends(b, 0);
+        (first | last) & HIGH == 0
+    } else {
+        b.is_ascii()
+    }
+}
+
 /// Whether `a` and `b` are the same bytes, compared inline: up to 16 bytes, two
 /// word compares (names and user names are mostly that short), where a call to
 /// `memcmp` costs about twice as much.
@@ -242,6 +254,22 @@ mod tests {
         );
         assert_eq!(joined.capacity(), joined.len(), "allocated once at its final size");
         assert_eq!(concat(&[]), "");
+    }
+
+    #[test]
+    fn is_ascii_agrees_with_the_standard_test_at_every_length_and_position() {
+        for n in 0..40 {
+            let plain = vec![b'a'; n];
+            assert!(is_ascii(&plain), "{n}");
+            for at in 0..n {
+                for high in [0x80u8, 0xc3, 0xff] {
+                    let mut b = plain.clone();
+                    b[at] = high;
+                    assert_eq!(is_ascii(&b), b.is_ascii(), "{n} bytes, {high:#x} at {at}");
+                    assert!(!is_ascii(&b));
+                }
+            }
+        }
     }
 
     #[test]
