@@ -831,6 +831,45 @@ fn info_field(server: &RedisServer, section: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
 }
 
+/// The tenant registry's two refusals reach the caller as what they are, told apart by
+/// their error codes: a full registry is the caller's error, a registry that
+/// contradicts this node's numbers a backend error. Neither is taken for Redis being
+/// unreachable, which under `allow_local` would number the tenants on this node alone.
+#[test]
+fn the_tenant_registrys_refusals_keep_their_kind_under_allow_local() {
+    use seatgate::backend::Backend;
+
+    let server = RedisServer::start();
+    let prefix = unique_prefix("registry");
+    let node = RedisBackend::open(&failing_settings(
+        &server.url(),
+        &prefix,
+        "pbx-a",
+        OnBackendError::AllowLocal,
+        50,
+    ))
+    .unwrap();
+    assert_eq!(node.tenant_numbers(&["a", "b"], 2).unwrap(), Some(vec![1, 2]));
+    match node.tenant_numbers(&["c"], 2) {
+        Err(Error::InvalidArgument(msg)) => {
+            assert!(msg.contains("cannot add tenant c: one installation serves at most 2 tenants"), "{msg}")
+        }
+        other => panic!("a full registry is the caller's error, got {other:?}"),
+    }
+    // Somebody renumbers tenant `a` in Redis by hand: this node's own number for it (1)
+    // is contradicted, and numbering anything else is refused.
+    server.command(&["HSET", &format!("{{{prefix}}}:tenants"), "a", "7"]);
+    match node.tenant_numbers(&["d"], 10) {
+        Err(Error::Backend(msg)) => {
+            assert!(msg.contains("the tenant registry disagrees with this node"), "{msg}")
+        }
+        other => panic!("a contradicted number is a backend error, got {other:?}"),
+    }
+    assert_eq!(server.command(&["HEXISTS", &format!("{{{prefix}}}:tenants"), "d"]), "0", "nothing numbered");
+    let config = Config::from_toml_str(POOL, "t.toml").unwrap();
+    assert!(node.status(&config).degraded.is_none(), "Redis answered: not degraded");
+}
+
 /// A tenant's pool under `allow_local`: its own local share while Redis is down, local
 /// ids within the backend's bits, and its own reconcile when Redis is back.
 #[test]

@@ -66,7 +66,9 @@ const MODE_EVAL: u8 = 2;
 /// new is numbered: a new tenant never gets a number that this node knows as another
 /// tenant's. A claim that Redis contradicts is an error. A new name gets the lowest
 /// free number above the registry's size, atomically, so every node numbers every
-/// tenant alike whatever order it met them in.
+/// tenant alike whatever order it met them in. Its two refusals start with an error code
+/// ([`TENANTS_FULL`], [`TENANTS_DISAGREE`]), which the caller tells apart by the code,
+/// not by the words after it.
 const TENANT_SCRIPT: &str = r#"
 local max = tonumber(ARGV[1])
 local claims = tonumber(ARGV[2])
@@ -78,7 +80,7 @@ for i = 0, claims - 1 do
     redis.call('HSET', KEYS[1], name, n)
     redis.call('HSET', KEYS[2], n, name)
   elseif has ~= n or owner ~= name then
-    return redis.error_reply('the tenant registry disagrees with this node: it numbers tenant ' .. name .. ' ' .. n .. ', the registry ' .. tostring(has) .. ' (and gives ' .. n .. ' to ' .. tostring(owner) .. ')')
+    return redis.error_reply('SEATGATE_TENANTS_DISAGREE the tenant registry disagrees with this node: it numbers tenant ' .. name .. ' ' .. n .. ', the registry ' .. tostring(has) .. ' (and gives ' .. n .. ' to ' .. tostring(owner) .. ')')
   end
 end
 local out = {}
@@ -90,7 +92,7 @@ for i = 3 + 2 * claims, #ARGV do
       n = n + 1
     end
     if n > max then
-      return redis.error_reply('cannot add tenant ' .. ARGV[i] .. ': one installation serves at most ' .. max .. ' tenants')
+      return redis.error_reply('SEATGATE_TENANTS_FULL cannot add tenant ' .. ARGV[i] .. ': one installation serves at most ' .. max .. ' tenants')
     end
     redis.call('HSET', KEYS[1], ARGV[i], n)
     redis.call('HSET', KEYS[2], n, ARGV[i])
@@ -99,6 +101,24 @@ for i = 3 + 2 * claims, #ARGV do
 end
 return out
 "#;
+
+/// [`TENANT_SCRIPT`]'s refusal when the installation has its most tenants.
+const TENANTS_FULL: &str = "SEATGATE_TENANTS_FULL";
+/// [`TENANT_SCRIPT`]'s refusal when the registry contradicts a number this node uses.
+const TENANTS_DISAGREE: &str = "SEATGATE_TENANTS_DISAGREE";
+
+/// Why numbering tenants failed: a refusal of the registry (its error code), or
+/// `None` when Redis could not be asked.
+struct RegistryError {
+    refusal: Option<&'static str>,
+    message: String,
+}
+
+impl From<RegistryError> for String {
+    fn from(e: RegistryError) -> String {
+        e.message
+    }
+}
 
 /// Handles taken from the local share while Redis was unreachable have this bit set,
 /// so they never collide with ids from Redis's sequence, which stays below it (the
@@ -823,9 +843,10 @@ impl RedisBackend {
 
     /// Numbers `names` in the registry (see [`TENANT_SCRIPT`]), claiming first the
     /// numbers this node already uses; remembers the numbers it got.
-    fn register_tenants(&self, names: &[&str], max: usize) -> Result<Vec<u32>, String> {
+    fn register_tenants(&self, names: &[&str], max: usize) -> Result<Vec<u32>, RegistryError> {
         let claims = lock(&self.numbered).clone();
-        let numbers: Vec<u32> = self.exec(|conn| {
+        let refusal = std::cell::Cell::new(None);
+        let numbers = self.exec(|conn| {
             let mut inv = self.link.tenant_script.prepare_invoke();
             inv.key(format!("{}:tenants", self.prefix))
                 .key(format!("{}:tenant-names", self.prefix))
@@ -837,14 +858,22 @@ impl RedisBackend {
             for name in names {
                 inv.arg(*name);
             }
-            inv.invoke::<Vec<u32>>(conn)
-        })?;
+            inv.invoke::<Vec<u32>>(conn).inspect_err(|e| {
+                refusal
+                    .set([TENANTS_FULL, TENANTS_DISAGREE].into_iter().find(|&code| e.code() == Some(code)));
+            })
+        });
+        let numbers: Vec<u32> =
+            numbers.map_err(|message| RegistryError { refusal: refusal.get(), message })?;
         if numbers.len() != names.len() {
-            return Err(format!(
-                "the tenant registry gave {} numbers for {} names",
-                numbers.len(),
-                names.len()
-            ));
+            return Err(RegistryError {
+                refusal: None,
+                message: format!(
+                    "the tenant registry gave {} numbers for {} names",
+                    numbers.len(),
+                    names.len()
+                ),
+            });
         }
         let mut numbered = lock(&self.numbered);
         for (name, &number) in names.iter().zip(&numbers) {
@@ -1685,9 +1714,11 @@ impl Backend for RedisBackend {
         let registered = self.register_tenants(names, max);
         let error = match registered {
             Ok(numbers) => return Ok(Some(numbers)),
-            Err(e) if e.contains("one installation serves at most") => return Err(Error::InvalidArgument(e)),
-            Err(e) if e.contains("the tenant registry disagrees") => return Err(Error::Backend(e)),
-            Err(e) => e,
+            Err(RegistryError { refusal: Some(TENANTS_FULL), message }) => {
+                return Err(Error::InvalidArgument(message));
+            }
+            Err(RegistryError { refusal: Some(_), message }) => return Err(Error::Backend(message)),
+            Err(RegistryError { refusal: None, message }) => message,
         };
         if !self.allow_local() {
             return Err(Error::Backend(self.refusal("its tenants cannot be numbered", &error)));
