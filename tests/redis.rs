@@ -43,6 +43,12 @@ fn failing_settings(url: &str, prefix: &str, node: &str, mode: OnBackendError, s
     }
 }
 
+/// Node "pbx-a" under `allow_local` with a 50 % local share, as a bare backend.
+fn allow_local_node(server: &RedisServer, prefix: &str) -> RedisBackend {
+    RedisBackend::open(&failing_settings(&server.url(), prefix, "pbx-a", OnBackendError::AllowLocal, 50))
+        .unwrap()
+}
+
 /// Polls the node (a reap drives the retry) until it is no longer degraded.
 fn wait_recovered(e: &Engine) {
     let start = Instant::now();
@@ -841,14 +847,7 @@ fn the_tenant_registrys_refusals_keep_their_kind_under_allow_local() {
 
     let server = RedisServer::start();
     let prefix = unique_prefix("registry");
-    let node = RedisBackend::open(&failing_settings(
-        &server.url(),
-        &prefix,
-        "pbx-a",
-        OnBackendError::AllowLocal,
-        50,
-    ))
-    .unwrap();
+    let node = allow_local_node(&server, &prefix);
     assert_eq!(node.tenant_numbers(&["a", "b"], 2).unwrap(), Some(vec![1, 2]));
     match node.tenant_numbers(&["c"], 2) {
         Err(Error::InvalidArgument(msg)) => {
@@ -879,14 +878,7 @@ fn a_tenant_pool_serves_its_own_local_share_and_reconciles_on_its_own() {
     let mut server = RedisServer::start();
     let prefix = unique_prefix("tenant-local");
     let config = || Config::from_toml_str(POOL, "t.toml").unwrap();
-    let main = RedisBackend::open(&failing_settings(
-        &server.url(),
-        &prefix,
-        "pbx-a",
-        OnBackendError::AllowLocal,
-        50,
-    ))
-    .unwrap();
+    let main = allow_local_node(&server, &prefix);
     let tenant = Engine::with_backend(config(), main.open_tenant("acme").unwrap()).unwrap();
     let main = Engine::with_backend(config(), Box::new(main)).unwrap();
     let kept = tenant.try_acquire(&Request::new("t1", "agent")).unwrap();
