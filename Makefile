@@ -121,7 +121,10 @@ test-python: deps lib
 
 # Kamailio (KEMI app_python3 through the wrapper) as a registrar on 127.0.0.1, driven by
 # sipp: seats per REGISTER across forked workers (shm backend); see examples/kamailio.
+# First the script's handling of a renewal that races its contact's expiry, with a
+# stand-in KSR that makes the interleaving happen every time.
 test-kamailio: deps lib
+	python3 examples/kamailio/test_registrar_race.py
 	python3 examples/kamailio/test_kamailio.py
 
 # test_policy signs a license with the seatgate command that `make lib` builds.

@@ -133,25 +133,44 @@ class kamailio:
                     KSR.htable.sht_rm(SEATS, user)
                     seat = None
             if seat is None:
-                try:
-                    seat = seatgate.try_acquire(user, PROFILES, extension=user,
-                                                session=KSR.pv.get("$ci"))
-                except seatgate.LicenseDenied as refusal:
-                    KSR.info("seatgate: REGISTER of %s refused: %s\n" % (user, refusal))
-                    KSR.sl.send_reply(403, "Seat limit: %s" % refusal)
+                seat, refusal = self.take_seat(user)
+                if seat is None:
+                    KSR.sl.send_reply(*refusal)
                     return
-                except seatgate.SeatgateError as e:
-                    KSR.err("seatgate: REGISTER of %s: %s (%s)\n" % (user, e, e.name))
-                    KSR.sl.send_reply(503, "License check failed")
-                    return
-                KSR.htable.sht_sets(SEATS, user, str(int(seat)))
                 taken_now = True
         KSR.registrar.save(LOCATION, SINGLE_CONTACT | NO_REPLY)
         # The seat follows the binding: none left (an unREGISTER, or a save that
         # failed after the seat was taken) gives it back, before the phone hears.
-        if seat is not None and KSR.registrar.registered_uri(LOCATION, KSR.pv.get("$tu")) < 0:
+        registered = KSR.registrar.registered_uri(LOCATION, KSR.pv.get("$tu")) >= 0
+        if seat is not None and not registered:
             self.give_back(user, seat, "unregistered" if not taken_now else "not saved")
+        elif registered and stored_seat(user) is None:
+            # usrloc expired this AOR's old contact while save() waited for it (the
+            # expiry runs in the timer process under usrloc's lock, which save()
+            # needs), and the expiry's callback gave back the seat this renewal had
+            # just touched. The binding save() made needs a seat of its own.
+            KSR.info("seatgate: seat of %s went with its expired contact during this renewal; "
+                     "taking a new one\n" % user)
+            seat, refusal = self.take_seat(user)
+            if seat is None:
+                KSR.registrar.unregister(LOCATION, KSR.pv.get("$tu"))
+                KSR.sl.send_reply(*refusal)
+                return
         KSR.registrar.reg_send_reply()             # save()'s reply: 200 with the bindings, or its error
+
+    def take_seat(self, user):
+        """A new seat for `user`, recorded in the htable: (seat, None), or (None, the
+        reply to send: 403 with the refusal, 503 when seatgate failed)."""
+        try:
+            seat = seatgate.try_acquire(user, PROFILES, extension=user, session=KSR.pv.get("$ci"))
+        except seatgate.LicenseDenied as refusal:
+            KSR.info("seatgate: REGISTER of %s refused: %s\n" % (user, refusal))
+            return None, (403, "Seat limit: %s" % refusal)
+        except seatgate.SeatgateError as e:
+            KSR.err("seatgate: REGISTER of %s: %s (%s)\n" % (user, e, e.name))
+            return None, (503, "License check failed")
+        KSR.htable.sht_sets(SEATS, user, str(int(seat)))
+        return seat, None
 
     def give_back(self, user, seat, why):
         KSR.htable.sht_rm(SEATS, user)
