@@ -184,6 +184,7 @@ thread_local! {
     /// This thread's [`ThreadCache`].
     static THREAD_CACHE: ThreadCache = const {
         ThreadCache {
+            running: RefCell::new(None),
             config: RefCell::new(None),
             lane: Cell::new(None),
             names: RefCell::new(ThreadNames { names: [const { None }; THREAD_NAMES], next: 0 }),
@@ -193,7 +194,11 @@ thread_local! {
 
 /// What a thread keeps between calls, in one thread-local so that a call reaches all
 /// of it with one lookup (in a shared library each lookup is a call into the loader).
-struct ThreadCache {
+pub(crate) struct ThreadCache {
+    /// The C API's running engine as this thread last used it, and the generation it
+    /// was taken at (kept for `ffi::with_engine`, here so that its lookup also finds
+    /// `config` and `lane` for the call it makes: see [`with_thread_cache`]).
+    pub(crate) running: RefCell<Option<(u64, Arc<Engine>)>>,
     /// The default pool's config as this thread last used it: (engine id, `view_gen`,
     /// config). Loading an `ArcSwap` costs two atomic read-modify-writes (a debt
     /// slot taken and given back); a hit here costs none. A config replaced by a
@@ -254,6 +259,14 @@ impl ThreadCache {
             }
         }
     }
+}
+
+/// Runs `f` on the calling thread's cache; `None` while the thread is being torn
+/// down. The C API looks it up once a call and passes it on
+/// ([`Engine::try_acquire_cached`], [`Engine::release_cached`]).
+#[inline(always)]
+pub(crate) fn with_thread_cache<R>(f: impl FnOnce(&ThreadCache) -> R) -> Option<R> {
+    THREAD_CACHE.try_with(f).ok()
 }
 
 /// The calling thread's lane, for the calls that do not go through
@@ -709,44 +722,65 @@ impl Engine {
 
     /// Runs `f` with the default pool's running config, from this thread's cached copy
     /// when it is current. A call made from an event callback inside `f` loads the
-    /// config the ordinary way.
-    #[inline]
-    fn with_config<T>(&self, f: impl FnOnce(&Config, Option<usize>) -> Result<T, Error>) -> Result<T, Error> {
+    /// config the ordinary way. `cache`: the thread's cache when the caller has it
+    /// already (the C API's calls, see [`with_thread_cache`]); `None` looks it up.
+    #[inline(always)]
+    fn with_config<T>(
+        &self,
+        cache: Option<&ThreadCache>,
+        f: impl FnOnce(&Config, Option<usize>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         // The error boxed on its way through the cache's layers: a `Result` of a seat id
         // and a box comes back in two registers, where one with an `Error` inline (72
         // bytes) is copied through memory at each layer (a store-forwarding stall
         // each time, on every call). Only a failed call pays for the box.
-        self.with_config_boxed(|config, lane| f(config, lane).map_err(Box::new)).map_err(|e| *e)
+        self.with_config_boxed(cache, |config, lane| f(config, lane).map_err(Box::new)).map_err(|e| *e)
     }
 
     /// [`Engine::with_config`]; `f` also gets the thread's lane, from the same lookup.
     #[inline(always)]
-    fn with_config_boxed<T>(
-        &self,
-        f: impl FnOnce(&Config, Option<usize>) -> Result<T, Box<Error>>,
-    ) -> Result<T, Box<Error>> {
+    fn with_config_boxed<T, F>(&self, cache: Option<&ThreadCache>, f: F) -> Result<T, Box<Error>>
+    where
+        F: FnOnce(&Config, Option<usize>) -> Result<T, Box<Error>>,
+    {
         let generation = self.view_gen.load(Ordering::Acquire);
         let mut f = Some(f);
-        let cached = THREAD_CACHE.try_with(|cache| {
-            let lane = Some(cache.lane());
-            if let Ok(c) = cache.config.try_borrow()
-                && let Some((id, g, config)) = c.as_ref()
-                && (*id, *g) == (self.id, generation)
-            {
-                return f.take().map(|f| f(config, lane));
-            }
-            let config = self.config.load_full();
-            if let Ok(mut c) = cache.config.try_borrow_mut() {
-                *c = Some((self.id, generation, config.clone()));
-            }
-            f.take().map(|f| f(&config, lane))
-        });
+        let cached = match cache {
+            Some(cache) => self.config_in(cache, generation, &mut f),
+            None => THREAD_CACHE.try_with(|cache| self.config_in(cache, generation, &mut f)).ok().flatten(),
+        };
         match (cached, f) {
-            (Ok(Some(result)), _) => result,
+            (Some(result), _) => result,
             // The thread is being torn down: no lane (every count exact).
             (_, Some(f)) => f(&self.config.load(), None),
             (_, None) => Err(Box::new(Error::Backend("internal: the config was not run".into()))),
         }
+    }
+
+    /// Runs `f` (taken from its option) on the config in `cache` when it is this
+    /// engine's at `generation`, else on the running config, which the cache then keeps.
+    #[inline(always)]
+    fn config_in<T, F>(
+        &self,
+        cache: &ThreadCache,
+        generation: u64,
+        f: &mut Option<F>,
+    ) -> Option<Result<T, Box<Error>>>
+    where
+        F: FnOnce(&Config, Option<usize>) -> Result<T, Box<Error>>,
+    {
+        let lane = Some(cache.lane());
+        if let Ok(c) = cache.config.try_borrow()
+            && let Some((id, g, config)) = c.as_ref()
+            && (*id, *g) == (self.id, generation)
+        {
+            return f.take().map(|f| f(config, lane));
+        }
+        let config = self.config.load_full();
+        if let Ok(mut c) = cache.config.try_borrow_mut() {
+            *c = Some((self.id, generation, config.clone()));
+        }
+        f.take().map(|f| f(&config, lane))
     }
 
     /// Whether the background reaper thread runs.
@@ -828,6 +862,19 @@ impl Engine {
     /// When a type is full, expired leases and ended linger windows are reclaimed
     /// first, so a dead holder never keeps a live user out.
     pub fn try_acquire(&self, req: &Request<'_>) -> Result<SeatId, Error> {
+        self.try_acquire_from(None, req)
+    }
+
+    /// [`Engine::try_acquire`] with the calling thread's cache, which the caller has
+    /// looked up already (the C API: one thread-local lookup a call, not two). A
+    /// function of its own, so that the cache is known to be there where it is
+    /// inlined (taking an `Option` here cost 50 instructions a pair).
+    pub(crate) fn try_acquire_cached(&self, cache: &ThreadCache, req: &Request<'_>) -> Result<SeatId, Error> {
+        self.try_acquire_from(Some(cache), req)
+    }
+
+    #[inline(always)]
+    fn try_acquire_from(&self, cache: Option<&ThreadCache>, req: &Request<'_>) -> Result<SeatId, Error> {
         check_label("user name", req.user)?;
         if let Some(ext) = req.extension {
             check_label("extension", ext)?;
@@ -841,8 +888,9 @@ impl Engine {
         match req.tenant {
             // One configuration for the whole call: a reload running meanwhile is seen
             // entirely or not at all.
-            None => self
-                .with_config(|config, lane| self.acquire_in(&*self.backend, config, 0, req, since_ms, lane)),
+            None => self.with_config(cache, |config, lane| {
+                self.acquire_in(&*self.backend, config, 0, req, since_ms, lane)
+            }),
             Some(name) => {
                 let (pool, view) = self.tenant_scope(name)?;
                 let backend = self.tenant_backend(&pool)?;
@@ -985,11 +1033,22 @@ impl Engine {
     /// [`ReleaseWhy::Admin`] (an admin action: nothing lingers). Handles that depended
     /// on it go too ([`ReleaseWhy::Dependency`]).
     pub fn release_as(&self, seat: SeatId, why: ReleaseWhy) -> Result<(), Error> {
+        self.release_from(None, seat, why)
+    }
+
+    /// [`Engine::release`] with the calling thread's cache (see
+    /// [`Engine::try_acquire_cached`]).
+    pub(crate) fn release_cached(&self, cache: &ThreadCache, seat: SeatId) -> Result<(), Error> {
+        self.release_from(Some(cache), seat, ReleaseWhy::Normal)
+    }
+
+    #[inline(always)]
+    fn release_from(&self, cache: Option<&ThreadCache>, seat: SeatId, why: ReleaseWhy) -> Result<(), Error> {
         check_caller_why(why)?;
         if seat == 0 {
             return Err(Error::UnknownSeat(0));
         }
-        self.with_seat_pool(seat, |backend, config, inner, changes| {
+        self.with_seat_pool(cache, seat, |backend, config, inner, changes| {
             if why == ReleaseWhy::Normal && backend.express_release(config, inner, changes) {
                 return Ok(());
             }
@@ -1019,6 +1078,7 @@ impl Engine {
     #[inline(always)]
     fn with_seat_pool<T>(
         &self,
+        cache: Option<&ThreadCache>,
         seat: SeatId,
         f: impl FnOnce(&dyn Backend, &Config, SeatId, &mut Changes) -> Result<T, Error>,
     ) -> Result<T, Error> {
@@ -1026,7 +1086,7 @@ impl Engine {
         if tag == 0 {
             // Boxed at once (see `with_config`): the result is moved past `publish`.
             return self
-                .with_config_boxed(|config, lane| {
+                .with_config_boxed(cache, |config, lane| {
                     let mut changes = self.new_changes(lane);
                     let result = f(&*self.backend, config, seat, &mut changes).map_err(Box::new);
                     self.publish(config, &changes, Op::Released);
@@ -1087,7 +1147,7 @@ impl Engine {
     /// Renews the lease of one seat handle.
     pub fn touch(&self, seat: SeatId) -> Result<(), Error> {
         let now = self.clock.monotonic();
-        self.with_seat_pool(seat, |backend, config, inner, changes| {
+        self.with_seat_pool(None, seat, |backend, config, inner, changes| {
             backend.touch(config, inner, now, changes)
         })
     }

@@ -24,7 +24,7 @@ use arc_swap::ArcSwapOption;
 
 use crate::backend::ReleaseWhy;
 use crate::clock::unix_ms;
-use crate::engine::{Engine, Request};
+use crate::engine::{Engine, Request, ThreadCache, with_thread_cache};
 use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventMask, EventSink};
 use crate::report::Page;
@@ -476,13 +476,6 @@ static ENGINE_GEN: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
-    /// This thread's copy of the running engine and the `ENGINE_GEN` it was taken at.
-    /// A call that finds the generation unchanged uses it with no atomic
-    /// read-modify-write at all (loading `ENGINE` costs two: the guard's debt slot
-    /// is taken and given back). An old engine lives on in a thread's copy only
-    /// until that thread's next call, or its exit: everything a shutdown must do
-    /// (release the seats, stop the reaper, flush the audit log) it does itself.
-    static CACHED_ENGINE: RefCell<Option<(u64, Arc<Engine>)>> = const { RefCell::new(None) };
 }
 
 /// Publishes a new running engine (or none): every thread's copy goes stale.
@@ -583,33 +576,51 @@ macro_rules! ffi_boundary {
 /// waits for nothing and the engine is dropped when the last such call returns.
 #[inline]
 fn with_engine(f: impl FnOnce(&Engine) -> i32) -> i32 {
+    with_engine_cached(|engine, _| f(engine))
+}
+
+/// [`with_engine`], with the thread's cache for the engine's call (`None` during
+/// thread teardown).
+///
+/// The thread's copy of the running engine and the `ENGINE_GEN` it was taken at live
+/// in the engine module's thread cache (`ThreadCache::running`), beside the config
+/// copy and lane the engine's call needs: one thread-local lookup serves both. A call
+/// that finds the generation unchanged uses the copy with no atomic read-modify-write
+/// at all (loading `ENGINE` costs two: the guard's debt slot is taken and given back).
+/// An old engine lives on in a thread's copy only until that thread's next call, or
+/// its exit: everything a shutdown must do (release the seats, stop the reaper, flush
+/// the audit log) it does itself.
+#[inline(always)]
+fn with_engine_cached(f: impl FnOnce(&Engine, Option<&ThreadCache>) -> i32) -> i32 {
     let generation = ENGINE_GEN.load(Ordering::Acquire);
     let mut f = Some(f);
     // The thread's copy, refreshed when stale. A call made from an event callback
     // while the copy is being refreshed (or during thread teardown) loads the engine
     // the ordinary way instead.
-    let cached = CACHED_ENGINE.try_with(|cache| {
-        if let Ok(c) = cache.try_borrow()
+    let cached = with_thread_cache(|cache| {
+        if let Ok(c) = cache.running.try_borrow()
             && let Some((g, engine)) = c.as_ref()
             && *g == generation
         {
-            return Some(f.take().map_or(license_status::LICENSE_ERR_INTERNAL as i32, |f| f(engine)));
+            return Some(
+                f.take().map_or(license_status::LICENSE_ERR_INTERNAL as i32, |f| f(engine, Some(cache))),
+            );
         }
-        let mut c = cache.try_borrow_mut().ok()?;
+        let mut c = cache.running.try_borrow_mut().ok()?;
         *c = ENGINE.load_full().map(|engine| (generation, engine));
         let (_, engine) = c.as_ref()?;
         // Run with a clone, not the borrow: a callback may need to refresh the copy.
         let engine = engine.clone();
         drop(c);
-        Some(f.take().map_or(license_status::LICENSE_ERR_INTERNAL as i32, |f| f(&engine)))
+        Some(f.take().map_or(license_status::LICENSE_ERR_INTERNAL as i32, |f| f(&engine, Some(cache))))
     });
-    if let Ok(Some(rc)) = cached {
+    if let Some(Some(rc)) = cached {
         return rc;
     }
     let Some(f) = f else { return license_status::LICENSE_ERR_INTERNAL as i32 };
     let guard = ENGINE.load();
     match guard.as_deref() {
-        Some(engine) => f(engine),
+        Some(engine) => f(engine, None),
         None => fail(
             license_status::LICENSE_ERR_NOT_INITIALIZED,
             "seatgate is not initialized: call license_init first",
@@ -1062,7 +1073,7 @@ pub extern "C" fn license_shutdown() {
             engine.stop_reaper();
             engine.flush_audit();
         }
-        let _ = CACHED_ENGINE.try_with(|cache| cache.try_borrow_mut().map(|mut c| c.take()));
+        let _ = with_thread_cache(|cache| cache.running.try_borrow_mut().map(|mut c| c.take()));
     })
 }
 
@@ -1413,7 +1424,7 @@ fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut 
         // SAFETY: checked non-NULL; the caller's struct starts with its size.
         try_c!(unsafe { caller_size(denial_out, "denial_out", DENIAL_MIN_SIZE) })
     };
-    with_engine(|engine| match engine.try_acquire(request) {
+    with_engine_cached(|engine, cache| match try_acquire_on(engine, cache, request) {
         Ok(seat) => {
             // SAFETY: checked non-NULL above; the caller promises it is writable.
             unsafe { seat_out.write(seat) };
@@ -1467,8 +1478,22 @@ fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut 
 #[unsafe(no_mangle)]
 pub extern "C" fn license_release(seat: license_seat) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        with_engine(|engine| status_of(&engine.release(seat)))
+        with_engine_cached(|engine, cache| {
+            status_of(&match cache {
+                Some(cache) => engine.release_cached(cache, seat),
+                None => engine.release(seat),
+            })
+        })
     })
+}
+
+/// [`Engine::try_acquire`], with the thread's cache when there is one.
+#[inline(always)]
+fn try_acquire_on(engine: &Engine, cache: Option<&ThreadCache>, request: &Request<'_>) -> Result<u64, Error> {
+    match cache {
+        Some(cache) => engine.try_acquire_cached(cache, request),
+        None => engine.try_acquire(request),
+    }
 }
 
 /// Converts a caller's release reason: only NORMAL and ADMIN are the caller's to give.
