@@ -498,14 +498,20 @@ local function touch_one(seat)
   return { 'ok', '+inf' }
 end
 
-local function user_handles(user)
-  local raw = redis.call('HGETALL', P .. ':u:' .. user)
-  local handles = {}
+-- The names after `kind` ('h:', 'l:', ...) of the fields in a user hash's HGETALL reply.
+local function fields_of(raw, kind)
+  local out = {}
   for i = 1, #raw, 2 do
-    if string.sub(raw[i], 1, 2) == 'h:' then
-      handles[#handles + 1] = string.sub(raw[i], 3)
+    if string.sub(raw[i], 1, 2) == kind then
+      out[#out + 1] = string.sub(raw[i], 3)
     end
   end
+  return out
+end
+
+local function user_handles(user)
+  local raw = redis.call('HGETALL', P .. ':u:' .. user)
+  local handles = fields_of(raw, 'h:')
   table.sort(handles, seat_less)
   return handles, raw
 end
@@ -667,12 +673,7 @@ local function main(ARGV)
     local handles, raw = user_handles(user)
     local freed = false
     if not LINGERS[why] then
-      local ended = {}
-      for i = 1, #raw, 2 do
-        if string.sub(raw[i], 1, 2) == 'l:' then
-          ended[#ended + 1] = string.sub(raw[i], 3)
-        end
-      end
+      local ended = fields_of(raw, 'l:')
       table.sort(ended, by_slot)
       for _, t in ipairs(ended) do
         redis.call('HDEL', uk, 'l:' .. t)
