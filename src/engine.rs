@@ -734,7 +734,12 @@ impl Engine {
         // and a box comes back in two registers, where one with an `Error` inline (72
         // bytes) is copied through memory at each layer (a store-forwarding stall
         // each time, on every call). Only a failed call pays for the box.
-        self.with_config_boxed(cache, |config, lane| f(config, lane).map_err(Box::new)).map_err(|e| *e)
+        self.with_config_boxed(
+            cache,
+            #[inline(always)]
+            |config, lane| f(config, lane).map_err(Box::new),
+        )
+        .map_err(|e| *e)
     }
 
     /// [`Engine::with_config`]; `f` also gets the thread's lane, from the same lookup.
@@ -888,9 +893,11 @@ impl Engine {
         match req.tenant {
             // One configuration for the whole call: a reload running meanwhile is seen
             // entirely or not at all.
-            None => self.with_config(cache, |config, lane| {
-                self.acquire_in(&*self.backend, config, 0, req, since_ms, lane)
-            }),
+            None => self.with_config(
+                cache,
+                #[inline(always)]
+                |config, lane| self.acquire_in(&*self.backend, config, 0, req, since_ms, lane),
+            ),
             Some(name) => {
                 let (pool, view) = self.tenant_scope(name)?;
                 let backend = self.tenant_backend(&pool)?;
@@ -899,6 +906,7 @@ impl Engine {
         }
     }
 
+    #[inline(always)]
     fn acquire_in(
         &self,
         backend: &dyn Backend,
@@ -925,9 +933,29 @@ impl Engine {
                 if !express.quiet || express.thresholds {
                     self.publish(config, &express, Op::Acquired { seat, req, types: resolved });
                 }
+                if express.holds_no_allocation() {
+                    std::mem::forget(express);
+                }
                 return Ok(seat);
             }
         }
+        self.acquire_general(backend, config, tag, req, resolved, since_ms, lane)
+    }
+
+    /// [`Engine::acquire_in`] past the express lane: a call of its own, so that the
+    /// express lane is inlined where it is called.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn acquire_general(
+        &self,
+        backend: &dyn Backend,
+        config: &Config,
+        tag: u64,
+        req: &Request<'_>,
+        resolved: TypeSet,
+        since_ms: i64,
+        lane: Option<usize>,
+    ) -> Result<SeatId, Error> {
         let mut types = config.normalize_pools(resolved);
         // The reservations this request may draw on (their holders are not "others").
         let own_reserves = types.intersect(config.reserve_types());
@@ -1048,14 +1076,19 @@ impl Engine {
         if seat == 0 {
             return Err(Error::UnknownSeat(0));
         }
-        self.with_seat_pool(cache, seat, |backend, config, inner, changes| {
-            if why == ReleaseWhy::Normal && backend.express_release(config, inner, changes) {
-                return Ok(());
-            }
-            // Exact only where a deadline is computed from it: a linger window's.
-            let now = self.mono_now(backend, why.lingers() && !config.lingering_types().is_empty());
-            backend.release(config, inner, why, &now, changes)
-        })
+        self.with_seat_pool(
+            cache,
+            seat,
+            #[inline(always)]
+            |backend, config, inner, changes| {
+                if why == ReleaseWhy::Normal && backend.express_release(config, inner, changes) {
+                    return Ok(());
+                }
+                // Exact only where a deadline is computed from it: a linger window's.
+                let now = self.mono_now(backend, why.lingers() && !config.lingering_types().is_empty());
+                backend.release(config, inner, why, &now, changes)
+            },
+        )
     }
 
     /// The wall clock in milliseconds since the Unix epoch.
@@ -1086,12 +1119,19 @@ impl Engine {
         if tag == 0 {
             // Boxed at once (see `with_config`): the result is moved past `publish`.
             return self
-                .with_config_boxed(cache, |config, lane| {
-                    let mut changes = self.new_changes(lane);
-                    let result = f(&*self.backend, config, seat, &mut changes).map_err(Box::new);
-                    self.publish(config, &changes, Op::Released);
-                    result
-                })
+                .with_config_boxed(
+                    cache,
+                    #[inline(always)]
+                    |config, lane| {
+                        let mut changes = self.new_changes(lane);
+                        let result = f(&*self.backend, config, seat, &mut changes).map_err(Box::new);
+                        self.publish(config, &changes, Op::Released);
+                        if changes.holds_no_allocation() {
+                            std::mem::forget(changes);
+                        }
+                        result
+                    },
+                )
                 .map_err(|e| *e);
         }
         let pool = self.tenants.by_tag(&*self.backend, tag)?.ok_or(Error::UnknownSeat(seat))?;
@@ -2015,7 +2055,7 @@ impl Engine {
     /// is dropped. Costs one atomic load when nobody listens, or when the listener
     /// hears nothing a quiet login or logout says (with thresholds heard: and the
     /// counts crossed none).
-    #[inline]
+    #[inline(always)]
     fn publish(&self, config: &Config, changes: &Changes, op: Op<'_>) {
         let observers = self.observers();
         if observers == 0

@@ -644,21 +644,29 @@ macro_rules! try_c {
 #[inline(always)]
 unsafe fn c_bytes<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a [u8], i32> {
     if ptr.is_null() {
-        return Err(fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is NULL")));
+        return Err(bad_c_string(what, None, max));
     }
     // SAFETY: strnlen reads at most max + 1 bytes, within the caller's promise.
     let len = unsafe { libc::strnlen(ptr, max + 1) };
-    if len > max {
-        return Err(fail(
-            license_status::LICENSE_ERR_INVALID_ARGUMENT,
-            format!("{what} is longer than the maximum of {max} bytes"),
-        ));
-    }
-    if len == 0 {
-        return Err(fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is empty")));
+    if len == 0 || len > max {
+        return Err(bad_c_string(what, Some(len), max));
     }
     // SAFETY: the `len` bytes before the NUL were just measured.
     Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
+}
+
+/// The failure of a required C string that is NULL (`len` None), empty or longer
+/// than `max`. Out of line: the message's arguments are then made only when it
+/// fails (made in place, they were stored on every call, 10 instructions a login).
+#[cold]
+#[inline(never)]
+fn bad_c_string(what: &str, len: Option<usize>, max: usize) -> i32 {
+    let message = match len {
+        None => format!("{what} is NULL"),
+        Some(0) => format!("{what} is empty"),
+        Some(_) => format!("{what} is longer than the maximum of {max} bytes"),
+    };
+    fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, message)
 }
 
 /// A required UTF-8 C string.
@@ -1424,32 +1432,35 @@ fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut 
         // SAFETY: checked non-NULL; the caller's struct starts with its size.
         try_c!(unsafe { caller_size(denial_out, "denial_out", DENIAL_MIN_SIZE) })
     };
-    with_engine_cached(|engine, cache| match try_acquire_on(engine, cache, request) {
-        Ok(seat) => {
-            // SAFETY: checked non-NULL above; the caller promises it is writable.
-            unsafe { seat_out.write(seat) };
-            license_status::LICENSE_OK as i32
-        }
-        Err(e) => {
-            if let (Error::LimitReached(denial), true) = (&e, denial_size > 0) {
-                // SAFETY: non-NULL, and `denial_size` bytes long by the caller's word.
-                unsafe { write_sized(denial_out, &denial_to_c(denial), denial_size) };
+    with_engine_cached(
+        #[inline(always)]
+        |engine, cache| match try_acquire_on(engine, cache, request) {
+            Ok(seat) => {
+                // SAFETY: checked non-NULL above; the caller promises it is writable.
+                unsafe { seat_out.write(seat) };
+                license_status::LICENSE_OK as i32
             }
-            if let (Error::Expired { license, .. }, true) = (&e, denial_size > 0) {
-                let denial = Denial {
-                    license: license.clone().unwrap_or_else(|| Arc::from("")),
-                    used: 0,
-                    limit: 0,
-                    reason: DenialReason::Expired,
-                    requires: None,
-                    profile: None,
-                };
-                // SAFETY: as above.
-                unsafe { write_sized(denial_out, &denial_to_c(&denial), denial_size) };
+            Err(e) => {
+                if let (Error::LimitReached(denial), true) = (&e, denial_size > 0) {
+                    // SAFETY: non-NULL, and `denial_size` bytes long by the caller's word.
+                    unsafe { write_sized(denial_out, &denial_to_c(denial), denial_size) };
+                }
+                if let (Error::Expired { license, .. }, true) = (&e, denial_size > 0) {
+                    let denial = Denial {
+                        license: license.clone().unwrap_or_else(|| Arc::from("")),
+                        used: 0,
+                        limit: 0,
+                        reason: DenialReason::Expired,
+                        requires: None,
+                        profile: None,
+                    };
+                    // SAFETY: as above.
+                    unsafe { write_sized(denial_out, &denial_to_c(&denial), denial_size) };
+                }
+                fail_with(&e)
             }
-            fail_with(&e)
-        }
-    })
+        },
+    )
 }
 
 /// Gives back a seat handle from an acquire (a logout). The user's `count = "user"`
@@ -1478,12 +1489,15 @@ fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut 
 #[unsafe(no_mangle)]
 pub extern "C" fn license_release(seat: license_seat) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        with_engine_cached(|engine, cache| {
-            status_of(&match cache {
-                Some(cache) => engine.release_cached(cache, seat),
-                None => engine.release(seat),
-            })
-        })
+        with_engine_cached(
+            #[inline(always)]
+            |engine, cache| {
+                status_of(&match cache {
+                    Some(cache) => engine.release_cached(cache, seat),
+                    None => engine.release(seat),
+                })
+            },
+        )
     })
 }
 

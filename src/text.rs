@@ -13,7 +13,7 @@ const SPACES: u64 = ONES * b' ' as u64;
 
 /// The first 8 bytes and the last 8 bytes of `b` as words (overlapping when `b` is
 /// shorter than 16), short names padded with `pad`.
-#[inline]
+#[inline(always)]
 fn ends(b: &[u8], pad: u8) -> (u64, u64) {
     let n = b.len();
     if n >= 8 {
@@ -72,6 +72,48 @@ pub fn is_ascii(b: &[u8]) -> bool {
 #[inline(always)]
 pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && if a.len() <= 16 { ends(a, 0) == ends(b, 0) } else { a == b }
+}
+
+/// A name's key: its length and its first and last 8 bytes as words (overlapping
+/// below 16 bytes, zero above a name shorter than 8). Names of up to 16 bytes are the
+/// same exactly when their keys are. Finding a user makes the caller's key once, for
+/// the hash and the compare both, where hashing the name and comparing it gathered
+/// its bytes twice.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NameKey {
+    first: u64,
+    last: u64,
+    len: usize,
+}
+
+impl NameKey {
+    #[inline(always)]
+    pub fn of(b: &[u8]) -> NameKey {
+        let (first, last) = ends(b, 0);
+        NameKey { first, last, len: b.len() }
+    }
+
+    /// Whether the key alone tells names apart: up to 16 bytes. A longer name's
+    /// middle is not in its key.
+    #[inline(always)]
+    pub fn is_whole(&self) -> bool {
+        self.len <= 16
+    }
+
+    /// The key hashed with `seed` (two random words): two folded multiplies, so that
+    /// every bit of the key moves both halves of the result. For whole keys only.
+    #[inline(always)]
+    pub fn hash(&self, seed: [u64; 2]) -> u64 {
+        let h = folded_multiply(self.first ^ seed[0], self.last ^ seed[1]);
+        folded_multiply(h ^ self.len as u64, seed[0] ^ 0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+/// The full 128-bit product of `x` and `y`, its halves XORed together.
+#[inline(always)]
+fn folded_multiply(x: u64, y: u64) -> u64 {
+    let full = u128::from(x) * u128::from(y);
+    (full as u64) ^ ((full >> 64) as u64)
 }
 
 /// Whether `bytes` is a plain label: 1 to `max` bytes, every one printable ASCII
@@ -236,6 +278,50 @@ impl NameTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_keys_tell_names_of_up_to_16_bytes_apart() {
+        // Names that differ in one byte anywhere, or only in length (a zero pad must
+        // not make "ab" look like a longer name).
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for len in 1..=16 {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
+            names.push(base.clone());
+            for at in 0..len {
+                let mut changed = base.clone();
+                changed[at] = b'Z';
+                names.push(changed);
+            }
+        }
+        // Overlapping ends: the same two words, told apart by the length alone.
+        names.push(b"abcdefghi".to_vec());
+        names.push(b"abcdefghbcdefghi".to_vec());
+        for a in &names {
+            for b in &names {
+                assert_eq!(NameKey::of(a) == NameKey::of(b), a == b, "{a:?} against {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn name_key_hashes_spread_over_the_upper_half() {
+        // The user index takes its tag and probe start from the upper 32 bits.
+        let seed = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+        let mut tags = std::collections::HashSet::new();
+        let mut starts = vec![0u32; 1 << 12];
+        let n = 100_000;
+        for i in 0..n {
+            let name = format!("u{i}");
+            let hash = NameKey::of(name.as_bytes()).hash(seed);
+            tags.insert(hash >> 32);
+            starts[(hash >> 52) as usize] += 1;
+        }
+        // 100k random 32-bit tags collide about once.
+        assert!(n - tags.len() <= 8, "{} tags shared", n - tags.len());
+        // Every 12-bit start bucket gets about 24; none is crowded.
+        let most = *starts.iter().max().unwrap();
+        assert!(most < 60, "a start bucket holds {most} names");
+    }
 
     #[test]
     fn concat_agrees_with_formatting() {

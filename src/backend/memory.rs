@@ -43,6 +43,7 @@ use super::{
 use crate::clock::{Mono, Now, from_unix_ms, mono_ns};
 use crate::config::Config;
 use crate::error::{Denial, DenialReason, Error};
+use crate::text::NameKey;
 use crate::types::{MAX_LICENSE_TYPES, SEAT_ID_BITS, SeatId, TypeSet};
 
 /// Type slots per block of counters. A block is allocated on the first use of one of
@@ -174,9 +175,13 @@ impl UserState {
         self.handles.is_empty() && self.lingering.is_empty()
     }
 
+    /// Whether this is the slot of `user`, whose key is `key`.
     #[inline(always)]
-    fn is(&self, user: &str) -> bool {
-        self.user.as_deref().is_some_and(|u| crate::text::same_bytes(u.as_bytes(), user.as_bytes()))
+    fn is(&self, user: &str, key: NameKey) -> bool {
+        self.user.as_deref().is_some_and(|u| {
+            let held = NameKey::of(u.as_bytes());
+            held == key && (key.is_whole() || u == user)
+        })
     }
 
     /// Takes the handle at `pos` out (the last handle, the usual one, is popped:
@@ -385,7 +390,10 @@ struct UserTable {
     slots: Slots,
     index: UserIndex,
     writer: Mutex<Writer>,
+    /// Hashes names longer than 16 bytes (their keys leave out their middles).
     hasher: RandomState,
+    /// Hashes the keys of names of up to 16 bytes: random per table, as `hasher` is.
+    seed: [u64; 2],
 }
 
 impl UserTable {
@@ -395,36 +403,43 @@ impl UserTable {
             index: UserIndex::new(),
             writer: Mutex::new(Writer { free: Vec::new(), next: 1, live: 0, tombstones: 0, sweep_at: 1024 }),
             hasher: RandomState::default(),
+            seed: {
+                let random = RandomState::default();
+                [random.hash_one(1u64), random.hash_one(2u64)]
+            },
         }
     }
 
-    #[inline]
-    fn hash(&self, user: &str) -> u64 {
+    /// The hash of `user`, whose key is `key`.
+    #[inline(always)]
+    fn hash(&self, user: &str, key: NameKey) -> u64 {
+        let hash = if key.is_whole() { key.hash(self.seed) } else { self.hasher.hash_one(user) };
         // The tag (and probe start) is the upper half; never 0, so no word is 0. A
         // slot number fits in 24 bits, so no word is TOMBSTONE either.
-        self.hasher.hash_one(user) | 1 << 32
+        hash | 1 << 32
     }
 
     /// The user's slot, locked: found through the index without locks, or made under
     /// the writer lock. `Err` when the table is full.
     #[inline(always)]
     fn lock_user(&self, user: &str) -> Result<(usize, Locked<'_>), Error> {
-        let hash = self.hash(user);
+        let key = NameKey::of(user.as_bytes());
+        let hash = self.hash(user, key);
         if let Some(i) = self.index.candidates(hash).next()
             && let Some(slot) = self.slots.get(i)
         {
             let guard = slot.0.lock();
-            if guard.is(user) {
+            if guard.is(user, key) {
                 return Ok((i, guard));
             }
         }
-        self.lock_user_slow(user, hash)
+        self.lock_user_slow(user, key, hash)
     }
 
     #[cold]
-    fn lock_user_slow(&self, user: &str, hash: u64) -> Result<(usize, Locked<'_>), Error> {
+    fn lock_user_slow(&self, user: &str, key: NameKey, hash: u64) -> Result<(usize, Locked<'_>), Error> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = self.search(user, hash) {
+        if let Some(found) = self.search(user, key, hash) {
             return Ok(found);
         }
         if w.free.is_empty() && w.next >= w.sweep_at {
@@ -501,7 +516,7 @@ impl UserTable {
             }
             state.user = None;
             drop(state);
-            self.remove_from_index(w, self.hash(&user), index);
+            self.remove_from_index(w, self.hash(&user, NameKey::of(user.as_bytes())), index);
             w.free.push(index as u32);
         }
         w.sweep_at = (2 * live).max(1024).max(w.next + 1);
@@ -537,22 +552,23 @@ impl UserTable {
     }
 
     /// Every slot the index names for `hash`, checked under its lock.
-    fn search(&self, user: &str, hash: u64) -> Option<(usize, Locked<'_>)> {
+    fn search(&self, user: &str, key: NameKey, hash: u64) -> Option<(usize, Locked<'_>)> {
         self.index.candidates(hash).find_map(|i| {
             let guard = self.slots.get(i)?.0.lock();
-            guard.is(user).then_some((i, guard))
+            guard.is(user, key).then_some((i, guard))
         })
     }
 
     /// The user's slot locked, if the user is in the table.
     fn find(&self, user: &str) -> Option<(usize, Locked<'_>)> {
-        let hash = self.hash(user);
-        if let Some(found) = self.search(user, hash) {
+        let key = NameKey::of(user.as_bytes());
+        let hash = self.hash(user, key);
+        if let Some(found) = self.search(user, key, hash) {
             return Some(found);
         }
         // A writer may be rebuilding the index: ask again under its lock.
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        self.search(user, hash)
+        self.search(user, key, hash)
     }
 }
 
@@ -1490,5 +1506,42 @@ mod tests {
         }
         assert_eq!(table.used(&config, 0), 0);
         assert!(table.holders(&config).is_empty());
+    }
+
+    #[test]
+    fn names_that_share_their_first_and_last_bytes_are_different_users() {
+        // Keys hold a name's first and last 8 bytes: longer names that differ only in
+        // the middle share a key, and must still be told apart (and found again).
+        let config = Config::from_toml_str("[licenses.crm]\nlimit = 100\n", "t.toml").unwrap();
+        let table = MemoryBackend::new();
+        let mut changes = Changes::default();
+        let names: Vec<String> = (0..40).map(|i| format!("agent---{i:02}--night@pbx")).collect();
+        let key = NameKey::of(names[0].as_bytes());
+        assert!(names.iter().all(|n| n.len() > 16 && NameKey::of(n.as_bytes()) == key), "one key");
+        // A name of exactly 16 bytes against one of 15 with the same ends, too.
+        let short = ["1234567-89abcdef".to_string(), "1234567-9abcdef".to_string()];
+        let everyone: Vec<&String> = names.iter().chain(short.iter()).collect();
+        let seats: Vec<SeatId> = everyone
+            .iter()
+            .map(|n| table.try_acquire(&config, &request(n, &Now::fixed(AT)), &mut changes).unwrap())
+            .collect();
+        assert_eq!(table.used(&config, 0), everyone.len() as u32, "one seat each");
+        let slots: std::collections::HashSet<u64> = seats.iter().map(|s| s >> SERIAL_BITS).collect();
+        assert_eq!(slots.len(), everyone.len(), "a slot each");
+        // Each is found again: a second login shares the user's slot and seat.
+        for (n, &held) in everyone.iter().zip(&seats) {
+            let again = table.try_acquire(&config, &request(n, &Now::fixed(AT)), &mut changes).unwrap();
+            assert_eq!(again >> SERIAL_BITS, held >> SERIAL_BITS, "{n} has one slot");
+            table.release(&config, again, ReleaseWhy::Normal, &Now::fixed(AT), &mut changes).unwrap();
+        }
+        assert_eq!(table.used(&config, 0), everyone.len() as u32);
+        let holders: std::collections::HashSet<String> =
+            table.holders(&config).iter().map(|h| h.user.to_string()).collect();
+        assert_eq!(holders, everyone.iter().map(|n| n.to_string()).collect());
+        // The slot's own test, which a collision of their hashes would come down to.
+        let state = UserState { user: Some(Arc::from(names[1].as_str())), ..UserState::default() };
+        assert!(state.is(&names[1], NameKey::of(names[1].as_bytes())));
+        assert!(!state.is(&names[2], NameKey::of(names[2].as_bytes())), "same key, another name");
+        assert!(!UserState::default().is(&names[1], NameKey::of(names[1].as_bytes())), "a free slot");
     }
 }

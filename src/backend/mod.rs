@@ -144,6 +144,15 @@ impl Changes {
     pub fn count(&mut self, slot: usize, before: u32, after: u32) {
         self.counts.push(CountChange { slot, before, after });
     }
+
+    /// Whether nothing was allocated (the usual quiet call: `released` never grew,
+    /// `counts` stayed inline), so that dropping `self` frees nothing and its drop
+    /// glue (an out-of-line call, 31 instructions a logout) may be skipped with
+    /// [`std::mem::forget`].
+    #[inline(always)]
+    pub fn holds_no_allocation(&self) -> bool {
+        self.released.capacity() == 0 && !self.counts.spilled()
+    }
 }
 
 /// A held seat handle as seen by a report snapshot.
