@@ -476,6 +476,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn changes_say_whether_they_allocated() {
+        // `holds_no_allocation` lets the engine forget a quiet call's `Changes`
+        // instead of dropping it: it must be false whenever dropping would free.
+        let mut changes = Changes::default();
+        assert!(changes.holds_no_allocation());
+        for slot in 0..8 {
+            changes.count(slot, 0, 1);
+        }
+        assert!(changes.holds_no_allocation(), "eight counts stay inline");
+        changes.count(8, 0, 1);
+        assert!(!changes.holds_no_allocation(), "a ninth spills to the heap");
+        let mut changes = Changes::default();
+        changes.released.push(ReleasedSeat {
+            seat: 1,
+            user: Arc::from("alice"),
+            types: TypeSet::single(0),
+            why: ReleaseWhy::Normal,
+            extension: None,
+            session: None,
+            used: SmallVec::new(),
+        });
+        assert!(!changes.holds_no_allocation(), "a described release");
+        changes.released.clear();
+        assert!(!changes.holds_no_allocation(), "emptied, the vector still holds its buffer");
+    }
+
+    #[test]
     fn tenant_names_follow_the_rules() {
         for good in ["A", "acme-1", "pbx_2.example", &"x".repeat(MAX_TENANT_LEN)] {
             assert!(check_tenant_name(good).is_ok(), "{good}");
