@@ -308,19 +308,24 @@ mod tests {
         // The user index takes its tag and probe start from the upper 32 bits.
         let seed = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
         let mut tags = std::collections::HashSet::new();
-        let mut starts = vec![0u32; 1 << 12];
+        // Probe starts: the upper half's low bits (a small table's), and its top bits.
+        let mut low = vec![0u32; 1 << 12];
+        let mut top = vec![0u32; 1 << 12];
         let n = 100_000;
         for i in 0..n {
             let name = format!("u{i}");
             let hash = NameKey::of(name.as_bytes()).hash(seed);
             tags.insert(hash >> 32);
-            starts[(hash >> 52) as usize] += 1;
+            low[(hash >> 32) as usize & 0xfff] += 1;
+            top[(hash >> 52) as usize] += 1;
         }
         // 100k random 32-bit tags collide about once.
         assert!(n - tags.len() <= 8, "{} tags shared", n - tags.len());
-        // Every 12-bit start bucket gets about 24; none is crowded.
-        let most = *starts.iter().max().unwrap();
-        assert!(most < 60, "a start bucket holds {most} names");
+        // Every 12-bit bucket gets about 24; none is crowded, none left empty.
+        for (what, buckets) in [("low", &low), ("top", &top)] {
+            let (least, most) = (*buckets.iter().min().unwrap(), *buckets.iter().max().unwrap());
+            assert!(most < 60 && least > 3, "{what} bits: buckets of {least} to {most} names");
+        }
     }
 
     #[test]

@@ -413,10 +413,12 @@ impl UserTable {
     /// The hash of `user`, whose key is `key`.
     #[inline(always)]
     fn hash(&self, user: &str, key: NameKey) -> u64 {
-        let hash = if key.is_whole() { key.hash(self.seed) } else { self.hasher.hash_one(user) };
-        // The tag (and probe start) is the upper half; never 0, so no word is 0. A
-        // slot number fits in 24 bits, so no word is TOMBSTONE either.
-        hash | 1 << 32
+        // The tag (and probe start) is the upper half, every bit of it: no word is 0
+        // all the same, since slot 0 is never used, and none is TOMBSTONE, since a slot
+        // number fits in 24 bits. (Setting a bit of the tag to keep words off 0 made
+        // every probe start at an odd position: pairs of positions filled like one
+        // bucket of two, and a login probed 1.4 times on average.)
+        if key.is_whole() { key.hash(self.seed) } else { self.hasher.hash_one(user) }
     }
 
     /// The user's slot, locked: found through the index without locks, or made under
@@ -1506,6 +1508,33 @@ mod tests {
         }
         assert_eq!(table.used(&config, 0), 0);
         assert!(table.holders(&config).is_empty());
+    }
+
+    #[test]
+    fn users_sit_close_to_where_their_probe_starts() {
+        // The index's linear probing: with every position a start, 20,000 users in
+        // 65,536 positions (31 % full) sit (1 / (1 - 0.31) - 1) / 2 = 0.22 positions
+        // from their start on average. (When the hash's tag had a bit forced on, only
+        // odd positions were starts, and they sat 0.35 away.)
+        let config = Config::from_toml_str("[licenses.crm]\nlimit = 100000\n", "t.toml").unwrap();
+        let table = MemoryBackend::new();
+        let mut changes = Changes::default();
+        for i in 0..20_000 {
+            table.try_acquire(&config, &request(&format!("{i}"), &Now::fixed(AT)), &mut changes).unwrap();
+        }
+        let index = table.users.index.table().unwrap();
+        let mask = index.len() - 1;
+        let (mut entries, mut distance) = (0usize, 0usize);
+        for (at, word) in index.iter().enumerate() {
+            let w = word.load(Ordering::Relaxed);
+            if w != 0 && w != TOMBSTONE {
+                entries += 1;
+                distance += at.wrapping_sub(UserIndex::start_of(w)) & mask;
+            }
+        }
+        assert_eq!((entries, index.len()), (20_000, 65_536));
+        let mean = distance as f64 / entries as f64;
+        assert!(mean < 0.3, "entries sit {mean:.2} positions from their start on average");
     }
 
     #[test]
