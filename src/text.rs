@@ -29,7 +29,7 @@ fn ends(b: &[u8], pad: u8) -> (u64, u64) {
 }
 
 /// The bytes of `b` (shorter than 8) as a little-endian word, zero above them. Built
-/// from fixed-size loads that overlap (two of 4 bytes, or three single bytes): a
+/// from fixed-size loads that overlap (two of 4 bytes, or two of 2 bytes for 2 or 3): a
 /// copy of a variable length into a buffer compiles to a call to `memcpy`, which
 /// cost three calls and about 60 instructions on every login with a short user
 /// name ("1001", "u03").
@@ -41,8 +41,13 @@ fn short_word(b: &[u8]) -> u64 {
         let hi = u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]);
         // The overlap holds the same bytes in both, so OR keeps them.
         u64::from(lo) | u64::from(hi) << (8 * (n - 4))
-    } else if n > 0 {
-        u64::from(b[0]) | u64::from(b[n / 2]) << (8 * (n / 2)) | u64::from(b[n - 1]) << (8 * (n - 1))
+    } else if n >= 2 {
+        // Two of 2 bytes, overlapping for 3 ("101").
+        let lo = u16::from_le_bytes([b[0], b[1]]);
+        let hi = u16::from_le_bytes([b[n - 2], b[n - 1]]);
+        u64::from(lo) | u64::from(hi) << (8 * (n - 2))
+    } else if n == 1 {
+        u64::from(b[0])
     } else {
         0
     }
