@@ -867,20 +867,37 @@ impl Engine {
     /// When a type is full, expired leases and ended linger windows are reclaimed
     /// first, so a dead holder never keeps a live user out.
     pub fn try_acquire(&self, req: &Request<'_>) -> Result<SeatId, Error> {
-        self.try_acquire_from(None, req)
+        self.try_acquire_from(None, req, false)
     }
 
     /// [`Engine::try_acquire`] with the calling thread's cache, which the caller has
     /// looked up already (the C API: one thread-local lookup a call, not two). A
     /// function of its own, so that the cache is known to be there where it is
     /// inlined (taking an `Option` here cost 50 instructions a pair).
-    pub(crate) fn try_acquire_cached(&self, cache: &ThreadCache, req: &Request<'_>) -> Result<SeatId, Error> {
-        self.try_acquire_from(Some(cache), req)
+    ///
+    /// `user_is_plain`: the caller has found `req.user` a plain label already
+    /// ([`crate::text::plain_label`] with [`MAX_LABEL_LEN`], as [`check_label`]
+    /// tests it), so it is not tested again. The C layer tests the user name that
+    /// way in place of testing it for ASCII: one pass over its bytes, not two.
+    pub(crate) fn try_acquire_cached(
+        &self,
+        cache: &ThreadCache,
+        req: &Request<'_>,
+        user_is_plain: bool,
+    ) -> Result<SeatId, Error> {
+        self.try_acquire_from(Some(cache), req, user_is_plain)
     }
 
     #[inline(always)]
-    fn try_acquire_from(&self, cache: Option<&ThreadCache>, req: &Request<'_>) -> Result<SeatId, Error> {
-        check_label("user name", req.user)?;
+    fn try_acquire_from(
+        &self,
+        cache: Option<&ThreadCache>,
+        req: &Request<'_>,
+        user_is_plain: bool,
+    ) -> Result<SeatId, Error> {
+        if !user_is_plain {
+            check_label("user name", req.user)?;
+        }
         if let Some(ext) = req.extension {
             check_label("extension", ext)?;
         }

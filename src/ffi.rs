@@ -684,6 +684,25 @@ unsafe fn c_str<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a st
         .map_err(|_| fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is not valid UTF-8")))
 }
 
+/// The user name of `license_try_acquire`, and whether it is a plain label
+/// ([`crate::text::plain_label`]: printable ASCII, not blank): tested that way in
+/// place of the ASCII test, so that the engine need not test it again. Any other
+/// name is read as [`c_str`] reads it, and the engine checks it.
+///
+/// # Safety
+/// As for [`c_bytes`].
+#[inline(always)]
+unsafe fn c_user<'a>(ptr: *const c_char) -> Result<(&'a str, bool), i32> {
+    let bytes = unsafe { c_bytes(ptr, "user", LICENSE_MAX_LABEL_LEN)? };
+    if crate::text::plain_label(bytes, LICENSE_MAX_LABEL_LEN) {
+        // SAFETY: a plain label is ASCII, which is valid UTF-8.
+        return Ok((unsafe { std::str::from_utf8_unchecked(bytes) }, true));
+    }
+    let user = std::str::from_utf8(bytes)
+        .map_err(|_| fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "user is not valid UTF-8"))?;
+    Ok((user, false))
+}
+
 /// An optional UTF-8 C string: NULL is `None`.
 ///
 /// # Safety
@@ -1337,9 +1356,9 @@ pub unsafe extern "C" fn license_try_acquire(
     seat_out: *mut license_seat,
 ) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        let user = try_c!(unsafe { c_str(user, "user", LICENSE_MAX_LABEL_LEN) });
+        let (user, user_is_plain) = try_c!(unsafe { c_user(user) });
         let profiles = try_c!(unsafe { c_str(profiles, "profiles", LICENSE_MAX_PROFILES_LEN) });
-        acquire(&Request::new(user, profiles), seat_out, std::ptr::null_mut())
+        acquire(&Request::new(user, profiles), user_is_plain, seat_out, std::ptr::null_mut())
     })
 }
 
@@ -1418,11 +1437,16 @@ pub unsafe extern "C" fn license_try_acquire_ex(
         let tenant =
             try_c!(unsafe { c_tenant(field(std::mem::offset_of!(license_request, tenant)), "req->tenant") });
         let request = Request { user, profiles, extension, session, tenant };
-        acquire(&request, seat_out, denial_out)
+        acquire(&request, false, seat_out, denial_out)
     })
 }
 
-fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut license_denial) -> i32 {
+fn acquire(
+    request: &Request<'_>,
+    user_is_plain: bool,
+    seat_out: *mut license_seat,
+    denial_out: *mut license_denial,
+) -> i32 {
     if seat_out.is_null() {
         return fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "seat_out is NULL");
     }
@@ -1434,7 +1458,7 @@ fn acquire(request: &Request<'_>, seat_out: *mut license_seat, denial_out: *mut 
     };
     with_engine_cached(
         #[inline(always)]
-        |engine, cache| match try_acquire_on(engine, cache, request) {
+        |engine, cache| match try_acquire_on(engine, cache, request, user_is_plain) {
             Ok(seat) => {
                 // SAFETY: checked non-NULL above; the caller promises it is writable.
                 unsafe { seat_out.write(seat) };
@@ -1502,10 +1526,16 @@ pub extern "C" fn license_release(seat: license_seat) -> i32 {
 }
 
 /// [`Engine::try_acquire`], with the thread's cache when there is one.
+/// `user_is_plain`: see [`Engine::try_acquire_cached`].
 #[inline(always)]
-fn try_acquire_on(engine: &Engine, cache: Option<&ThreadCache>, request: &Request<'_>) -> Result<u64, Error> {
+fn try_acquire_on(
+    engine: &Engine,
+    cache: Option<&ThreadCache>,
+    request: &Request<'_>,
+    user_is_plain: bool,
+) -> Result<u64, Error> {
     match cache {
-        Some(cache) => engine.try_acquire_cached(cache, request),
+        Some(cache) => engine.try_acquire_cached(cache, request, user_is_plain),
         None => engine.try_acquire(request),
     }
 }
