@@ -950,6 +950,7 @@ impl Engine {
                 if !express.quiet || express.thresholds {
                     self.publish(config, &express, Op::Acquired { seat, req, types: resolved });
                 }
+                // Nothing to free: no drop glue (see `holds_no_allocation`).
                 if express.holds_no_allocation() {
                     std::mem::forget(express);
                 }
@@ -1146,6 +1147,7 @@ impl Engine {
                         let mut changes = self.new_changes(lane);
                         let result = f(&*self.backend, config, seat, &mut changes).map_err(Box::new);
                         self.publish(config, &changes, Op::Released);
+                        // Nothing to free: no drop glue (see `holds_no_allocation`).
                         if changes.holds_no_allocation() {
                             std::mem::forget(changes);
                         }

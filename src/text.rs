@@ -1,5 +1,6 @@
-//! The two string jobs on every acquire, done a machine word at a time: checking a
-//! label (a user name, an extension) and finding a profile or type name.
+//! The string jobs on every acquire, done a machine word at a time: checking a label
+//! (a user name, an extension), finding a profile or type name, and keying a user
+//! name for the user table ([`NameKey`]).
 //!
 //! Both read at most 8 bytes per step with unaligned little-endian loads and no
 //! per-byte branch, so a 14-byte user name costs two words and a profile lookup
@@ -69,14 +70,6 @@ pub fn is_ascii(b: &[u8]) -> bool {
     } else {
         b.is_ascii()
     }
-}
-
-/// Whether `a` and `b` are the same bytes, compared inline: up to 16 bytes, two
-/// word compares (names and user names are mostly that short), where a call to
-/// `memcmp` costs about twice as much.
-#[inline(always)]
-pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && if a.len() <= 16 { ends(a, 0) == ends(b, 0) } else { a == b }
 }
 
 /// A name's key: its length and its first and last 8 bytes as words (overlapping
@@ -422,24 +415,26 @@ mod tests {
     }
 
     #[test]
-    fn same_bytes_agrees_with_slice_equality() {
-        // Every pair of lengths up to 40, and every one-byte difference (including a
-        // 0 byte, which the short compare pads with) at every position.
-        for n in 0..=40usize {
+    fn whole_name_keys_agree_with_slice_equality() {
+        // Every pair of lengths up to 16 (whole keys), and every one-byte difference
+        // (including a 0 byte, which short names are padded with) at every position.
+        for n in 0..=16usize {
             let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
-            assert!(same_bytes(&a, &a.clone()), "{n}");
-            for m in 0..=40usize {
+            assert!(NameKey::of(&a).is_whole());
+            assert_eq!(NameKey::of(&a), NameKey::of(&a.clone()), "{n}");
+            for m in 0..=16usize {
                 let b: Vec<u8> = (0..m).map(|i| b'a' + (i % 26) as u8).collect();
-                assert_eq!(same_bytes(&a, &b), a == b, "{n} vs {m}");
+                assert_eq!(NameKey::of(&a) == NameKey::of(&b), a == b, "{n} vs {m}");
             }
             for at in 0..n {
                 for c in [0u8, b'b', 0x80, 0xff] {
                     let mut b = a.clone();
                     b[at] = c;
-                    assert_eq!(same_bytes(&a, &b), a == b, "len {n}, {c:#x} at {at}");
+                    assert_eq!(NameKey::of(&a) == NameKey::of(&b), a == b, "len {n}, {c:#x} at {at}");
                 }
             }
         }
+        assert!(!NameKey::of(&[b'a'; 17]).is_whole());
     }
 
     #[test]

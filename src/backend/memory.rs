@@ -417,7 +417,7 @@ impl UserTable {
         // all the same, since slot 0 is never used, and none is TOMBSTONE, since a slot
         // number fits in 24 bits. (Setting a bit of the tag to keep words off 0 made
         // every probe start at an odd position: pairs of positions filled like one
-        // bucket of two, and a login probed 1.4 times on average.)
+        // bucket of two, and entries sat half as far again from their starts.)
         if key.is_whole() { key.hash(self.seed) } else { self.hasher.hash_one(user) }
     }
 
@@ -1515,7 +1515,7 @@ mod tests {
         // The index's linear probing: with every position a start, 20,000 users in
         // 65,536 positions (31 % full) sit (1 / (1 - 0.31) - 1) / 2 = 0.22 positions
         // from their start on average. (When the hash's tag had a bit forced on, only
-        // odd positions were starts, and they sat 0.35 away.)
+        // odd positions were starts, and they sat 0.33 away.)
         let config = Config::from_toml_str("[licenses.crm]\nlimit = 100000\n", "t.toml").unwrap();
         let table = MemoryBackend::new();
         let mut changes = Changes::default();

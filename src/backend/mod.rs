@@ -148,7 +148,8 @@ impl Changes {
     /// Whether nothing was allocated (the usual quiet call: `released` never grew,
     /// `counts` stayed inline), so that dropping `self` frees nothing and its drop
     /// glue (an out-of-line call, 31 instructions a logout) may be skipped with
-    /// [`std::mem::forget`].
+    /// [`std::mem::forget`]. A field added to `Changes` that can own memory must be
+    /// tested here too.
     #[inline(always)]
     pub fn holds_no_allocation(&self) -> bool {
         self.released.capacity() == 0 && !self.counts.spilled()
