@@ -7,6 +7,10 @@
 #                plot in docs/bench-threads.png (installs gnuplot-nox through setup.sh bench)
 #   make bench-quick  the same scenarios and checks in a few seconds with tiny sizes (a
 #                smoke test that keeps the bench building and running; no figures)
+#   make bench-pinned  one thread's login+logout pairs pinned to a core, in each event
+#                mode (bench/pinned.c): the pinned loop BENCHMARKS.md compares builds by
+#   make bench-count   the instructions a pair of that loop under callgrind (bench/count.sh;
+#                LIB=DIR counts another build's library)
 #   make bench-device-pack  the bench and the library in build/device, for a lent
 #                many-core machine with no Rust toolchain (bench/device.sh runs them there;
 #                `make test-bench-device`, part of `make test`, runs it here in QUICK mode)
@@ -47,7 +51,7 @@ WITH_REDIS := scripts/with-redis.sh
 export SEATGATE_FROZEN_HEADER := 1
 
 .PHONY: all deps deps-bench lib header demo test-demo test test-rust test-c test-install test-cli bench \
-         bench-quick bench-device-pack test-bench-device clean install uninstall test-php test-freeswitch \
+         bench-quick bench-device-pack test-bench-device bench-pinned bench-count test-bench-pinned clean install uninstall test-php test-freeswitch \
          freeswitch-module test-python test-kamailio test-asterisk asterisk-module asterisk-checks
 
 all: lib
@@ -97,7 +101,7 @@ test-demo: deps $(BUILD)/pbx_login
 	@echo "test-demo: make demo ran and every one of its checks passed"
 
 test: deps test-rust test-c test-demo test-install test-cli test-php test-python test-kamailio test-freeswitch \
-      test-asterisk bench-quick test-bench-device
+      test-asterisk bench-quick test-bench-device test-bench-pinned
 	@echo "make test: all tests passed"
 
 test-rust:
@@ -265,6 +269,27 @@ bench-quick: deps $(BUILD)/bench/bench
 	@if command -v gnuplot >/dev/null 2>&1; then \
 	  bench/plot.sh $(BUILD)/bench/results-quick.csv $(BUILD)/bench/bench-threads-quick.png; \
 	else echo "bench-quick: no gnuplot, plot skipped (scripts/setup.sh bench installs it)"; fi
+
+$(BUILD)/bench/pinned: bench/pinned.c include/seatgate.h lib | $(BUILD)/bench
+	$(CC) $(STRICT) -O2 -o $@ $< $(LINK)
+
+# One thread on the machine's last core (nothing else should run there).
+bench-pinned: $(BUILD)/bench/pinned
+	taskset -c $$(( $$(nproc) - 1 )) $(BUILD)/bench/pinned bench/pinned.toml
+
+bench-count: deps $(BUILD)/bench/pinned
+	bash bench/count.sh $(BUILD)/bench/pinned
+
+# Both, with tiny sizes: the loop runs in every mode and gives every seat back, and the
+# count finds a plausible number of instructions for each mode.
+test-bench-pinned: deps $(BUILD)/bench/pinned
+	$(BUILD)/bench/pinned bench/pinned.toml 20000 1 >/dev/null
+	@SHORT=2000 LONG=6000 bash bench/count.sh $(BUILD)/bench/pinned > $(BUILD)/bench/count-quick.txt
+	@for m in quiet listener alerts thresh; do \
+	  n=$$(sed -n "s/^$$m: \([0-9]*\) instructions a pair$$/\1/p" $(BUILD)/bench/count-quick.txt); \
+	  test -n "$$n" && test "$$n" -gt 100 && test "$$n" -lt 100000 || \
+	    { cat $(BUILD)/bench/count-quick.txt; echo "test-bench-pinned: no plausible count for $$m" >&2; exit 1; }; done
+	@echo "test-bench-pinned: the pinned loop ran in every mode; counted $$(tr '\n' ' ' < $(BUILD)/bench/count-quick.txt)"
 
 # The bench and the library (debug info stripped, under its soname) for a lent machine
 # that has no Rust toolchain: carry build/device there and run `bash bench/device.sh`.
