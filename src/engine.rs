@@ -272,7 +272,7 @@ pub(crate) fn with_thread_cache<R>(f: impl FnOnce(&ThreadCache) -> R) -> Option<
 /// The calling thread's lane, for the calls that do not go through
 /// [`Engine::with_config`] (`None` while the thread is being torn down).
 fn thread_lane() -> Option<usize> {
-    THREAD_CACHE.try_with(ThreadCache::lane).ok()
+    with_thread_cache(ThreadCache::lane)
 }
 
 /// Limits set at run time, by (tenant, type name); `None`: the default tenant.
@@ -752,7 +752,7 @@ impl Engine {
         let mut f = Some(f);
         let cached = match cache {
             Some(cache) => self.config_in(cache, generation, &mut f),
-            None => THREAD_CACHE.try_with(|cache| self.config_in(cache, generation, &mut f)).ok().flatten(),
+            None => with_thread_cache(|cache| self.config_in(cache, generation, &mut f)).flatten(),
         };
         match (cached, f) {
             (Some(result), _) => result,

@@ -680,6 +680,12 @@ unsafe fn c_str<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<&'a st
         // SAFETY: ASCII is valid UTF-8 (the common case, checked a word at a time).
         return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
     }
+    utf8_of(bytes, what)
+}
+
+/// `bytes` that are not all ASCII, as UTF-8 (the careful path of [`c_str`] and
+/// [`c_user`]).
+fn utf8_of<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, i32> {
     std::str::from_utf8(bytes)
         .map_err(|_| fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is not valid UTF-8")))
 }
@@ -698,9 +704,7 @@ unsafe fn c_user<'a>(ptr: *const c_char) -> Result<(&'a str, bool), i32> {
         // SAFETY: a plain label is ASCII, which is valid UTF-8.
         return Ok((unsafe { std::str::from_utf8_unchecked(bytes) }, true));
     }
-    let user = std::str::from_utf8(bytes)
-        .map_err(|_| fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, "user is not valid UTF-8"))?;
-    Ok((user, false))
+    Ok((utf8_of(bytes, "user")?, false))
 }
 
 /// An optional UTF-8 C string: NULL is `None`.
