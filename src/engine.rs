@@ -22,7 +22,7 @@ use crate::clock::{
 };
 use crate::config::{Config, CountMode, LimitInputs, Lint, PoolKind, Previous, SlotState, TenantDef};
 use crate::error::{Denial, DenialReason, Error};
-use crate::events::{Event, EventKind, EventMask, EventSink};
+use crate::events::{Detail, Event, EventKind, EventMask, EventSink};
 use crate::policy::{EmergencyState, StateStore};
 use crate::reaper::Reaper;
 use crate::report::{Page, Report};
@@ -2112,9 +2112,10 @@ impl Engine {
         if sink.is_none() && audit.is_none() {
             return;
         }
-        let time = self.clock.now();
+        let time_unix_ms = self.clock.unix_ms();
         // The audit log's time stamp, formatted only for an audit log.
-        let stamp = if audit.is_some() { rfc3339(time) } else { String::new() };
+        let stamp =
+            if audit.is_some() { rfc3339(crate::clock::from_unix_ms(time_unix_ms)) } else { String::new() };
         let name = |slot: usize| config.licenses.get(slot).map(|l| thread_copy(&l.name));
         let listening = sink.is_some();
         // Events carry it; the audit log's lines borrow the config's.
@@ -2125,7 +2126,7 @@ impl Engine {
         let mut events: SmallVec<[Event; 2]> = SmallVec::new();
         // `used`: the count the change left, when the caller knows it; otherwise the
         // count now (a read of the type's counter and lanes).
-        let event = |kind: EventKind, slot: Option<usize>, used: Option<u32>, detail: String| Event {
+        let event = |kind: EventKind, slot: Option<usize>, used: Option<u32>, detail: Detail| Event {
             kind,
             why: None,
             denial: None,
@@ -2135,7 +2136,7 @@ impl Engine {
             used: used.or_else(|| slot.map(|s| self.backend.used(config, s))).unwrap_or(0),
             limit: slot.and_then(|s| config.licenses.get(s)).map_or(0, |l| l.limit),
             threshold_percent: 0,
-            time,
+            time_unix_ms,
             detail,
             requires: None,
             tenant: tenant_name.clone(),
@@ -2160,23 +2161,12 @@ impl Engine {
                     if is_pool(slot) {
                         continue;
                     }
-                    let mut digits = itoa::Buffer::new();
                     let mut e = event(
                         EventKind::Released,
                         Some(slot),
                         // As right after this handle went, not as now.
                         released.used.get(i).copied(),
-                        crate::text::concat(&[
-                            "user '",
-                            &released.user,
-                            "' released seat ",
-                            digits.format(released.seat),
-                            " of '",
-                            config.licenses.get(slot).map_or("?", |l| &*l.name),
-                            "' (",
-                            released.why.as_str(),
-                            ")",
-                        ]),
+                        Detail::Released,
                     );
                     e.why = Some(released.why);
                     e.user = Some(released.user.clone());
@@ -2200,19 +2190,11 @@ impl Engine {
                 if hear(EventKind::Acquired) {
                     let user: Arc<str> = Arc::from(req.user);
                     for slot in types.iter().filter(|&s| !is_pool(s)) {
-                        let mut digits = itoa::Buffer::new();
                         let mut e = event(
                             EventKind::Acquired,
                             Some(slot),
                             changes.counts.iter().rev().find(|c| c.slot == slot).map(|c| c.after),
-                            crate::text::concat(&[
-                                "user '",
-                                req.user,
-                                "' holds '",
-                                config.licenses.get(slot).map_or("?", |l| &*l.name),
-                                "' through seat ",
-                                digits.format(seat),
-                            ]),
+                            Detail::Holds,
                         );
                         e.user = Some(user.clone());
                         e.seat = seat;
@@ -2237,7 +2219,7 @@ impl Engine {
                         EventKind::Denied,
                         slot,
                         Some(denial.used),
-                        format!("user '{}': {denial}", req.user),
+                        Detail::Text(format!("user '{}': {denial}", req.user)),
                     );
                     e.license = Some(denial.license.clone());
                     e.denial = Some(denial.reason);
@@ -2259,7 +2241,7 @@ impl Engine {
                     );
                 }
                 if hear(kind) {
-                    events.push(event(kind, slot, None, detail.to_string()));
+                    events.push(event(kind, slot, None, Detail::Text(detail.to_string())));
                 }
             }
             Op::Reloaded { source, summary, crossings } => {
@@ -2274,7 +2256,7 @@ impl Engine {
                         EventKind::Reloaded,
                         None,
                         None,
-                        format!("reloaded {source}: {summary}"),
+                        Detail::Text(format!("reloaded {source}: {summary}")),
                     ));
                 }
                 if listening {
@@ -2289,10 +2271,10 @@ impl Engine {
                             kind,
                             Some(slot),
                             Some(used),
-                            format!(
+                            Detail::Text(format!(
                                 "license type '{}' {direction} {}% of its limit after the reload ({used}/{})",
                                 license.name, license.alert_at, license.limit
-                            ),
+                            )),
                         );
                         e.threshold_percent = license.alert_at;
                         events.push(e);
@@ -2311,10 +2293,10 @@ impl Engine {
                     kind,
                     Some(change.slot),
                     Some(change.after),
-                    format!(
+                    Detail::Text(format!(
                         "license type '{}' {direction} {}% of its limit ({}/{})",
                         license.name, license.alert_at, change.after, license.limit
-                    ),
+                    )),
                 );
                 e.threshold_percent = license.alert_at;
                 events.push(e);

@@ -3,6 +3,8 @@
 //! delivered only after every lock and map guard is dropped, so a listener may call
 //! back into the library.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -222,15 +224,89 @@ pub struct Event {
     pub limit: u32,
     /// The type's alert percentage (threshold events).
     pub threshold_percent: u8,
-    /// Wall-clock time, UTC.
-    pub time: SystemTime,
-    /// One human sentence.
-    pub detail: String,
+    /// Wall-clock time, UTC, in milliseconds since the Unix epoch (see [`Event::time`]).
+    pub time_unix_ms: i64,
+    /// One human sentence (see [`Event::detail`]).
+    pub(crate) detail: Detail,
     /// For a denial for a missing requirement: the type that is missing.
     pub requires: Option<Arc<str>>,
     /// The tenant whose pool changed (`None`: the default tenant, or an event about
     /// the whole installation).
     pub tenant: Option<Arc<str>>,
+}
+
+/// An event's sentence: written when the event was made, or, for the events of every
+/// login and logout, only when somebody reads it, from the event's own fields. A
+/// listener that passes it on (the C API's writes it straight into the buffer it hands
+/// the host) then costs no allocation and no formatting of its own.
+#[derive(Debug, Clone)]
+pub(crate) enum Detail {
+    Text(String),
+    /// "user 'alice' holds 'callcenter' through seat 42".
+    Holds,
+    /// "user 'alice' released seat 42 of 'callcenter' (normal)".
+    Released,
+}
+
+impl Event {
+    /// The wall-clock time, UTC.
+    pub fn time(&self) -> SystemTime {
+        crate::clock::from_unix_ms(self.time_unix_ms)
+    }
+
+    /// One human sentence: what happened, to whom, and why.
+    pub fn detail(&self) -> Cow<'_, str> {
+        match &self.detail {
+            Detail::Text(text) => Cow::Borrowed(text),
+            _ => {
+                let mut text = String::with_capacity(self.detail_len_bound());
+                // Writing into a `String` cannot fail.
+                let _ = self.write_detail(&mut text);
+                Cow::Owned(text)
+            }
+        }
+    }
+
+    /// Writes [`Event::detail`] to `out`, piece by piece (no allocation of its own).
+    pub fn write_detail(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        let user = self.user.as_deref().unwrap_or("?");
+        let license = self.license.as_deref().unwrap_or("?");
+        let mut digits = itoa::Buffer::new();
+        match &self.detail {
+            Detail::Text(text) => out.write_str(text),
+            Detail::Holds => {
+                for piece in
+                    ["user '", user, "' holds '", license, "' through seat ", digits.format(self.seat)]
+                {
+                    out.write_str(piece)?;
+                }
+                Ok(())
+            }
+            Detail::Released => {
+                let why = self.why.map_or("?", ReleaseWhy::as_str);
+                let seat = digits.format(self.seat);
+                for piece in ["user '", user, "' released seat ", seat, " of '", license, "' (", why, ")"] {
+                    out.write_str(piece)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// At least the length of [`Event::detail`] in bytes.
+    pub(crate) fn detail_len_bound(&self) -> usize {
+        // The fixed words of the longest sentence, and a seat id's most digits.
+        const WORDS: usize = "user '' released seat  of '' ()".len() + 20;
+        match &self.detail {
+            Detail::Text(text) => text.len(),
+            _ => {
+                WORDS
+                    + self.user.as_deref().map_or(1, str::len)
+                    + self.license.as_deref().map_or(1, str::len)
+                    + self.why.map_or(1, |why| why.as_str().len())
+            }
+        }
+    }
 }
 
 /// A listener. It runs on the thread that caused the event (see the header for which

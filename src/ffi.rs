@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 
 use crate::backend::ReleaseWhy;
-use crate::clock::unix_ms;
 use crate::engine::{Engine, Request, ThreadCache, with_thread_cache};
 use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventMask, EventSink};
 use crate::report::Page;
 use crate::types;
+use std::fmt::Write as _;
 
 /// Status codes returned by every `int32_t` function. 0 is success; errors are
 /// negative. The numbers are part of the ABI: they never change and are never reused.
@@ -913,17 +913,23 @@ impl EventTexts<'_> {
     /// came in) and its terminator; returns where it starts (`None`: no room, which
     /// a buffer sized for the event never lacks).
     fn push(&mut self, text: &str) -> Option<usize> {
-        let bytes = text.as_bytes();
+        self.push_with(|texts| texts.write_str(text))
+    }
+
+    /// [`EventTexts::push`] of what `write` writes.
+    fn push_with(&mut self, write: impl FnOnce(&mut Self) -> std::fmt::Result) -> Option<usize> {
+        let at = self.len;
+        if write(self).is_err() {
+            self.len = at;
+            return None;
+        }
+        let bytes = self.buf.get(at..self.len)?;
         // SAFETY: `memchr` reads at most `bytes.len()` bytes of a live slice.
         let nul = unsafe { libc::memchr(bytes.as_ptr().cast(), 0, bytes.len()) };
         let end =
-            if nul.is_null() { bytes.len() } else { (nul as usize).wrapping_sub(bytes.as_ptr() as usize) };
-        let bytes = bytes.get(..end).unwrap_or(bytes);
-        let at = self.len;
-        let (text, rest) = self.buf.get_mut(at..)?.split_at_mut_checked(bytes.len())?;
-        text.copy_from_slice(bytes);
-        *rest.first_mut()? = 0;
-        self.len = at + bytes.len() + 1;
+            if nul.is_null() { self.len } else { at + (nul as usize).wrapping_sub(bytes.as_ptr() as usize) };
+        *self.buf.get_mut(end)? = 0;
+        self.len = end + 1;
         Some(at)
     }
 
@@ -937,9 +943,20 @@ impl EventTexts<'_> {
     }
 }
 
+impl std::fmt::Write for EventTexts<'_> {
+    /// Appends `text` as it is (no terminator): `Err` when it does not fit.
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let at = self.len;
+        let room = self.buf.get_mut(at..).ok_or(std::fmt::Error)?;
+        room.get_mut(..text.len()).ok_or(std::fmt::Error)?.copy_from_slice(text.as_bytes());
+        self.len = at + text.len();
+        Ok(())
+    }
+}
+
 fn sink_for(host: HostCallback) -> EventSink {
     Arc::new(move |e: &Event| {
-        let size = e.detail.len()
+        let size = e.detail_len_bound()
             + [&e.license, &e.user, &e.requires, &e.tenant]
                 .iter()
                 .map(|s| s.as_deref().map_or(0, str::len))
@@ -955,7 +972,7 @@ fn sink_for(host: HostCallback) -> EventSink {
         let mut texts = EventTexts { buf, len: 0 };
         let license = e.license.as_deref().and_then(|s| texts.push(s));
         let user = e.user.as_deref().and_then(|s| texts.push(s));
-        let detail = texts.push(&e.detail);
+        let detail = texts.push_with(|texts| e.write_detail(texts));
         let requires = e.requires.as_deref().and_then(|s| texts.push(s));
         let tenant = e.tenant.as_deref().and_then(|s| texts.push(s));
         let reason = match (e.why, e.denial) {
@@ -974,7 +991,7 @@ fn sink_for(host: HostCallback) -> EventSink {
             used: e.used,
             limit: e.limit,
             threshold_percent: u32::from(e.threshold_percent),
-            time_unix_ms: unix_ms(e.time),
+            time_unix_ms: e.time_unix_ms,
             detail: texts.ptr(detail),
             requires: texts.ptr(requires),
             tenant: texts.ptr(tenant),
@@ -2224,6 +2241,7 @@ pub extern "C" fn license_version() -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Detail;
     use std::ffi::CString;
 
     /// What a host callback saw: each string field read back as Rust text.
@@ -2269,8 +2287,8 @@ mod tests {
             used: 0,
             limit: 0,
             threshold_percent: 0,
-            time: std::time::SystemTime::UNIX_EPOCH,
-            detail,
+            time_unix_ms: 0,
+            detail: Detail::Text(detail),
             requires: requires.map(Arc::from),
             tenant: tenant.map(Arc::from),
         };
@@ -2295,6 +2313,39 @@ mod tests {
         }
         // A NUL ends the C string where it is (C strings came in, so none should be there).
         assert_eq!(deliver(&event("before\0after".into(), None, None)), want("before", None, None));
+
+        // A login's and a logout's sentences are written from the event's fields
+        // straight into the buffer: the same words as `Event::detail`, on the stack
+        // and, for names too long for it, on the heap.
+        for user in ["alice".to_string(), "u".repeat(LICENSE_MAX_LABEL_LEN)] {
+            for (kind, detail, why) in [
+                (EventKind::Acquired, Detail::Holds, None),
+                (EventKind::Released, Detail::Released, Some(ReleaseWhy::EmergencyExpired)),
+            ] {
+                let e = Event {
+                    kind,
+                    why,
+                    user: Some(Arc::from(&*user)),
+                    seat: u64::MAX,
+                    detail,
+                    ..event(String::new(), None, None)
+                };
+                let sentence = e.detail().into_owned();
+                assert!(sentence.len() <= e.detail_len_bound(), "{sentence}");
+                let expected = match kind {
+                    EventKind::Acquired => {
+                        format!("user '{user}' holds 'callcenter' through seat {}", u64::MAX)
+                    }
+                    _ => format!(
+                        "user '{user}' released seat {} of 'callcenter' (emergency_expired)",
+                        u64::MAX
+                    ),
+                };
+                assert_eq!(sentence, expected);
+                let seen = deliver(&e);
+                assert_eq!((seen.user.as_deref(), seen.detail.as_deref()), (Some(&*user), Some(&*expected)));
+            }
+        }
     }
 
     /// Tests here share the one global engine.

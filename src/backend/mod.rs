@@ -119,7 +119,8 @@ pub struct ReleasedSeat {
 #[derive(Debug, Default)]
 pub struct Changes {
     pub counts: SmallVec<[CountChange; 8]>,
-    pub released: Vec<ReleasedSeat>,
+    /// One release in place: a logout, described for a listener, allocates nothing.
+    pub released: SmallVec<[ReleasedSeat; 1]>,
     /// Set by the engine when nobody hears every login (no audit log, and no
     /// listener of acquired or normal released events): a backend may then leave out
     /// of `released` the handles released with [`ReleaseWhy::Normal`] (every other
@@ -152,7 +153,7 @@ impl Changes {
     /// tested here too.
     #[inline(always)]
     pub fn holds_no_allocation(&self) -> bool {
-        self.released.capacity() == 0 && !self.counts.spilled()
+        !self.released.spilled() && self.released.is_empty() && !self.counts.spilled()
     }
 }
 
@@ -488,19 +489,27 @@ mod tests {
         assert!(changes.holds_no_allocation(), "eight counts stay inline");
         changes.count(8, 0, 1);
         assert!(!changes.holds_no_allocation(), "a ninth spills to the heap");
-        let mut changes = Changes::default();
-        changes.released.push(ReleasedSeat {
-            seat: 1,
+        let release = |seat: SeatId| ReleasedSeat {
+            seat,
             user: Arc::from("alice"),
             types: TypeSet::single(0),
             why: ReleaseWhy::Normal,
             extension: None,
             session: None,
             used: SmallVec::new(),
-        });
-        assert!(!changes.holds_no_allocation(), "a described release");
+        };
+        let mut changes = Changes::default();
+        changes.released.push(release(1));
+        assert!(!changes.holds_no_allocation(), "a described release, held in place, holds its user's name");
         changes.released.clear();
-        assert!(!changes.holds_no_allocation(), "emptied, the vector still holds its buffer");
+        assert!(changes.holds_no_allocation(), "one release is held in place: cleared, nothing is left");
+        changes.released.push(release(1));
+        changes.released.push(release(2));
+        changes.released.clear();
+        assert!(
+            !changes.holds_no_allocation(),
+            "a second spills: emptied, the vector still holds its buffer"
+        );
     }
 
     #[test]

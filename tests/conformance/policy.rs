@@ -260,7 +260,7 @@ fn early_warnings_come_once_as_events_and_stay_in_the_report() {
     e.reap();
     let warnings = of_kind(&log, EventKind::Warning);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].detail.contains("'users' ends on 2026-12-31, in 13 days"), "{}", warnings[0].detail);
+    assert!(warnings[0].detail().contains("'users' ends on 2026-12-31, in 13 days"), "{}", warnings[0].detail());
     assert!(e.report(Page::ALL).warnings.iter().any(|w| w.contains("ends on 2026-12-31")));
     // Support ends later: a warning, nothing blocked.
     clock.advance(Duration::from_secs(60 * 86_400));
