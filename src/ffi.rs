@@ -909,9 +909,10 @@ struct EventTexts<'a> {
 const EVENT_TEXTS_ON_STACK: usize = 256;
 
 impl EventTexts<'_> {
-    /// Appends `text` (cut at a NUL, which names and labels cannot hold: C strings
-    /// came in) and its terminator; returns where it starts (`None`: no room, which
-    /// a buffer sized for the event never lacks).
+    /// Appends `text` and its terminator; returns where it starts (`None`: no room,
+    /// which a buffer sized for the event never lacks). Names and labels hold no NUL
+    /// (C strings came in); one that did would end the host's C string there, as a
+    /// cut would.
     fn push(&mut self, text: &str) -> Option<usize> {
         self.push_with(|texts| texts.write_str(text))
     }
@@ -923,13 +924,8 @@ impl EventTexts<'_> {
             self.len = at;
             return None;
         }
-        let bytes = self.buf.get(at..self.len)?;
-        // SAFETY: `memchr` reads at most `bytes.len()` bytes of a live slice.
-        let nul = unsafe { libc::memchr(bytes.as_ptr().cast(), 0, bytes.len()) };
-        let end =
-            if nul.is_null() { self.len } else { at + (nul as usize).wrapping_sub(bytes.as_ptr() as usize) };
-        *self.buf.get_mut(end)? = 0;
-        self.len = end + 1;
+        *self.buf.get_mut(self.len)? = 0;
+        self.len += 1;
         Some(at)
     }
 
