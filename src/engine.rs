@@ -2188,7 +2188,7 @@ impl Engine {
                     );
                 }
                 if hear(EventKind::Acquired) {
-                    let user: Arc<str> = Arc::from(req.user);
+                    let user: Arc<str> = changes.user.clone().unwrap_or_else(|| Arc::from(req.user));
                     for slot in types.iter().filter(|&s| !is_pool(s)) {
                         let mut e = event(
                             EventKind::Acquired,
