@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{CStr, OsStr, c_char, c_void};
+use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -28,7 +29,6 @@ use crate::error::{Denial, DenialReason, Error};
 use crate::events::{Event, EventKind, EventMask, EventSink};
 use crate::report::Page;
 use crate::types;
-use std::fmt::Write as _;
 
 /// Status codes returned by every `int32_t` function. 0 is success; errors are
 /// negative. The numbers are part of the ABI: they never change and are never reused.

@@ -194,17 +194,6 @@ struct Entry {
     set: TypeSet,
 }
 
-/// `parts` joined, in a string allocated once at its final size (event details are
-/// built on the login path of a host that listens: no formatting machinery, no
-/// regrowing).
-pub fn concat(parts: &[&str]) -> String {
-    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for part in parts {
-        out.push_str(part);
-    }
-    out
-}
-
 #[inline]
 fn hash_of(len: usize, first: u64, last: u64) -> u64 {
     let h = (first ^ last.rotate_left(29) ^ (len as u64).rotate_left(58)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -300,25 +289,6 @@ mod tests {
             let (least, most) = (*buckets.iter().min().unwrap(), *buckets.iter().max().unwrap());
             assert!(most < 60 && least > 3, "{what} bits: buckets of {least} to {most} names");
         }
-    }
-
-    #[test]
-    fn concat_agrees_with_formatting() {
-        let mut digits = itoa::Buffer::new();
-        let joined = concat(&[
-            "user '",
-            "alice",
-            "' holds '",
-            "chat",
-            "' through seat ",
-            digits.format(4_294_967_296u64),
-        ]);
-        assert_eq!(
-            joined,
-            format!("user '{}' holds '{}' through seat {}", "alice", "chat", 4_294_967_296u64)
-        );
-        assert_eq!(joined.capacity(), joined.len(), "allocated once at its final size");
-        assert_eq!(concat(&[]), "");
     }
 
     #[test]
