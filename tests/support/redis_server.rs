@@ -115,7 +115,9 @@ impl RedisServer {
         self.watchdog = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if self.ping() {
+            // Ours, not another test's that took the same free port first (this one
+            // then fails to bind and exits).
+            if self.ping() && self.pid.is_some() && self.process_id() == self.pid {
                 return Ok(());
             }
             if let Some(Ok(Some(status))) = self.watchdog.as_mut().map(|c| c.try_wait()) {
@@ -139,6 +141,22 @@ impl RedisServer {
             Ok(n) if n > 0 => buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"),
             _ => false,
         }
+    }
+
+    /// The pid the server on this port says it has (`INFO server`), if it answers.
+    fn process_id(&self) -> Option<u32> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+        let auth = self.password.as_ref().map(|p| format!("AUTH {p}\r\n")).unwrap_or_default();
+        stream.write_all(format!("{auth}INFO server\r\n").as_bytes()).ok()?;
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while !seen.contains("process_id:") || !seen[seen.find("process_id:")?..].contains('\n') {
+            let n = stream.read(&mut buf).ok().filter(|&n| n > 0)?;
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let at = seen.find("process_id:")? + "process_id:".len();
+        seen[at..].lines().next()?.trim().parse().ok()
     }
 
     pub fn url(&self) -> String {
