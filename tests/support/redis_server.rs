@@ -117,7 +117,7 @@ impl RedisServer {
         while Instant::now() < deadline {
             // Ours, not another test's that took the same free port first (this one
             // then fails to bind and exits).
-            if self.ping() && self.pid.is_some() && self.process_id() == self.pid {
+            if self.pid.is_some() && self.process_id() == self.pid {
                 return Ok(());
             }
             if let Some(Ok(Some(status))) = self.watchdog.as_mut().map(|c| c.try_wait()) {
@@ -151,12 +151,14 @@ impl RedisServer {
         stream.write_all(format!("{auth}INFO server\r\n").as_bytes()).ok()?;
         let mut seen = String::new();
         let mut buf = [0u8; 4096];
-        while !seen.contains("process_id:") || !seen[seen.find("process_id:")?..].contains('\n') {
+        loop {
+            let line = seen.split("process_id:").nth(1).and_then(|rest| rest.split_once('\n'));
+            if let Some((pid, _)) = line {
+                return pid.trim().parse().ok();
+            }
             let n = stream.read(&mut buf).ok().filter(|&n| n > 0)?;
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
-        let at = seen.find("process_id:")? + "process_id:".len();
-        seen[at..].lines().next()?.trim().parse().ok()
     }
 
     pub fn url(&self) -> String {
