@@ -2,6 +2,7 @@
 //! clock, and the lifecycle around them (leases and the reaper, hot reload, events and
 //! the audit log). The C API keeps one in a global; Rust code builds as many as it likes.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,6 @@ use std::time::{Duration, SystemTime};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use dashmap::DashMap;
 use serde_json::json;
-use smallvec::SmallVec;
 
 use crate::audit::{AuditLog, AuditStatus};
 use crate::backend::memory::MemoryBackend;
@@ -187,7 +187,6 @@ thread_local! {
             running: RefCell::new(None),
             config: RefCell::new(None),
             lane: Cell::new(None),
-            names: RefCell::new(ThreadNames { names: [const { None }; THREAD_NAMES], next: 0 }),
         }
     };
 }
@@ -207,44 +206,6 @@ pub(crate) struct ThreadCache {
     /// This thread's number for backends that keep per-thread state ([`Changes::lane`]),
     /// given on its first call.
     lane: Cell<Option<usize>>,
-    /// This thread's own copies of the names events carry (see [`thread_copy`]).
-    names: RefCell<ThreadNames>,
-}
-
-/// Names a thread keeps copies of; the oldest goes for a new one.
-const THREAD_NAMES: usize = 16;
-
-/// Pairs of a shared name and this thread's copy of it. The shared name is held, so
-/// its address, by which it is found, cannot be reused while it is here.
-struct ThreadNames {
-    names: [Option<(Arc<str>, Arc<str>)>; THREAD_NAMES],
-    /// Where the next new name goes.
-    next: usize,
-}
-
-/// A copy of `name` (a license type's or a tenant's, from the config) that only this
-/// thread counts references to. Every event carries such a name; cloning the config's
-/// own `Arc` would make listeners on every core write its one reference count, a
-/// cache line the cores would pass around on each login.
-fn thread_copy(name: &Arc<str>) -> Arc<str> {
-    THREAD_CACHE
-        .try_with(|cache| {
-            let mut table = cache.names.try_borrow_mut().ok()?;
-            for (shared, copy) in table.names.iter().flatten() {
-                if Arc::ptr_eq(shared, name) {
-                    return Some(copy.clone());
-                }
-            }
-            let copy: Arc<str> = Arc::from(&**name);
-            let at = table.next % THREAD_NAMES;
-            table.names[at] = Some((name.clone(), copy.clone()));
-            table.next = at + 1;
-            Some(copy)
-        })
-        .ok()
-        .flatten()
-        // During thread teardown: the shared name itself.
-        .unwrap_or_else(|| name.clone())
 }
 
 impl ThreadCache {
@@ -574,11 +535,14 @@ fn resolve_list(config: &Config, profiles: &str) -> Result<TypeSet, Error> {
 }
 
 /// What an operation did, for the listener and the audit log.
+#[derive(Clone, Copy)]
 enum Op<'a> {
     Acquired {
         seat: SeatId,
         req: &'a Request<'a>,
         types: TypeSet,
+        /// The seat's "since": its events carry this time, read once for both.
+        since_ms: i64,
     },
     Denied {
         req: &'a Request<'a>,
@@ -948,7 +912,7 @@ impl Engine {
                 // can have something to tell (publish would say the same; testing the
                 // flags spares the quiet pair its load: 7 instructions).
                 if !express.quiet || express.thresholds {
-                    self.publish(config, &express, Op::Acquired { seat, req, types: resolved });
+                    self.publish(config, &express, Op::Acquired { seat, req, types: resolved, since_ms });
                 }
                 // Nothing to free: no drop glue (see `holds_no_allocation`).
                 if express.holds_no_allocation() {
@@ -1036,7 +1000,7 @@ impl Engine {
         match result {
             Ok(seat) => {
                 let seat = seat | tag;
-                self.publish(config, &changes, Op::Acquired { seat, req, types });
+                self.publish(config, &changes, Op::Acquired { seat, req, types, since_ms });
                 Ok(seat)
             }
             Err(Error::LimitReached(denial)) => {
@@ -2094,220 +2058,201 @@ impl Engine {
 
     #[inline(never)]
     fn publish_observed(&self, config: &Config, changes: &Changes, op: Op<'_>, observers: u32) {
+        let time_unix_ms = match op {
+            Op::Acquired { since_ms, .. } => since_ms,
+            _ => self.clock.unix_ms(),
+        };
+        // The audit log first, then the listener: a listener that calls back into the
+        // library finds every line of this change written.
+        if observers & AUDITED != 0 {
+            self.write_audit(config, changes, op, time_unix_ms);
+        }
         let mask = EventMask::from_bits(observers & !AUDITED).unwrap_or_default();
         // Each load costs two atomic read-modify-writes: only what `observers` says is
         // there (it is kept in step with both under `observers_lock`).
-        let sink = (mask != EventMask::NONE).then(|| self.sink.load());
-        let sink = sink.as_ref().and_then(|guard| guard.as_ref());
-        let mut audit_guard = (observers & AUDITED != 0).then(|| self.audit.load());
-        if audit_guard.as_ref().and_then(|guard| guard.as_ref()).is_some_and(|log| !log.belongs_here())
+        if mask != EventMask::NONE
+            && let Some(sink) = self.sink.load().as_ref()
+        {
+            tell(config, changes, op, mask, time_unix_ms, &*self.backend, &sink.0);
+        }
+    }
+
+    /// The audit log's lines for what an operation changed.
+    fn write_audit(&self, config: &Config, changes: &Changes, op: Op<'_>, time_unix_ms: i64) {
+        let mut guard = self.audit.load();
+        if guard.as_ref().is_some_and(|log| !log.belongs_here())
             && let Some(cfg) = &config.audit
         {
             // A child forked after init: its lines get a writer of its own (O_APPEND
             // whole-line writes interleave safely with the parent's).
             self.audit.store(Some(Arc::new(AuditLog::start(&cfg.path))));
-            audit_guard = Some(self.audit.load());
+            guard = self.audit.load();
         }
-        let audit = audit_guard.as_ref().and_then(|guard| guard.as_ref());
-        if sink.is_none() && audit.is_none() {
-            return;
-        }
-        let time_unix_ms = self.clock.unix_ms();
-        // The audit log's time stamp, formatted only for an audit log.
-        let stamp =
-            if audit.is_some() { rfc3339(crate::clock::from_unix_ms(time_unix_ms)) } else { String::new() };
-        let name = |slot: usize| config.licenses.get(slot).map(|l| thread_copy(&l.name));
-        let listening = sink.is_some();
-        // Events carry it; the audit log's lines borrow the config's.
-        let tenant_name = if listening { config.tenant.as_ref().map(thread_copy) } else { None };
-        // Whether the listener hears events of `kind`.
-        let hear = |kind: EventKind| listening && mask.hears(kind);
-        // A login or logout makes one event a type: held in place, not allocated.
-        let mut events: SmallVec<[Event; 2]> = SmallVec::new();
-        // `used`: the count the change left, when the caller knows it; otherwise the
-        // count now (a read of the type's counter and lanes).
-        let event = |kind: EventKind, slot: Option<usize>, used: Option<u32>, detail: Detail| Event {
-            kind,
-            why: None,
-            denial: None,
-            license: slot.and_then(name),
-            user: None,
-            seat: 0,
-            used: used.or_else(|| slot.map(|s| self.backend.used(config, s))).unwrap_or(0),
-            limit: slot.and_then(|s| config.licenses.get(s)).map_or(0, |l| l.limit),
-            threshold_percent: 0,
-            time_unix_ms,
-            detail,
-            requires: None,
-            tenant: tenant_name.clone(),
-        };
+        let Some(audit) = guard.as_ref() else { return };
+        let stamp = rfc3339(crate::clock::from_unix_ms(time_unix_ms));
         let tenant = config.tenant.as_deref();
-        let is_pool = |slot: usize| config.licenses.get(slot).is_some_and(|l| l.is_pool());
-
         // Releases first: a reclaimed seat is what made room for an acquire.
         for released in &changes.released {
-            if let Some(audit) = audit.as_ref() {
-                audit.log(
-                    json!({
-                        "time": stamp, "event": "IN", "why": released.why.as_str(), "tenant": tenant, "user": &*released.user,
-                        "seat": released.seat, "licenses": names(config, released.types),
-                        "extension": released.extension.as_deref(), "session": released.session.as_deref(),
-                    })
-                    .to_string(),
-                );
+            audit.log(
+                json!({
+                    "time": stamp, "event": "IN", "why": released.why.as_str(), "tenant": tenant, "user": &*released.user,
+                    "seat": released.seat, "licenses": names(config, released.types),
+                    "extension": released.extension.as_deref(), "session": released.session.as_deref(),
+                })
+                .to_string(),
+            );
+        }
+        let line = match op {
+            Op::Acquired { seat, req, types, .. } => json!({
+                "time": stamp, "event": "OUT", "tenant": tenant, "user": req.user, "seat": seat,
+                "licenses": names(config, types), "profiles": req.profiles,
+                "extension": req.extension, "session": req.session,
+            }),
+            Op::Denied { req, denial } => json!({
+                "time": stamp, "event": "DENY", "tenant": tenant, "user": req.user, "license": &*denial.license,
+                "reason": denial.reason.as_str(), "used": denial.used, "limit": denial.limit,
+                "requires": denial.requires.as_deref(), "profile": denial.profile.as_deref(), "profiles": req.profiles,
+            }),
+            Op::Released => return,
+            Op::Notice { kind, slot, detail } => json!({
+                "time": stamp, "event": kind.as_str().to_uppercase(), "tenant": tenant,
+                "license": slot.and_then(|s| config.licenses.get(s)).map(|l| &*l.name), "detail": detail,
+            }),
+            Op::Reloaded { source, summary, .. } => {
+                json!({ "time": stamp, "event": "RELOAD", "config": source, "changes": summary.changes })
             }
-            if listening && mask.hears_release(released.why) {
-                for (i, slot) in released.types.iter().enumerate() {
-                    if is_pool(slot) {
-                        continue;
-                    }
-                    let mut e = event(
-                        EventKind::Released,
-                        Some(slot),
-                        // As right after this handle went, not as now.
-                        released.used.get(i).copied(),
-                        Detail::Released,
-                    );
-                    e.why = Some(released.why);
-                    e.user = Some(released.user.clone());
-                    e.seat = released.seat;
-                    events.push(e);
-                }
+        };
+        audit.log(line.to_string());
+    }
+}
+
+/// Tells the listener what an operation changed, event by event as each is made: its
+/// names are borrowed from `config`, the request and `changes`, and nothing is
+/// collected first.
+fn tell(
+    config: &Config,
+    changes: &Changes,
+    op: Op<'_>,
+    mask: EventMask,
+    time_unix_ms: i64,
+    backend: &dyn Backend,
+    sink: &EventSink,
+) {
+    let deliver = |e: &Event<'_>| {
+        // A listener that panics must not turn a done acquire into a failure.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(e)));
+    };
+    // `used`: the count the change left, when the caller knows it; otherwise the
+    // count now (a read of the type's counter and lanes).
+    let event = |kind: EventKind, slot: Option<usize>, used: Option<u32>, detail: Detail| Event {
+        kind,
+        why: None,
+        denial: None,
+        license: slot.and_then(|s| config.licenses.get(s)).map(|l| Cow::Borrowed(&*l.name)),
+        user: None,
+        seat: 0,
+        used: used.or_else(|| slot.map(|s| backend.used(config, s))).unwrap_or(0),
+        limit: slot.and_then(|s| config.licenses.get(s)).map_or(0, |l| l.limit),
+        threshold_percent: 0,
+        time_unix_ms,
+        detail,
+        requires: None,
+        tenant: config.tenant.as_deref().map(Cow::Borrowed),
+    };
+    let is_pool = |slot: usize| config.licenses.get(slot).is_some_and(|l| l.is_pool());
+
+    // Releases first: a reclaimed seat is what made room for an acquire.
+    for released in changes.released.iter().filter(|r| mask.hears_release(r.why)) {
+        for (i, slot) in released.types.iter().enumerate() {
+            if is_pool(slot) {
+                continue;
+            }
+            // As right after this handle went, not as now.
+            let mut e =
+                event(EventKind::Released, Some(slot), released.used.get(i).copied(), Detail::Released);
+            e.why = Some(released.why);
+            e.user = Some(Cow::Borrowed(&*released.user));
+            e.seat = released.seat;
+            deliver(&e);
+        }
+    }
+    match op {
+        Op::Acquired { seat, req, types, .. } if mask.hears(EventKind::Acquired) => {
+            for slot in types.iter().filter(|&s| !is_pool(s)) {
+                let after = changes.counts.iter().rev().find(|c| c.slot == slot).map(|c| c.after);
+                let mut e = event(EventKind::Acquired, Some(slot), after, Detail::Holds);
+                e.user = Some(Cow::Borrowed(req.user));
+                e.seat = seat;
+                deliver(&e);
             }
         }
-        match op {
-            Op::Acquired { seat, req, types } => {
-                if let Some(audit) = audit.as_ref() {
-                    audit.log(
-                        json!({
-                            "time": stamp, "event": "OUT", "tenant": tenant, "user": req.user, "seat": seat,
-                            "licenses": names(config, types), "profiles": req.profiles,
-                            "extension": req.extension, "session": req.session,
-                        })
-                        .to_string(),
-                    );
-                }
-                if hear(EventKind::Acquired) {
-                    let user: Arc<str> = changes.user.clone().unwrap_or_else(|| Arc::from(req.user));
-                    for slot in types.iter().filter(|&s| !is_pool(s)) {
-                        let mut e = event(
-                            EventKind::Acquired,
-                            Some(slot),
-                            changes.counts.iter().rev().find(|c| c.slot == slot).map(|c| c.after),
-                            Detail::Holds,
-                        );
-                        e.user = Some(user.clone());
-                        e.seat = seat;
-                        events.push(e);
-                    }
-                }
-            }
-            Op::Denied { req, denial } => {
-                if let Some(audit) = audit.as_ref() {
-                    audit.log(
-                        json!({
-                            "time": stamp, "event": "DENY", "tenant": tenant, "user": req.user, "license": &*denial.license,
-                            "reason": denial.reason.as_str(), "used": denial.used, "limit": denial.limit,
-                            "requires": denial.requires.as_deref(), "profile": denial.profile.as_deref(), "profiles": req.profiles,
-                        })
-                        .to_string(),
-                    );
-                }
-                if hear(EventKind::Denied) {
-                    let slot = config.license_index(&denial.license);
-                    let mut e = event(
-                        EventKind::Denied,
-                        slot,
-                        Some(denial.used),
-                        Detail::Text(format!("user '{}': {denial}", req.user)),
-                    );
-                    e.license = Some(denial.license.clone());
-                    e.denial = Some(denial.reason);
-                    e.requires = denial.requires.clone();
-                    e.user = Some(Arc::from(req.user));
-                    e.limit = denial.limit;
-                    events.push(e);
-                }
-            }
-            Op::Released => {}
-            Op::Notice { kind, slot, detail } => {
-                if let Some(audit) = audit.as_ref() {
-                    audit.log(
-                        json!({
-                            "time": stamp, "event": kind.as_str().to_uppercase(), "tenant": tenant,
-                            "license": slot.and_then(|s| config.licenses.get(s)).map(|l| &*l.name), "detail": detail,
-                        })
-                        .to_string(),
-                    );
-                }
-                if hear(kind) {
-                    events.push(event(kind, slot, None, Detail::Text(detail.to_string())));
-                }
-            }
-            Op::Reloaded { source, summary, crossings } => {
-                if let Some(audit) = audit.as_ref() {
-                    audit.log(
-                        json!({ "time": stamp, "event": "RELOAD", "config": source, "changes": summary.changes })
-                            .to_string(),
-                    );
-                }
-                if hear(EventKind::Reloaded) {
-                    events.push(event(
-                        EventKind::Reloaded,
-                        None,
-                        None,
-                        Detail::Text(format!("reloaded {source}: {summary}")),
-                    ));
-                }
-                if listening {
-                    // A new limit or alert_at can move a type across its threshold.
-                    for &(slot, kind) in crossings.iter().filter(|(_, kind)| hear(*kind)) {
-                        let Some(license) = config.licenses.get(slot) else { continue };
-                        let direction =
-                            if kind == EventKind::ThresholdUp { "is now at or over" } else { "is now under" };
-                        // One reading for the sentence and the field.
-                        let used = self.backend.used(config, slot);
-                        let mut e = event(
-                            kind,
-                            Some(slot),
-                            Some(used),
-                            Detail::Text(format!(
-                                "license type '{}' {direction} {}% of its limit after the reload ({used}/{})",
-                                license.name, license.alert_at, license.limit
-                            )),
-                        );
-                        e.threshold_percent = license.alert_at;
-                        events.push(e);
-                    }
-                }
-            }
+        Op::Denied { req, denial } if mask.hears(EventKind::Denied) => {
+            let slot = config.license_index(&denial.license);
+            let mut e = event(
+                EventKind::Denied,
+                slot,
+                Some(denial.used),
+                Detail::Text(format!("user '{}': {denial}", req.user)),
+            );
+            e.license = Some(Cow::Borrowed(&*denial.license));
+            e.denial = Some(denial.reason);
+            e.requires = denial.requires.as_deref().map(Cow::Borrowed);
+            e.user = Some(Cow::Borrowed(req.user));
+            e.limit = denial.limit;
+            deliver(&e);
         }
-        if hear(EventKind::ThresholdUp) || hear(EventKind::ThresholdDown) {
-            for change in &changes.counts {
-                let Some(license) = config.licenses.get(change.slot) else { continue };
-                let Some(kind) = threshold_crossed(config, change).filter(|&kind| hear(kind)) else {
-                    continue;
-                };
-                let direction = if kind == EventKind::ThresholdUp { "reached" } else { "fell under" };
+        Op::Notice { kind, slot, detail } if mask.hears(kind) => {
+            deliver(&event(kind, slot, None, Detail::Text(detail.to_string())));
+        }
+        Op::Reloaded { source, summary, crossings } => {
+            if mask.hears(EventKind::Reloaded) {
+                deliver(&event(
+                    EventKind::Reloaded,
+                    None,
+                    None,
+                    Detail::Text(format!("reloaded {source}: {summary}")),
+                ));
+            }
+            // A new limit or alert_at can move a type across its threshold.
+            for &(slot, kind) in crossings.iter().filter(|(_, kind)| mask.hears(*kind)) {
+                let Some(license) = config.licenses.get(slot) else { continue };
+                let direction =
+                    if kind == EventKind::ThresholdUp { "is now at or over" } else { "is now under" };
+                // One reading for the sentence and the field.
+                let used = backend.used(config, slot);
                 let mut e = event(
                     kind,
-                    Some(change.slot),
-                    Some(change.after),
+                    Some(slot),
+                    Some(used),
                     Detail::Text(format!(
-                        "license type '{}' {direction} {}% of its limit ({}/{})",
-                        license.name, license.alert_at, change.after, license.limit
+                        "license type '{}' {direction} {}% of its limit after the reload ({used}/{})",
+                        license.name, license.alert_at, license.limit
                     )),
                 );
                 e.threshold_percent = license.alert_at;
-                events.push(e);
+                deliver(&e);
             }
         }
-        drop(audit_guard);
-        if let Some(sink) = sink {
-            for e in &events {
-                // A listener that panics must not turn a done acquire into a failure.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (sink.0)(e)));
-            }
+        _ => {}
+    }
+    if mask.hears(EventKind::ThresholdUp) || mask.hears(EventKind::ThresholdDown) {
+        for change in &changes.counts {
+            let Some(license) = config.licenses.get(change.slot) else { continue };
+            let Some(kind) = threshold_crossed(config, change).filter(|&kind| mask.hears(kind)) else {
+                continue;
+            };
+            let direction = if kind == EventKind::ThresholdUp { "reached" } else { "fell under" };
+            let mut e = event(
+                kind,
+                Some(change.slot),
+                Some(change.after),
+                Detail::Text(format!(
+                    "license type '{}' {direction} {}% of its limit ({}/{})",
+                    license.name, license.alert_at, change.after, license.limit
+                )),
+            );
+            e.threshold_percent = license.alert_at;
+            deliver(&e);
         }
     }
 }
@@ -2502,35 +2447,6 @@ impl Drop for Engine {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn events_carry_this_threads_copy_of_each_name() {
-        use std::sync::Arc;
-        let shared: Arc<str> = Arc::from("callcenter");
-        let first = super::thread_copy(&shared);
-        assert_eq!(&*first, "callcenter");
-        assert!(!Arc::ptr_eq(&first, &shared), "a copy of its own, not the shared name");
-        assert!(Arc::ptr_eq(&super::thread_copy(&shared), &first), "found again, not made again");
-        // Another thread makes its own.
-        let theirs = std::thread::scope(|s| s.spawn(|| super::thread_copy(&shared)).join().unwrap());
-        assert_eq!(&*theirs, "callcenter");
-        assert!(!Arc::ptr_eq(&theirs, &first));
-        // More names than the table holds: each still comes back with its own text.
-        let names: Vec<Arc<str>> =
-            (0..super::THREAD_NAMES * 2 + 3).map(|i| Arc::from(format!("type{i}"))).collect();
-        for _ in 0..3 {
-            for name in &names {
-                assert_eq!(super::thread_copy(name), *name);
-            }
-        }
-        // A name that was dropped, and a new one made where it was: never mixed up,
-        // since the table holds what it keys on.
-        for round in 0..100 {
-            let text = format!("name{round}");
-            let name: Arc<str> = Arc::from(text.as_str());
-            assert_eq!(&*super::thread_copy(&name), text);
-        }
-    }
-
     #[test]
     fn control_characters_by_bytes_match_unicode() {
         for c in (0u32..0x300).filter_map(char::from_u32) {

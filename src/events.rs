@@ -161,7 +161,7 @@ impl EventMask {
     }
 
     /// Whether an event is heard.
-    pub fn hears_event(self, event: &Event) -> bool {
+    pub fn hears_event(self, event: &Event<'_>) -> bool {
         match (event.kind, event.why) {
             (EventKind::Released, Some(why)) => self.hears_release(why),
             (kind, _) => self.hears(kind),
@@ -207,17 +207,22 @@ impl Default for EventMask {
 
 /// One event. Counts are those right after the change (a listener on another thread
 /// may already see later ones: events of different threads can arrive in any order).
+///
+/// The names it carries are borrowed from the call that made it (the configuration
+/// and the request it served): a listener reads them in place, and no login or
+/// logout clones or counts a reference for its event. A listener that keeps an event
+/// past its call keeps [`Event::into_owned`].
 #[derive(Debug, Clone)]
-pub struct Event {
+pub struct Event<'a> {
     pub kind: EventKind,
     /// For [`EventKind::Released`].
     pub why: Option<ReleaseWhy>,
     /// For [`EventKind::Denied`].
     pub denial: Option<DenialReason>,
     /// The license type (every kind but [`EventKind::Reloaded`]).
-    pub license: Option<Arc<str>>,
+    pub license: Option<Cow<'a, str>>,
     /// The user (acquired, released, denied).
-    pub user: Option<Arc<str>>,
+    pub user: Option<Cow<'a, str>>,
     /// The seat handle (acquired, released; 0 otherwise).
     pub seat: SeatId,
     pub used: u32,
@@ -229,10 +234,10 @@ pub struct Event {
     /// One human sentence (see [`Event::detail`]).
     pub(crate) detail: Detail,
     /// For a denial for a missing requirement: the type that is missing.
-    pub requires: Option<Arc<str>>,
+    pub requires: Option<Cow<'a, str>>,
     /// The tenant whose pool changed (`None`: the default tenant, or an event about
     /// the whole installation).
-    pub tenant: Option<Arc<str>>,
+    pub tenant: Option<Cow<'a, str>>,
 }
 
 /// An event's sentence: written when the event was made, or, for the events of every
@@ -248,7 +253,19 @@ pub(crate) enum Detail {
     Released,
 }
 
-impl Event {
+impl Event<'_> {
+    /// The event with names of its own, to keep after the listener returns.
+    pub fn into_owned(self) -> Event<'static> {
+        let own = |name: Option<Cow<'_, str>>| name.map(|n| Cow::Owned(n.into_owned()));
+        Event {
+            license: own(self.license),
+            user: own(self.user),
+            requires: own(self.requires),
+            tenant: own(self.tenant),
+            ..self
+        }
+    }
+
     /// The wall-clock time, UTC.
     pub fn time(&self) -> SystemTime {
         crate::clock::from_unix_ms(self.time_unix_ms)
@@ -311,12 +328,13 @@ impl Event {
 
 /// A listener. It runs on the thread that caused the event (see the header for which
 /// one) and must not block for long: the login that caused the event waits for it.
-pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+pub type EventSink = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 
 #[cfg(test)]
 mod tests {
-    use super::{EventKind, EventMask};
+    use super::{Detail, Event, EventKind, EventMask};
     use crate::backend::ReleaseWhy;
+    use std::borrow::Cow;
 
     #[test]
     fn masks_read_from_text_name_the_kinds_they_hear() {
@@ -346,6 +364,33 @@ mod tests {
             let e = EventMask::parse(bad).expect_err(bad);
             assert!(e.contains("names no event") && e.contains("forced_releases"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn an_owned_event_keeps_its_names_and_sentence_after_the_call() {
+        let (license, user) = (String::from("callcenter"), String::from("alice"));
+        let heard = Event {
+            kind: EventKind::Released,
+            why: Some(ReleaseWhy::Admin),
+            denial: None,
+            license: Some(Cow::Borrowed(&license)),
+            user: Some(Cow::Borrowed(&user)),
+            seat: 42,
+            used: 1,
+            limit: 2,
+            threshold_percent: 0,
+            time_unix_ms: 5,
+            detail: Detail::Released,
+            requires: None,
+            tenant: Some(Cow::Borrowed("acme")),
+        };
+        let kept: Event<'static> = heard.clone().into_owned();
+        drop(heard);
+        drop((license, user));
+        assert!(matches!(kept.license, Some(Cow::Owned(ref l)) if l == "callcenter"));
+        assert_eq!((kept.user.as_deref(), kept.tenant.as_deref()), (Some("alice"), Some("acme")));
+        assert_eq!((kept.seat, kept.used, kept.limit, kept.time_unix_ms), (42, 1, 2, 5));
+        assert_eq!(kept.detail(), "user 'alice' released seat 42 of 'callcenter' (admin)");
     }
 
     #[test]

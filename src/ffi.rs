@@ -2238,6 +2238,7 @@ pub extern "C" fn license_version() -> *const c_char {
 mod tests {
     use super::*;
     use crate::events::Detail;
+    use std::borrow::Cow;
     use std::ffi::CString;
 
     /// What a host callback saw: each string field read back as Rust text.
@@ -2277,16 +2278,16 @@ mod tests {
             kind: EventKind::Denied,
             why: None,
             denial: None,
-            license: Some(Arc::from("callcenter")),
-            user: Some(Arc::from("alice")),
+            license: Some("callcenter".into()),
+            user: Some("alice".into()),
             seat: 0,
             used: 0,
             limit: 0,
             threshold_percent: 0,
             time_unix_ms: 0,
             detail: Detail::Text(detail),
-            requires: requires.map(Arc::from),
-            tenant: tenant.map(Arc::from),
+            requires: requires.map(|r| Cow::Owned(r.to_string())),
+            tenant: tenant.map(|t| Cow::Owned(t.to_string())),
         };
         let want = |detail: &str, requires: Option<&str>, tenant: Option<&str>| SeenTexts {
             license: Some("callcenter".into()),
@@ -2321,7 +2322,7 @@ mod tests {
                 let e = Event {
                     kind,
                     why,
-                    user: Some(Arc::from(&*user)),
+                    user: Some(user.as_str().into()),
                     seat: u64::MAX,
                     detail,
                     ..event(String::new(), None, None)

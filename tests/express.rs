@@ -232,10 +232,10 @@ fn audit_lines(path: &std::path::Path, handles: &[[SeatId; 6]], column: usize) -
 }
 
 /// A listener that keeps every event it hears.
-fn recorder() -> (Arc<Mutex<Vec<Event>>>, EventSink) {
+fn recorder() -> (Arc<Mutex<Vec<Event<'static>>>>, EventSink) {
     let heard = Arc::new(Mutex::new(Vec::new()));
     let keep = heard.clone();
-    (heard, Arc::new(move |e: &Event| keep.lock().unwrap().push(e.clone())))
+    (heard, Arc::new(move |e: &Event| keep.lock().unwrap().push(e.clone().into_owned())))
 }
 
 /// Six engines go through the same random calls: one on the memory table without

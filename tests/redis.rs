@@ -569,9 +569,9 @@ fn allow_local_serves_its_share_and_reconciles_when_redis_is_back() {
         engine(POOL, &failing_settings(&server.url(), &prefix, name, OnBackendError::AllowLocal, 50))
     };
     let (a, b) = (node("pbx-a"), node("pbx-b"));
-    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let events: Arc<Mutex<Vec<Event<'static>>>> = Arc::default();
     let sink = events.clone();
-    b.set_event_sink(Some(Arc::new(move |ev: &Event| sink.lock().unwrap().push(ev.clone()))));
+    b.set_event_sink(Some(Arc::new(move |ev: &Event| sink.lock().unwrap().push(ev.clone().into_owned()))));
 
     let a1 = a.try_acquire(&Request::new("a1", "agent")).unwrap();
     let b1 = b.try_acquire(&Request::new("b1", "agent")).unwrap();

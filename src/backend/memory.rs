@@ -732,7 +732,6 @@ impl MemoryBackend {
             deadline,
             labels,
         );
-        Self::name_the_user(state, changes);
         // After the handle is in: a reap scan that starts later sees it; one that
         // started earlier keeps this lower bound.
         if deadline != 0 {
@@ -806,15 +805,6 @@ impl MemoryBackend {
         let order = state.fresh_order(next_seat_id);
         state.handles.push(Handle { order, user_types, session_types, since_ms, lease, deadline, labels });
         seat_of(index, order)
-    }
-
-    /// Hands the events of a login that somebody hears the slot's own name
-    /// ([`Changes::user`]).
-    #[inline(always)]
-    fn name_the_user(state: &UserState, changes: &mut Changes) {
-        if !changes.quiet {
-            changes.user.clone_from(&state.user);
-        }
     }
 
     /// Takes the handle at `pos` out of its user's state (locked by the caller) and
@@ -1101,9 +1091,7 @@ impl Backend for MemoryBackend {
         let session_types = types.minus(user_types);
         // A `count = "user"` type the user holds already takes no seat.
         self.take_needed(config, user_types.minus(state.counted).union(session_types), changes).ok()?;
-        let seat = Self::add_handle(index, &mut state, user_types, session_types, since_ms, 0, 0, None);
-        Self::name_the_user(&state, changes);
-        Some(seat)
+        Some(Self::add_handle(index, &mut state, user_types, session_types, since_ms, 0, 0, None))
     }
 
     fn express_release(&self, config: &Config, seat: SeatId, changes: &mut Changes) -> bool {
@@ -1414,14 +1402,6 @@ mod tests {
             table.express_acquire(&config, TypeSet::single(chat), "alice", 9, &mut heard).expect("served");
         let counted: Vec<_> = heard.counts.iter().map(|c| (c.slot, c.before, c.after)).collect();
         assert_eq!(counted, [(chat, 0, 1)]);
-        // The login's events get the user slot's own name, not a copy; a quiet login
-        // hands out none (it would only have to be dropped).
-        let slot_name = table.holders(&config).into_iter().find(|h| &*h.user == "alice").map(|h| h.user);
-        assert!(heard.user.as_ref().zip(slot_name.as_ref()).is_some_and(|(a, b)| Arc::ptr_eq(a, b)));
-        let mut still_quiet = quiet();
-        let q = table.express_acquire(&config, TypeSet::single(chat), "alice", 9, &mut still_quiet);
-        assert!(still_quiet.user.is_none() && still_quiet.holds_no_allocation());
-        assert!(table.express_release(&config, q.expect("served"), &mut quiet()));
         let mut heard = Changes::default();
         assert!(table.express_release(&config, h, &mut heard));
         let counted: Vec<_> = heard.counts.iter().map(|c| (c.slot, c.before, c.after)).collect();

@@ -121,10 +121,6 @@ pub struct Changes {
     pub counts: SmallVec<[CountChange; 8]>,
     /// One release in place: a logout, described for a listener, allocates nothing.
     pub released: SmallVec<[ReleasedSeat; 1]>,
-    /// The user who acquired, when the call was not `quiet` and the backend keeps the
-    /// name shared (the memory backend's user slot): the events of the login carry
-    /// it, instead of a copy made for them.
-    pub user: Option<Arc<str>>,
     /// Set by the engine when nobody hears every login (no audit log, and no
     /// listener of acquired or normal released events): a backend may then leave out
     /// of `released` the handles released with [`ReleaseWhy::Normal`] (every other
@@ -157,7 +153,7 @@ impl Changes {
     /// tested here too.
     #[inline(always)]
     pub fn holds_no_allocation(&self) -> bool {
-        !self.released.spilled() && self.released.is_empty() && !self.counts.spilled() && self.user.is_none()
+        !self.released.spilled() && self.released.is_empty() && !self.counts.spilled()
     }
 }
 

@@ -26,14 +26,14 @@ fn secs(n: u64) -> Duration {
 }
 
 /// Records every event.
-fn record(e: &Engine) -> Arc<Mutex<Vec<Event>>> {
+fn record(e: &Engine) -> Arc<Mutex<Vec<Event<'static>>>> {
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
-    e.set_event_sink(Some(Arc::new(move |ev: &Event| sink.lock().unwrap().push(ev.clone()))));
+    e.set_event_sink(Some(Arc::new(move |ev: &Event| sink.lock().unwrap().push(ev.clone().into_owned()))));
     log
 }
 
-fn kinds(log: &Mutex<Vec<Event>>, kind: EventKind) -> Vec<Event> {
+fn kinds(log: &Mutex<Vec<Event<'static>>>, kind: EventKind) -> Vec<Event<'static>> {
     log.lock().unwrap().iter().filter(|e| e.kind == kind).cloned().collect()
 }
 
@@ -503,7 +503,7 @@ fn churn_across_threshold(
     limit: u32,
     base: usize,
     round: impl Fn(&Engine, usize, usize) + Sync,
-) -> (Engine, Arc<Mutex<Vec<Event>>>, usize) {
+) -> (Engine, Arc<Mutex<Vec<Event<'static>>>>, usize) {
     let (e, _clock) = engine_at(&format!("[licenses.pool]\nlimit = {limit}\nalert_at = 50\n"));
     let log = record(&e);
     e.set_event_mask(seatgate::EventMask::THRESHOLDS);

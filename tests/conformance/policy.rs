@@ -47,14 +47,14 @@ fn open(text: &str, clock: &Arc<ManualClock>) -> Engine {
         .with_clock(clock.clone())
 }
 
-fn record(e: &Engine) -> Arc<Mutex<Vec<Event>>> {
+fn record(e: &Engine) -> Arc<Mutex<Vec<Event<'static>>>> {
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
-    e.set_event_sink(Some(Arc::new(move |ev: &Event| sink.lock().unwrap().push(ev.clone()))));
+    e.set_event_sink(Some(Arc::new(move |ev: &Event| sink.lock().unwrap().push(ev.clone().into_owned()))));
     log
 }
 
-fn of_kind(log: &Mutex<Vec<Event>>, kind: EventKind) -> Vec<Event> {
+fn of_kind(log: &Mutex<Vec<Event<'static>>>, kind: EventKind) -> Vec<Event<'static>> {
     log.lock().unwrap().iter().filter(|e| e.kind == kind).cloned().collect()
 }
 
