@@ -25,6 +25,26 @@ fn pair_ns(engine: &Engine, tenant: Option<&str>, rounds: u32) -> f64 {
     start.elapsed().as_nanos() as f64 / f64::from(rounds)
 }
 
+/// Pairs a second when `threads` threads (each with users of its own) log in and out
+/// of the same pool at once.
+fn pairs_per_s(engine: &Engine, tenant: Option<&str>, threads: usize, rounds: u32) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                let users = [format!("t{t}a"), format!("t{t}b")];
+                for i in 0..rounds {
+                    let mut req = Request::new(&users[i as usize % 2], "agent");
+                    req.tenant = tenant;
+                    let seat = engine.try_acquire(&req).expect("acquire");
+                    engine.release(seat).expect("release");
+                }
+            });
+        }
+    });
+    threads as f64 * f64::from(rounds) / start.elapsed().as_secs_f64()
+}
+
 fn main() {
     const TENANTS: usize = 10_000;
     let mut text = String::from(
@@ -58,5 +78,27 @@ fn main() {
     println!(
         "acquire+release pair, 1 thread: default pool {default_ns:.0} ns, a tenant's pool {tenant_ns:.0} ns ({:.2}x)",
         tenant_ns / default_ns
+    );
+    // Every thread of one tenant reaches the same pool: the pairs scale with the
+    // threads as the default pool's do.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 16);
+    let hosted = Engine::new(
+        Config::from_toml_str(
+            "[licenses.users]\nlimit = 64\n[licenses.callcenter]\nlimit = 64\n\
+             [profiles.agent]\nconsumes = [\"users\", \"callcenter\"]\n[tenants.acme]\n",
+            "hosted.toml",
+        )
+        .expect("config"),
+    )
+    .expect("engine");
+    let one = pairs_per_s(&hosted, Some("acme"), 1, 200_000);
+    let many = pairs_per_s(&hosted, Some("acme"), threads, 200_000);
+    let default_many = pairs_per_s(&hosted, None, threads, 200_000);
+    println!(
+        "acquire+release pairs, {threads} threads in one tenant: {:.2}M/s ({:.2}x its 1 thread's {:.2}M/s; the default pool at {threads}: {:.2}M/s)",
+        many / 1e6,
+        many / one,
+        one / 1e6,
+        default_many / 1e6
     );
 }

@@ -187,6 +187,7 @@ thread_local! {
             running: RefCell::new(None),
             config: RefCell::new(None),
             lane: Cell::new(None),
+            tenants: RefCell::new(ThreadTenants { slots: [const { None }; THREAD_TENANTS], next: 0 }),
         }
     };
 }
@@ -206,6 +207,66 @@ pub(crate) struct ThreadCache {
     /// This thread's number for backends that keep per-thread state ([`Changes::lane`]),
     /// given on its first call.
     lane: Cell<Option<usize>>,
+    /// The tenants' pools and views this thread used last (see [`Engine::with_tenant`]).
+    tenants: RefCell<ThreadTenants>,
+}
+
+/// Tenants a thread keeps: a PBX thread serves a few at a time; past that, the oldest
+/// goes for a new one.
+const THREAD_TENANTS: usize = 4;
+
+/// A tenant's pool and its view at one `view_gen`, as this thread last used them.
+/// Like the config in [`ThreadCache::config`], they live on in the thread's copy only
+/// until its next call for that tenant (or until the entry is reused).
+struct CachedTenant {
+    engine: u64,
+    generation: u64,
+    pool: Arc<TenantPool>,
+    view: Arc<Config>,
+}
+
+struct ThreadTenants {
+    slots: [Option<CachedTenant>; THREAD_TENANTS],
+    /// Where a new tenant goes when no entry is stale.
+    next: usize,
+}
+
+/// Which tenant a call is for: a request's (by name; only a tenant this process
+/// serves) or a seat id's (by its tag).
+#[derive(Clone, Copy)]
+enum TenantKey<'a> {
+    Name(&'a str),
+    Seat(SeatId),
+}
+
+impl ThreadTenants {
+    /// The entry for `key` current at (`engine`, `generation`).
+    fn find(&self, engine: u64, generation: u64, key: TenantKey<'_>) -> Option<&CachedTenant> {
+        self.slots.iter().flatten().find(|t| {
+            (t.engine, t.generation) == (engine, generation)
+                && match key {
+                    TenantKey::Name(name) => t.pool.is_served() && *t.pool.name == *name,
+                    TenantKey::Seat(seat) => t.pool.tag == seat & !SEAT_MASK,
+                }
+        })
+    }
+
+    /// Keeps `tenant`: in place of its own stale entry or of one from another engine
+    /// or generation when there is one, else of the oldest.
+    fn keep(&mut self, tenant: CachedTenant) {
+        let stale = self.slots.iter().position(|t| match t {
+            None => true,
+            Some(t) => {
+                Arc::ptr_eq(&t.pool, &tenant.pool)
+                    || (t.engine, t.generation) != (tenant.engine, tenant.generation)
+            }
+        });
+        let at = stale.unwrap_or(self.next % THREAD_TENANTS);
+        self.slots[at] = Some(tenant);
+        if stale.is_none() {
+            self.next = at + 1;
+        }
+    }
 }
 
 impl ThreadCache {
@@ -879,11 +940,10 @@ impl Engine {
                 #[inline(always)]
                 |config, lane| self.acquire_in(&*self.backend, config, 0, req, since_ms, lane),
             ),
-            Some(name) => {
-                let (pool, view) = self.tenant_scope(name)?;
-                let backend = self.tenant_backend(&pool)?;
-                self.acquire_in(backend, &view, pool.tag, req, since_ms, thread_lane())
-            }
+            Some(name) => self.with_tenant(cache, TenantKey::Name(name), |pool, view, lane| {
+                let backend = self.tenant_backend(pool)?;
+                self.acquire_in(backend, view, pool.tag, req, since_ms, lane)
+            }),
         }
     }
 
@@ -1120,14 +1180,96 @@ impl Engine {
                 )
                 .map_err(|e| *e);
         }
-        let pool = self.tenants.by_tag(&*self.backend, tag)?.ok_or(Error::UnknownSeat(seat))?;
-        let view = self.tenant_view(&pool);
-        let backend = self.tenant_backend(&pool)?;
-        let mut changes = self.new_changes(thread_lane());
-        let result = f(backend, &view, seat & SEAT_MASK, &mut changes).map_err(|e| retag(e, tag));
-        tag_released(&mut changes, tag);
-        self.publish(&view, &changes, Op::Released);
-        result
+        self.with_tenant(cache, TenantKey::Seat(seat), |pool, view, lane| {
+            let backend = self.tenant_backend(pool)?;
+            let mut changes = self.new_changes(lane);
+            let result = f(backend, view, seat & SEAT_MASK, &mut changes).map_err(|e| retag(e, tag));
+            tag_released(&mut changes, tag);
+            self.publish(view, &changes, Op::Released);
+            result
+        })
+    }
+
+    /// Runs `f` with a tenant's pool, its current view and the thread's lane: from the
+    /// thread's cache when it holds them at the current `view_gen` (no lock taken and
+    /// no reference counted, which every thread of the tenant would otherwise do on
+    /// the same cache lines), else looked up and then kept. `cache`: as in
+    /// [`Engine::with_config`]. A call of its own, laid out away from the default pool's
+    /// calls (`cold`), so that theirs keep their lean frames.
+    #[cold]
+    #[inline(never)]
+    fn with_tenant<T>(
+        &self,
+        cache: Option<&ThreadCache>,
+        key: TenantKey<'_>,
+        f: impl FnOnce(&TenantPool, &Config, Option<usize>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let generation = self.view_gen.load(Ordering::Acquire);
+        let mut f = Some(f);
+        let cached = match cache {
+            Some(cache) => Some(self.tenant_in(cache, key, generation, &mut f)),
+            None => with_thread_cache(|cache| self.tenant_in(cache, key, generation, &mut f)),
+        };
+        match (cached, f) {
+            (Some(result), _) => result,
+            // The thread is being torn down: looked up, with no lane.
+            (None, Some(f)) => {
+                let (pool, view) = self.tenant_lookup(key)?;
+                f(&pool, &view, None)
+            }
+            (None, None) => Err(Error::Backend("internal: the tenant's call was not run".into())),
+        }
+    }
+
+    /// [`Engine::with_tenant`] on the thread's cache; `f` is taken from its option.
+    fn tenant_in<T, F>(
+        &self,
+        cache: &ThreadCache,
+        key: TenantKey<'_>,
+        generation: u64,
+        f: &mut Option<F>,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(&TenantPool, &Config, Option<usize>) -> Result<T, Error>,
+    {
+        let lane = Some(cache.lane());
+        let run = |f: &mut Option<F>, pool: &TenantPool, view: &Config| match f.take() {
+            Some(f) => f(pool, view, lane),
+            None => Err(Error::Backend("internal: the tenant's call was run twice".into())),
+        };
+        // Held while `f` runs: a call from an event callback finds the entry too, or
+        // (when it would change the cache) looks the tenant up the ordinary way.
+        if let Ok(tenants) = cache.tenants.try_borrow()
+            && let Some(hit) = tenants.find(self.id, generation, key)
+        {
+            return run(f, &hit.pool, &hit.view);
+        }
+        let (pool, view) = self.tenant_lookup(key)?;
+        if let Ok(mut tenants) = cache.tenants.try_borrow_mut() {
+            tenants.keep(CachedTenant {
+                engine: self.id,
+                generation,
+                pool: pool.clone(),
+                view: view.clone(),
+            });
+        }
+        run(f, &pool, &view)
+    }
+
+    /// A tenant's pool and current view, looked up: by name only a tenant this process
+    /// serves, by a seat id's tag any the table numbers.
+    fn tenant_lookup(&self, key: TenantKey<'_>) -> Result<(Arc<TenantPool>, Arc<Config>), Error> {
+        match key {
+            TenantKey::Name(name) => self.tenant_scope(name),
+            TenantKey::Seat(seat) => {
+                let pool = self
+                    .tenants
+                    .by_tag(&*self.backend, seat & !SEAT_MASK)?
+                    .ok_or(Error::UnknownSeat(seat))?;
+                let view = self.tenant_view(&pool);
+                Ok((pool, view))
+            }
+        }
     }
 
     /// Releases every seat handle of `user` ("log out everywhere"); returns how many.

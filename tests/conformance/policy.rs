@@ -516,6 +516,88 @@ fn run_time_limits_apply_at_once_survive_reload_and_show_their_source() {
     assert_eq!(used(&e, "users").1, 4, "back to the file's");
 }
 
+/// Six tenants, `t0` to `t5`, whose `users` limit is their number + 1 (`scale` times).
+fn six_tenants(scale: u32) -> String {
+    let mut text = String::from("[licenses.users]\nlimit = 50\n[profiles.agent]\nconsumes = [\"users\"]\n");
+    for t in 0..6 {
+        text.push_str(&format!("[tenants.t{t}]\nlicenses = {{ users = {} }}\n", (t + 1) * scale));
+    }
+    text
+}
+
+#[test]
+fn tenants_a_thread_keeps_follow_every_change_and_never_mix() {
+    // A thread keeps the pools and views of the last four tenants it served; six in
+    // turn, three rounds: each tenant still counts only its own seats.
+    let clock = Arc::new(ManualClock::at_unix(NOW));
+    let e = open(&six_tenants(1), &clock);
+    let tenant_used = |e: &Engine, t: usize| e.usage_in(Some(&format!("t{t}")), "users").unwrap();
+    let login = |e: &Engine, user: &str, t: usize| e.try_acquire(&Request::new(user, "agent").tenant(&format!("t{t}")));
+    let mut seats = Vec::new();
+    for round in 0..3 {
+        for t in 0..6 {
+            match login(&e, &format!("u{round}"), t) {
+                Ok(seat) if round <= t => seats.push(seat),
+                Err(Error::LimitReached(d)) if round > t => assert_eq!((d.used, d.limit), (t as u32 + 1, t as u32 + 1)),
+                other => panic!("round {round}, t{t}: {other:?}"),
+            }
+        }
+    }
+    for t in 0..6 {
+        assert_eq!(tenant_used(&e, t).used, (t as u32 + 1).min(3), "t{t}");
+    }
+    assert_eq!(used(&e, "users").0, 0, "the default pool holds none of theirs");
+
+    // Another engine on this thread, with the same tenant names: its own pools.
+    let other = open(&six_tenants(1), &clock);
+    let theirs = login(&other, "u0", 5).unwrap();
+    assert_eq!((tenant_used(&other, 5).used, tenant_used(&e, 5).used), (1, 3));
+    other.release(theirs).unwrap();
+    assert_eq!(tenant_used(&e, 5).used, 3, "the other engine's handle freed nothing here");
+
+    // A limit set at run time, and a reload, reach the tenant this thread just used
+    // at its next call.
+    assert!(login(&e, "late", 0).is_err());
+    e.set_limit(Some("t0"), "users", Some(2)).unwrap();
+    seats.push(login(&e, "late", 0).unwrap());
+    assert!(login(&e, "later", 1).is_err(), "t1 is full at 2");
+    e.reload_str(&six_tenants(2), "policy.toml").unwrap();
+    seats.push(login(&e, "later", 1).unwrap());
+    assert_eq!(tenant_used(&e, 1).limit, 4);
+
+    // A listener that logs somebody into another tenant while a tenant's login is
+    // being told (the thread's tenants are in use then): both counted where they belong.
+    let inner = Arc::new(Mutex::new(Vec::new()));
+    let e = Arc::new(e);
+    let (engine, kept) = (Arc::downgrade(&e), inner.clone());
+    e.set_event_sink(Some(Arc::new(move |ev: &Event| {
+        if ev.kind == EventKind::Acquired
+            && ev.user.as_deref() == Some("outer")
+            && let Some(e) = engine.upgrade()
+        {
+            kept.lock().unwrap().push(e.try_acquire(&Request::new("inner", "agent").tenant("t4")).unwrap());
+        }
+    })));
+    let before = (tenant_used(&e, 2).used, tenant_used(&e, 4).used);
+    seats.push(login(&e, "outer", 2).unwrap());
+    assert_eq!((tenant_used(&e, 2).used, tenant_used(&e, 4).used), (before.0 + 1, before.1 + 1));
+    e.set_event_sink(None);
+    seats.extend(inner.lock().unwrap().drain(..));
+
+    // Another thread releases them all: each seat id finds its tenant there.
+    let e2 = e.clone();
+    std::thread::spawn(move || {
+        for seat in seats {
+            e2.release(seat).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    for t in 0..6 {
+        assert_eq!(tenant_used(&e, t).used, 0, "t{t}");
+    }
+}
+
 #[test]
 fn ten_thousand_tenants_load_and_stay_apart() {
     let mut text = String::from("[licenses.users]\nlimit = 2\n[profiles.agent]\nconsumes = [\"users\"]\n");
