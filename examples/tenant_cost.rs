@@ -90,9 +90,9 @@ fn main() {
         .expect("config"),
     )
     .expect("engine");
-    let one = pairs_per_s(&hosted, Some("acme"), 1, 200_000);
-    let many = pairs_per_s(&hosted, Some("acme"), threads, 200_000);
-    let default_many = pairs_per_s(&hosted, None, threads, 200_000);
+    let one = pairs_per_s(&hosted, Some("acme"), 1, 1_000_000);
+    let many = pairs_per_s(&hosted, Some("acme"), threads, 1_000_000);
+    let default_many = pairs_per_s(&hosted, None, threads, 1_000_000);
     println!(
         "acquire+release pairs, {threads} threads in one tenant: {:.2}M/s ({:.2}x its 1 thread's {:.2}M/s; the default pool at {threads}: {:.2}M/s)",
         many / 1e6,

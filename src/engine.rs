@@ -1194,16 +1194,36 @@ impl Engine {
     /// thread's cache when it holds them at the current `view_gen` (no lock taken and
     /// no reference counted, which every thread of the tenant would otherwise do on
     /// the same cache lines), else looked up and then kept. `cache`: as in
-    /// [`Engine::with_config`]. A call of its own, laid out away from the default pool's
-    /// calls (`cold`), so that theirs keep their lean frames.
-    #[cold]
-    #[inline(never)]
+    /// [`Engine::with_config`], and, as there, the error boxed on its way through.
+    #[inline(always)]
     fn with_tenant<T>(
         &self,
         cache: Option<&ThreadCache>,
         key: TenantKey<'_>,
         f: impl FnOnce(&TenantPool, &Config, Option<usize>) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        self.with_tenant_boxed(
+            cache,
+            key,
+            #[inline(always)]
+            |pool, view, lane| f(pool, view, lane).map_err(Box::new),
+        )
+        .map_err(|e| *e)
+    }
+
+    /// [`Engine::with_tenant`]: a call of its own, laid out away from the default
+    /// pool's calls (`cold`), so that theirs keep their lean frames.
+    #[cold]
+    #[inline(never)]
+    fn with_tenant_boxed<T, F>(
+        &self,
+        cache: Option<&ThreadCache>,
+        key: TenantKey<'_>,
+        f: F,
+    ) -> Result<T, Box<Error>>
+    where
+        F: FnOnce(&TenantPool, &Config, Option<usize>) -> Result<T, Box<Error>>,
+    {
         let generation = self.view_gen.load(Ordering::Acquire);
         let mut f = Some(f);
         let cached = match cache {
@@ -1217,25 +1237,26 @@ impl Engine {
                 let (pool, view) = self.tenant_lookup(key)?;
                 f(&pool, &view, None)
             }
-            (None, None) => Err(Error::Backend("internal: the tenant's call was not run".into())),
+            (None, None) => Err(Box::new(Error::Backend("internal: the tenant's call was not run".into()))),
         }
     }
 
     /// [`Engine::with_tenant`] on the thread's cache; `f` is taken from its option.
+    #[inline(always)]
     fn tenant_in<T, F>(
         &self,
         cache: &ThreadCache,
         key: TenantKey<'_>,
         generation: u64,
         f: &mut Option<F>,
-    ) -> Result<T, Error>
+    ) -> Result<T, Box<Error>>
     where
-        F: FnOnce(&TenantPool, &Config, Option<usize>) -> Result<T, Error>,
+        F: FnOnce(&TenantPool, &Config, Option<usize>) -> Result<T, Box<Error>>,
     {
         let lane = Some(cache.lane());
         let run = |f: &mut Option<F>, pool: &TenantPool, view: &Config| match f.take() {
             Some(f) => f(pool, view, lane),
-            None => Err(Error::Backend("internal: the tenant's call was run twice".into())),
+            None => Err(Box::new(Error::Backend("internal: the tenant's call was run twice".into()))),
         };
         // Held while `f` runs: a call from an event callback finds the entry too, or
         // (when it would change the cache) looks the tenant up the ordinary way.
@@ -1258,18 +1279,18 @@ impl Engine {
 
     /// A tenant's pool and current view, looked up: by name only a tenant this process
     /// serves, by a seat id's tag any the table numbers.
-    fn tenant_lookup(&self, key: TenantKey<'_>) -> Result<(Arc<TenantPool>, Arc<Config>), Error> {
-        match key {
+    fn tenant_lookup(&self, key: TenantKey<'_>) -> Result<(Arc<TenantPool>, Arc<Config>), Box<Error>> {
+        let found = match key {
             TenantKey::Name(name) => self.tenant_scope(name),
             TenantKey::Seat(seat) => {
-                let pool = self
-                    .tenants
-                    .by_tag(&*self.backend, seat & !SEAT_MASK)?
-                    .ok_or(Error::UnknownSeat(seat))?;
-                let view = self.tenant_view(&pool);
-                Ok((pool, view))
+                self.tenants.by_tag(&*self.backend, seat & !SEAT_MASK).and_then(|pool| {
+                    let pool = pool.ok_or(Error::UnknownSeat(seat))?;
+                    let view = self.tenant_view(&pool);
+                    Ok((pool, view))
+                })
             }
-        }
+        };
+        found.map_err(Box::new)
     }
 
     /// Releases every seat handle of `user` ("log out everywhere"); returns how many.
