@@ -8,7 +8,8 @@
 #   make bench-quick  the same scenarios and checks in a few seconds with tiny sizes (a
 #                smoke test that keeps the bench building and running; no figures)
 #   make bench-pinned  one thread's login+logout pairs pinned to a core, in each event
-#                mode (bench/pinned.c): the pinned loop BENCHMARKS.md compares builds by
+#                mode and in a tenant's pool (bench/pinned.c): the pinned loop
+#                BENCHMARKS.md compares builds by
 #   make bench-count   the instructions a pair of that loop under callgrind (bench/count.sh;
 #                LIB=DIR counts another build's library)
 #   make bench-device-pack  the bench and the library in build/device, for a lent
@@ -285,7 +286,7 @@ bench-count: deps $(BUILD)/bench/pinned
 test-bench-pinned: deps $(BUILD)/bench/pinned
 	$(BUILD)/bench/pinned bench/pinned.toml 20000 1 >/dev/null
 	@SHORT=2000 LONG=6000 bash bench/count.sh $(BUILD)/bench/pinned > $(BUILD)/bench/count-quick.txt
-	@for m in quiet listener alerts thresh; do \
+	@for m in quiet listener alerts thresh tenant; do \
 	  n=$$(sed -n "s/^$$m: \([0-9]*\) instructions a pair$$/\1/p" $(BUILD)/bench/count-quick.txt); \
 	  test -n "$$n" && test "$$n" -gt 100 && test "$$n" -lt 100000 || \
 	    { cat $(BUILD)/bench/count-quick.txt; echo "test-bench-pinned: no plausible count for $$m" >&2; exit 1; }; done

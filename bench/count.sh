@@ -7,7 +7,7 @@
 # builds by on a noisy machine. BENCHMARKS.md's "instructions a pair" are this.
 #
 #   bash bench/count.sh [PINNED [CONFIG]]
-#   SHORT=20000 LONG=120000 MODES="quiet listener alerts thresh" (the defaults)
+#   SHORT=20000 LONG=120000 MODES="quiet listener alerts thresh tenant" (the defaults)
 #   LIB=DIR: count the library in DIR instead (its libseatgate.so.0.1, found first
 #   through LD_LIBRARY_PATH), e.g. an older build kept aside.
 set -euo pipefail
@@ -15,7 +15,7 @@ pinned=${1:-build/bench/pinned}
 config=${2:-bench/pinned.toml}
 short=${SHORT:-20000}
 long=${LONG:-120000}
-modes=${MODES:-quiet listener alerts thresh}
+modes=${MODES:-quiet listener alerts thresh tenant}
 command -v valgrind >/dev/null || { echo "count.sh: valgrind is needed (scripts/setup.sh installs it)" >&2; exit 1; }
 [ "$long" -gt "$short" ] || { echo "count.sh: LONG must be more than SHORT" >&2; exit 1; }
 refs() {

@@ -8,8 +8,10 @@
  *   quiet     no event callback;
  *   listener  a callback that hears every event (and does nothing);
  *   alerts    the same callback, masked to LICENSE_EVENTS_ALERTS;
- *   thresh    masked to alerts and threshold events.
- * MODE picks one (default: all four, interleaved round by round). Prints the min and
+ *   thresh    masked to alerts and threshold events;
+ *   tenant    no event callback, each pair in tenant "acme"'s pool
+ *             (license_try_acquire_ex with license_request.tenant).
+ * MODE picks one (default: all five, interleaved round by round). Prints the min and
  * median ns a pair per mode over ROUNDS rounds. Run it pinned to one core
  * (`make bench-pinned` uses taskset); `bench/count.sh` runs it under callgrind for
  * instructions a pair, which, unlike time, repeat from run to run. */
@@ -21,10 +23,10 @@
 
 #include "seatgate.h"
 
-#define MODES 4
+#define MODES 5
 #define MAX_ROUNDS 64
 
-static const char *const mode_names[MODES] = {"quiet", "listener", "alerts", "thresh"};
+static const char *const mode_names[MODES] = {"quiet", "listener", "alerts", "thresh", "tenant"};
 
 static void heard(void *userdata, const struct license_event *event) {
     (void)userdata;
@@ -54,7 +56,7 @@ static void set_mode(int mode) {
                     : mode == 3 ? (LICENSE_EVENTS_ALERTS | LICENSE_EVENTS_THRESHOLD_UP | LICENSE_EVENTS_THRESHOLD_DOWN)
                                 : LICENSE_EVENTS_ALL;
     if (license_set_event_mask(mask) != LICENSE_OK ||
-        license_set_event_callback(mode == 0 ? NULL : heard, NULL) != LICENSE_OK) {
+        license_set_event_callback(mode == 0 || mode == 4 ? NULL : heard, NULL) != LICENSE_OK) {
         fprintf(stderr, "pinned: setting mode %s failed: %s\n", mode_names[mode], why());
         exit(1);
     }
@@ -62,7 +64,7 @@ static void set_mode(int mode) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || argc > 5) {
-        fprintf(stderr, "usage: %s CONFIG [PAIRS [ROUNDS [quiet|listener|alerts|thresh]]]\n", argv[0]);
+        fprintf(stderr, "usage: %s CONFIG [PAIRS [ROUNDS [quiet|listener|alerts|thresh|tenant]]]\n", argv[0]);
         return 2;
     }
     long pairs = argc > 2 ? atol(argv[2]) : 2000000;
@@ -94,8 +96,11 @@ int main(int argc, char **argv) {
             double start = seconds();
             for (long i = 0; i < pairs; i++) {
                 license_seat seat;
-                if (license_try_acquire(users[i & 15], "callcenter", &seat) != LICENSE_OK ||
-                    license_release(seat) != LICENSE_OK) {
+                license_request in_tenant = {
+                    .size = sizeof in_tenant, .user = users[i & 15], .profiles = "callcenter", .tenant = "acme"};
+                int acquired = m == 4 ? license_try_acquire_ex(&in_tenant, &seat, NULL)
+                                      : license_try_acquire(users[i & 15], "callcenter", &seat);
+                if (acquired != LICENSE_OK || license_release(seat) != LICENSE_OK) {
                     fprintf(stderr, "pinned: pair %ld failed: %s\n", i, why());
                     return 1;
                 }
@@ -107,13 +112,15 @@ int main(int argc, char **argv) {
         qsort(ns[m], (size_t)rounds, sizeof ns[m][0], by_value);
         printf("%-9s min %6.1f ns  median %6.1f ns a pair\n", mode_names[m], ns[m][0], ns[m][rounds / 2]);
     }
-    uint32_t left = 0, limit = 0;
-    if (license_usage("callcenter", &left, &limit) != LICENSE_OK) {
+    uint32_t left = 0, in_tenant = 0, limit = 0;
+    if (license_usage("callcenter", &left, &limit) != LICENSE_OK ||
+        license_usage_in("acme", "callcenter", &in_tenant, &limit) != LICENSE_OK) {
         fprintf(stderr, "pinned: license_usage failed: %s\n", why());
         return 1;
     }
-    if (left != 0) {
-        fprintf(stderr, "pinned: %u seats still held after the loop\n", (unsigned)left);
+    if (left != 0 || in_tenant != 0) {
+        fprintf(stderr, "pinned: %u seats (%u in acme) still held after the loop\n", (unsigned)(left + in_tenant),
+                (unsigned)in_tenant);
         return 1;
     }
     license_shutdown();
