@@ -270,6 +270,21 @@ impl ThreadTenants {
 }
 
 impl ThreadCache {
+    /// Lets go of what this thread keeps of an engine: the running one, its config and
+    /// its tenants' pools (the C API's shutdown; other threads let go at their next
+    /// call).
+    pub(crate) fn forget_engine(&self) {
+        if let Ok(mut running) = self.running.try_borrow_mut() {
+            running.take();
+        }
+        if let Ok(mut config) = self.config.try_borrow_mut() {
+            config.take();
+        }
+        if let Ok(mut tenants) = self.tenants.try_borrow_mut() {
+            tenants.slots = [const { None }; THREAD_TENANTS];
+        }
+    }
+
     #[inline(always)]
     fn lane(&self) -> usize {
         match self.lane.get() {
@@ -2610,6 +2625,38 @@ impl Drop for Engine {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_thread_keeps_a_tenant_until_it_forgets_the_engine() {
+        use super::{Engine, Request, ThreadCache, with_thread_cache};
+        use crate::Config;
+        use std::sync::Arc;
+        let text = "[licenses.desk]\nlimit = 2\n[tenants.acme]\n";
+        let engine = Engine::new(Config::from_toml_str(text, "t.toml").unwrap()).unwrap();
+        let seat = engine.try_acquire(&Request::new("alice", "desk").tenant("acme")).unwrap();
+        engine.release(seat).unwrap();
+        let kept = || {
+            with_thread_cache(|cache| {
+                let tenants = cache.tenants.borrow();
+                let pools: Vec<_> = tenants.slots.iter().flatten().map(|t| Arc::clone(&t.pool)).collect();
+                (pools, cache.config.borrow().is_some())
+            })
+            .unwrap()
+        };
+        let (pools, _) = kept();
+        assert_eq!(pools.len(), 1, "the tenant's login and logout share one entry");
+        assert_eq!(&*pools[0].name, "acme");
+        // Kept, it is found again: a second login adds no entry.
+        engine.try_acquire(&Request::new("bob", "desk").tenant("acme")).unwrap();
+        assert_eq!(kept().0.len(), 1);
+        // The default pool's login keeps its config.
+        engine.try_acquire(&Request::new("carol", "desk")).unwrap();
+        assert!(kept().1);
+        drop(pools);
+        with_thread_cache(ThreadCache::forget_engine);
+        let (pools, config) = kept();
+        assert!(pools.is_empty() && !config, "nothing of the engine is left in this thread");
+    }
+
     #[test]
     fn control_characters_by_bytes_match_unicode() {
         for c in (0u32..0x300).filter_map(char::from_u32) {

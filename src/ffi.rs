@@ -1117,7 +1117,7 @@ pub extern "C" fn license_shutdown() {
             engine.stop_reaper();
             engine.flush_audit();
         }
-        let _ = with_thread_cache(|cache| cache.running.try_borrow_mut().map(|mut c| c.take()));
+        with_thread_cache(ThreadCache::forget_engine);
     })
 }
 
