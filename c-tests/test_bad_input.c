@@ -443,6 +443,25 @@ static void test_acquire_ex_arguments(void) {
     r = good;
     r.user = "\xff\xfe";
     ACQUIRE_EX_FAILS(&r, LICENSE_ERR_INVALID_ARGUMENT);
+    /* Names that are not plain printable ASCII are checked in full here too: a
+     * control character, all blanks; a plain one and a non-ASCII one pass. */
+    {
+        const char *bad[] = {"bob\n", "\x01" "bob", "bo\tb", "bob\xc2\x85", "   "};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            r = good;
+            r.user = bad[i];
+            ACQUIRE_EX_FAILS(&r, LICENSE_ERR_INVALID_ARGUMENT);
+            CHECK(strstr(last_detail, "user") != NULL, "last error \"%s\" does not name the user", last_detail);
+        }
+        const char *fine[] = {"bob", "Jos\xc3\xa9 Garc\xc3\xad" "a", "a b"};
+        for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+            license_seat seat = SEAT_SENTINEL;
+            r = good;
+            r.user = fine[i];
+            CHECK_RC(license_try_acquire_ex(&r, &seat, NULL), LICENSE_OK);
+            CHECK_RC(license_release(seat), LICENSE_OK);
+        }
+    }
     r = good;
     r.profiles = "a,,b";
     ACQUIRE_EX_FAILS(&r, LICENSE_ERR_INVALID_ARGUMENT);

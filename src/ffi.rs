@@ -690,7 +690,8 @@ fn utf8_of<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, i32> {
         .map_err(|_| fail(license_status::LICENSE_ERR_INVALID_ARGUMENT, format!("{what} is not valid UTF-8")))
 }
 
-/// The user name of `license_try_acquire`, and whether it is a plain label
+/// The user name of `license_try_acquire` and `license_try_acquire_ex` (`what`: its
+/// name in errors), and whether it is a plain label
 /// ([`crate::text::plain_label`]: printable ASCII, not blank): tested that way in
 /// place of the ASCII test, so that the engine need not test it again. Any other
 /// name is read as [`c_str`] reads it, and the engine checks it.
@@ -698,19 +699,20 @@ fn utf8_of<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, i32> {
 /// # Safety
 /// As for [`c_bytes`].
 #[inline(always)]
-unsafe fn c_user<'a>(ptr: *const c_char) -> Result<(&'a str, bool), i32> {
-    let bytes = unsafe { c_bytes(ptr, "user", LICENSE_MAX_LABEL_LEN)? };
+unsafe fn c_user<'a>(ptr: *const c_char, what: &str) -> Result<(&'a str, bool), i32> {
+    let bytes = unsafe { c_bytes(ptr, what, LICENSE_MAX_LABEL_LEN)? };
     if crate::text::plain_label(bytes, LICENSE_MAX_LABEL_LEN) {
         // SAFETY: a plain label is ASCII, which is valid UTF-8.
         return Ok((unsafe { std::str::from_utf8_unchecked(bytes) }, true));
     }
-    Ok((utf8_of(bytes, "user")?, false))
+    Ok((utf8_of(bytes, what)?, false))
 }
 
 /// An optional UTF-8 C string: NULL is `None`.
 ///
 /// # Safety
 /// As for [`c_bytes`].
+#[inline(always)]
 unsafe fn c_str_opt<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<Option<&'a str>, i32> {
     if ptr.is_null() { Ok(None) } else { unsafe { c_str(ptr, what, max).map(Some) } }
 }
@@ -719,6 +721,7 @@ unsafe fn c_str_opt<'a>(ptr: *const c_char, what: &str, max: usize) -> Result<Op
 ///
 /// # Safety
 /// As for [`c_str`].
+#[inline(always)]
 unsafe fn c_tenant<'a>(ptr: *const c_char, what: &str) -> Result<Option<&'a str>, i32> {
     // SAFETY: the caller's promise, passed on; a non-NULL pointer is readable for
     // at least its first byte.
@@ -1373,7 +1376,7 @@ pub unsafe extern "C" fn license_try_acquire(
     seat_out: *mut license_seat,
 ) -> i32 {
     ffi_boundary!(license_status::LICENSE_ERR_INTERNAL as i32, {
-        let (user, user_is_plain) = try_c!(unsafe { c_user(user) });
+        let (user, user_is_plain) = try_c!(unsafe { c_user(user, "user") });
         let profiles = try_c!(unsafe { c_str(profiles, "profiles", LICENSE_MAX_PROFILES_LEN) });
         acquire(&Request::new(user, profiles), user_is_plain, seat_out, std::ptr::null_mut())
     })
@@ -1427,9 +1430,8 @@ pub unsafe extern "C" fn license_try_acquire_ex(
                 std::ptr::null()
             }
         };
-        let user = try_c!(unsafe {
-            c_str(field(std::mem::offset_of!(license_request, user)), "req->user", LICENSE_MAX_LABEL_LEN)
-        });
+        let (user, user_is_plain) =
+            try_c!(unsafe { c_user(field(std::mem::offset_of!(license_request, user)), "req->user") });
         let profiles = try_c!(unsafe {
             c_str(
                 field(std::mem::offset_of!(license_request, profiles)),
@@ -1454,7 +1456,7 @@ pub unsafe extern "C" fn license_try_acquire_ex(
         let tenant =
             try_c!(unsafe { c_tenant(field(std::mem::offset_of!(license_request, tenant)), "req->tenant") });
         let request = Request { user, profiles, extension, session, tenant };
-        acquire(&request, false, seat_out, denial_out)
+        acquire(&request, user_is_plain, seat_out, denial_out)
     })
 }
 
