@@ -96,10 +96,14 @@ int main(int argc, char **argv) {
             double start = seconds();
             for (long i = 0; i < pairs; i++) {
                 license_seat seat;
-                license_request in_tenant = {
-                    .size = sizeof in_tenant, .user = users[i & 15], .profiles = "callcenter", .tenant = "acme"};
-                int acquired = m == 4 ? license_try_acquire_ex(&in_tenant, &seat, NULL)
-                                      : license_try_acquire(users[i & 15], "callcenter", &seat);
+                int acquired;
+                if (m == 4) {
+                    license_request in_tenant = {
+                        .size = sizeof in_tenant, .user = users[i & 15], .profiles = "callcenter", .tenant = "acme"};
+                    acquired = license_try_acquire_ex(&in_tenant, &seat, NULL);
+                } else {
+                    acquired = license_try_acquire(users[i & 15], "callcenter", &seat);
+                }
                 if (acquired != LICENSE_OK || license_release(seat) != LICENSE_OK) {
                     fprintf(stderr, "pinned: pair %ld failed: %s\n", i, why());
                     return 1;
