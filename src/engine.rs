@@ -1196,13 +1196,28 @@ impl Engine {
                 .map_err(|e| *e);
         }
         self.with_tenant(cache, TenantKey::Seat(seat), |pool, view, lane| {
-            let backend = self.tenant_backend(pool)?;
-            let mut changes = self.new_changes(lane);
-            let result = f(backend, view, seat & SEAT_MASK, &mut changes).map_err(|e| retag(e, tag));
-            tag_released(&mut changes, tag);
-            self.publish(view, &changes, Op::Released);
-            result
+            self.on_tenant_pool(pool, view, lane, |backend, view, changes| {
+                f(backend, view, seat & SEAT_MASK, changes)
+            })
         })
+    }
+
+    /// Runs `f` on a tenant's pool (opened on first use) with the changes it collects,
+    /// then tells what it changed; the tenant's tag goes into the seat ids of errors
+    /// and released seats.
+    fn on_tenant_pool<T>(
+        &self,
+        pool: &TenantPool,
+        view: &Config,
+        lane: Option<usize>,
+        f: impl FnOnce(&dyn Backend, &Config, &mut Changes) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let backend = self.tenant_backend(pool)?;
+        let mut changes = self.new_changes(lane);
+        let result = f(backend, view, &mut changes).map_err(|e| retag(e, pool.tag));
+        tag_released(&mut changes, pool.tag);
+        self.publish(view, &changes, Op::Released);
+        result
     }
 
     /// Runs `f` with a tenant's pool, its current view and the thread's lane: from the
@@ -1329,22 +1344,17 @@ impl Engine {
         tenant: Option<&str>,
         f: impl FnOnce(&dyn Backend, &Config, &mut Changes) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut changes = self.new_changes(thread_lane());
         match tenant {
             None => {
+                let mut changes = self.new_changes(thread_lane());
                 let config = self.config.load();
                 let result = f(&*self.backend, &config, &mut changes);
                 self.publish(&config, &changes, Op::Released);
                 result
             }
-            Some(name) => {
-                let (pool, view) = self.tenant_scope(name)?;
-                let backend = self.tenant_backend(&pool)?;
-                let result = f(backend, &view, &mut changes).map_err(|e| retag(e, pool.tag));
-                tag_released(&mut changes, pool.tag);
-                self.publish(&view, &changes, Op::Released);
-                result
-            }
+            Some(name) => self.with_tenant(None, TenantKey::Name(name), |pool, view, lane| {
+                self.on_tenant_pool(pool, view, lane, f)
+            }),
         }
     }
 
@@ -2322,20 +2332,23 @@ fn tell(
     };
     // `used`: the count the change left, when the caller knows it; otherwise the
     // count now (a read of the type's counter and lanes).
-    let event = |kind: EventKind, slot: Option<usize>, used: Option<u32>, detail: Detail| Event {
-        kind,
-        why: None,
-        denial: None,
-        license: slot.and_then(|s| config.licenses.get(s)).map(|l| Cow::Borrowed(&*l.name)),
-        user: None,
-        seat: 0,
-        used: used.or_else(|| slot.map(|s| backend.used(config, s))).unwrap_or(0),
-        limit: slot.and_then(|s| config.licenses.get(s)).map_or(0, |l| l.limit),
-        threshold_percent: 0,
-        time_unix_ms,
-        detail,
-        requires: None,
-        tenant: config.tenant.as_deref().map(Cow::Borrowed),
+    let event = |kind: EventKind, slot: Option<usize>, used: Option<u32>, detail: Detail| {
+        let license = slot.and_then(|s| config.licenses.get(s));
+        Event {
+            kind,
+            why: None,
+            denial: None,
+            license: license.map(|l| Cow::Borrowed(&*l.name)),
+            user: None,
+            seat: 0,
+            used: used.or_else(|| slot.map(|s| backend.used(config, s))).unwrap_or(0),
+            limit: license.map_or(0, |l| l.limit),
+            threshold_percent: 0,
+            time_unix_ms,
+            detail,
+            requires: None,
+            tenant: config.tenant.as_deref().map(Cow::Borrowed),
+        }
     };
     let is_pool = |slot: usize| config.licenses.get(slot).is_some_and(|l| l.is_pool());
 
